@@ -1,0 +1,3 @@
+from stargan.cli import main
+
+main()

@@ -1,0 +1,288 @@
+"""The ``stargan`` command line. Every user error: one line on stderr, exit code 2."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from stargan.errors import StarGANError
+from stargan.presets import PRESETS, get_preset
+
+SET_HELP = "Override a config value, e.g. --set train.num_iters=1000 (repeatable)."
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.version_option(package_name="stargan")
+def cli() -> None:
+    """StarGAN: one generator for image-to-image translation across many domains.
+
+    \b
+    Quick start (built-in faces, nothing downloaded):
+      stargan demo
+    """
+
+
+# ---------------------------------------------------------------------- train
+@cli.command()
+@click.option(
+    "--preset", type=click.Choice(sorted(PRESETS)), default="demo", help="Starting configuration."
+)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+@click.option(
+    "--data",
+    "data_path",
+    type=click.Path(),
+    default=None,
+    help="Dataset folder (sets data.path), e.g. a CelebA root.",
+)
+@click.option(
+    "--outdir",
+    type=click.Path(file_okay=False),
+    default="runs",
+    help="Where numbered run folders are made.",
+)
+@click.option(
+    "--resume",
+    default=None,
+    metavar="latest|PATH",
+    help="Continue the newest run under --outdir, or a run/checkpoint folder.",
+)
+@click.option("--dry-run", is_flag=True, help="Resolve the config, check the data, print both.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train(
+    preset: str,
+    overrides: tuple[str, ...],
+    data_path: str | None,
+    outdir: str,
+    resume: str | None,
+    dry_run: bool,
+    quiet: bool,
+) -> None:
+    """Train StarGAN v1 from a preset.
+
+    \b
+    Examples:
+      stargan train --preset demo
+      stargan train --preset tiny --set train.num_iters=20
+      stargan train --preset celeba-v1 --data /data/celeba
+      stargan train --resume latest
+      stargan train --preset faces-v1 --dry-run
+    """
+    from stargan.data import load_dataset
+    from stargan.train import prepare_config, run_training
+
+    sets = list(overrides) + ([f"data.path={data_path}"] if data_path else [])
+    if dry_run:
+        cfg = prepare_config(get_preset(preset), sets)
+        click.echo(cfg.to_json())
+        for split in ("train", "test"):
+            data = load_dataset(cfg.data, cfg.model.image_size, split, progress=not quiet)
+            click.echo(f"{split}: {json.dumps(data.summary())}")
+        return
+    run_dir = run_training(get_preset(preset), Path(outdir), resume, sets, progress=not quiet)
+    click.echo(f"run folder: {run_dir}")
+
+
+# ---------------------------------------------------------------------- export
+@cli.command()
+@click.argument("run", type=click.Path())
+@click.option(
+    "-o", "--out", type=click.Path(file_okay=False), required=True, help="Model folder to write."
+)
+@click.option(
+    "--no-discriminator",
+    is_flag=True,
+    help="Leave D out (smaller; then inputs' own labels must be given).",
+)
+def export(run: str, out: str, no_discriminator: bool) -> None:
+    """Write an inference folder (config.json + model.safetensors) from a run's latest
+    checkpoint, or from a given checkpoint folder.
+
+    \b
+    Example:
+      stargan export runs/00001-demo -o my-model
+    """
+    from stargan.export import export_model
+
+    path = export_model(Path(run), Path(out), with_discriminator=not no_discriminator)
+    click.echo(f"model folder: {path}")
+
+
+# ---------------------------------------------------------------------- translate
+@cli.command()
+@click.argument("model", type=click.Path())
+@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@click.option(
+    "--to",
+    "target",
+    default=None,
+    metavar="ATTR=VAL[,...]",
+    help="Target domains, e.g. Blond_Hair=1,Male=0. Unnamed ones keep the input's.",
+)
+@click.option("--all-domains", is_flag=True, help="Translate to every single-domain change.")
+@click.option("-o", "--out", type=click.Path(file_okay=False), required=True, help="Output folder.")
+@click.option(
+    "--grid", is_flag=True, help="Also write grid.png: a row per input, the input then each output."
+)
+@click.option("--batch-size", type=click.IntRange(1, 1024), default=16)
+@click.option("--device", default="cpu", help="cpu, cuda or cuda:N.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def translate(
+    model: str,
+    inputs: tuple[str, ...],
+    target: str | None,
+    all_domains: bool,
+    out: str,
+    grid: bool,
+    batch_size: int,
+    device: str,
+    quiet: bool,
+) -> None:
+    """Translate images or folders of images with an exported model.
+
+    \b
+    Examples:
+      stargan translate my-model face.png --to Blond_Hair=1 -o out/
+      stargan translate my-model photos/ --all-domains --grid -o out/
+    """
+    from stargan.translate_files import translate_files
+
+    if (target is None) == (not all_domains):
+        raise StarGANError("give exactly one of --to ATTR=VAL[,...] or --all-domains")
+    done, failed = translate_files(
+        Path(model),
+        [Path(p) for p in inputs],
+        Path(out),
+        target,
+        grid,
+        batch_size,
+        device,
+        progress=not quiet,
+    )
+    click.echo(f"translated {done} image(s) into {out}" + (f"; {failed} failed" if failed else ""))
+    if failed:
+        sys.exit(2)
+
+
+# ---------------------------------------------------------------------- score
+@cli.command()
+@click.argument("model", type=click.Path())
+@click.option(
+    "--n",
+    "n_test",
+    type=click.IntRange(1, 100000),
+    default=500,
+    help="Built-in test images to score.",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also write the scores as JSON here.",
+)
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def score(model: str, n_test: int, json_path: str | None, quiet: bool) -> None:
+    """Score a model trained on built-in faces against the exact counterfactual ground truth.
+
+    \b
+    Example:
+      stargan score my-model --n 500
+    """
+    from stargan.evaluate.score import format_table, score_model
+    from stargan.translate import Translator
+
+    result = score_model(Translator.from_pretrained(model), n_test, progress=not quiet)
+    click.echo(format_table(result))
+    if json_path:
+        _write_json(Path(json_path), result)
+
+
+# ---------------------------------------------------------------------- demo
+@cli.command()
+@click.option("--preset", type=click.Choice(sorted(PRESETS)), default="demo")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+@click.option("--outdir", type=click.Path(file_okay=False), default="runs")
+@click.option(
+    "--n-score", type=click.IntRange(1, 100000), default=500, help="Test images to score."
+)
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def demo(preset: str, overrides: tuple[str, ...], outdir: str, n_score: int, quiet: bool) -> None:
+    """Train on built-in faces, write a sample grid, export the model, score it.
+
+    \b
+    Example:
+      stargan demo
+    """
+    from stargan.evaluate.score import format_table, score_model
+    from stargan.export import export_model
+    from stargan.train import run_training
+    from stargan.translate import Translator
+
+    start = time.time()
+    run_dir = run_training(
+        get_preset(preset), Path(outdir), None, list(overrides), progress=not quiet
+    )
+    model_dir = export_model(run_dir, run_dir / "model")
+    samples = sorted((run_dir / "samples").glob("step-*.png"))
+    grid = run_dir / "grid.png"
+    shutil.copyfile(samples[-1], grid)
+    result = score_model(Translator.from_pretrained(model_dir), n_score, progress=not quiet)
+    result["wall_time_s"] = round(time.time() - start, 1)
+    _write_json(run_dir / "score.json", result)
+    overall = result["overall"]
+    click.echo(format_table(result))
+    click.echo(
+        f"\ntarget attribute right: {overall['target_acc'] * 100:.1f}%   "
+        f"PSNR to ground truth: {overall['psnr']:.2f} dB   "
+        f"(unchanged input: {overall['identity_psnr']:.2f} dB)"
+    )
+    click.echo(f"wall time: {result['wall_time_s']:.0f} s")
+    click.echo(f"sample grid:  {grid}")
+    click.echo(f"model folder: {model_dir}")
+    click.echo(f"scores:       {run_dir / 'score.json'}")
+
+
+@cli.command("presets")
+def list_presets() -> None:
+    """List the presets with their data, image size and length."""
+    for name in sorted(PRESETS):
+        cfg = get_preset(name)
+        click.echo(
+            f"{name:<14} {cfg.data.dataset:<11} {cfg.model.image_size:>4} px  "
+            f"{cfg.train.num_iters:>7} iterations  {PRESETS[name].__doc__.strip()}"
+        )
+
+
+def _write_json(path: Path, obj: object) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(obj, indent=2))
+    except OSError as err:
+        raise StarGANError(f"cannot write {path}: {err.strerror}") from err
+
+
+def main() -> None:
+    try:
+        rc = cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(2)
+    except StarGANError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(rc if isinstance(rc, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

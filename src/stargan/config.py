@@ -1,0 +1,231 @@
+"""Typed, frozen run configuration: the one source of truth for a training run.
+
+A run is described by :class:`Config`; presets are named Configs; ``--set a.b=value``
+overrides are validated against the dataclass fields. The config is never mutated
+during training (schedules are pure functions of the step).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import types
+import typing
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from stargan.errors import StarGANError
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """StarGAN v1 networks (paper Tables 4-5). c_dim 0 means: the label width of the data."""
+
+    arch: str = "v1"
+    image_size: int = 128
+    c_dim: int = 0
+    g_conv_dim: int = 64
+    g_repeat_num: int = 6
+    d_conv_dim: int = 64
+    d_repeat_num: int = 6
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    lambda_cls: float = 1.0
+    lambda_rec: float = 10.0
+    lambda_gp: float = 10.0
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    g_lr: float = 1e-4
+    d_lr: float = 1e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    n_critic: int = 5
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where images and labels come from. ``dataset`` picks the loader."""
+
+    dataset: str = "faces-attr"
+    path: str = ""
+    attrs: tuple[str, ...] = ()
+    num_train: int = 20000
+    num_test: int = 2000
+    seed: int = 0
+    flip: bool = True
+    test_split: str = "paper"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Counts are iterations (one D update each) unless the name says G updates."""
+
+    batch_size: int = 16
+    num_iters: int = 200000
+    num_iters_decay: int = 100000
+    seed: int = 0
+    device: str = "auto"
+    threads: int = 0
+    log_every: int = 10
+    sample_every: int = 1000
+    ckpt_every: int = 10000
+    keep_ckpts: int = 3
+    tensorboard: bool = True
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str = "run"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Config:
+        return _from_dict(cls, d)
+
+
+def validate(cfg: Config) -> Config:
+    """Reject values no run could use, with the field named."""
+    m, t, o = cfg.model, cfg.train, cfg.optim
+    if m.arch != "v1":
+        raise StarGANError(f"model.arch must be 'v1' (got {m.arch!r})")
+    if m.image_size % (2**m.d_repeat_num) or m.image_size < 2**m.d_repeat_num:
+        raise StarGANError(
+            f"model.image_size {m.image_size} must be a positive multiple of 2**d_repeat_num "
+            f"= {2**m.d_repeat_num} (the discriminator halves it d_repeat_num times)"
+        )
+    if m.image_size % 4:
+        raise StarGANError("model.image_size must be a multiple of 4 (two stride-2 down-convs)")
+    positive = {
+        "model.g_conv_dim": m.g_conv_dim,
+        "model.d_conv_dim": m.d_conv_dim,
+        "model.d_repeat_num": m.d_repeat_num,
+        "train.batch_size": t.batch_size,
+        "train.num_iters": t.num_iters,
+        "optim.n_critic": o.n_critic,
+        "train.keep_ckpts": t.keep_ckpts,
+        "train.log_every": t.log_every,
+        "train.sample_every": t.sample_every,
+        "train.ckpt_every": t.ckpt_every,
+    }
+    for key, value in positive.items():
+        if value <= 0:
+            raise StarGANError(f"{key} must be > 0 (got {value})")
+    if m.g_repeat_num < 0 or m.c_dim < 0:
+        raise StarGANError("model.g_repeat_num and model.c_dim must be >= 0")
+    if not 0 <= t.num_iters_decay <= t.num_iters:
+        raise StarGANError(
+            f"train.num_iters_decay must be in [0, num_iters={t.num_iters}] "
+            f"(got {t.num_iters_decay})"
+        )
+    if t.device not in ("auto", "cpu") and not t.device.startswith("cuda"):
+        raise StarGANError(f"train.device must be auto, cpu or cuda[:N] (got {t.device!r})")
+    return cfg
+
+
+# ---------------------------------------------------------------- overrides
+def apply_overrides(cfg: Config, assignments: list[str]) -> Config:
+    """Apply ``section.key=value`` strings; unknown or ill-typed keys raise StarGANError."""
+    for text in assignments:
+        key, sep, raw = text.partition("=")
+        if not sep:
+            raise StarGANError(f"--set expects key=value, got {text!r}")
+        cfg = _set_path(cfg, key.strip().split("."), raw.strip(), key.strip())
+    return cfg
+
+
+def valid_keys(cls: type = Config, prefix: str = "") -> list[str]:
+    out = []
+    for f in fields(cls):
+        hint = typing.get_type_hints(cls)[f.name]
+        if is_dataclass(hint):
+            out += valid_keys(hint, f"{prefix}{f.name}.")
+        else:
+            out.append(f"{prefix}{f.name}")
+    return out
+
+
+def _set_path(obj: Any, parts: list[str], raw: str, full_key: str) -> Any:
+    hints = typing.get_type_hints(type(obj))
+    name = parts[0]
+    if name not in hints:
+        raise _unknown_key(full_key)
+    hint = hints[name]
+    if is_dataclass(hint):
+        if len(parts) == 1:
+            raise StarGANError(f"{full_key!r} is a section; set one of its keys, e.g. {name}.x=1")
+        return replace(obj, **{name: _set_path(getattr(obj, name), parts[1:], raw, full_key)})
+    if len(parts) != 1:
+        raise _unknown_key(full_key)
+    return replace(obj, **{name: _parse_value(hint, raw, full_key)})
+
+
+def _unknown_key(key: str) -> StarGANError:
+    close = difflib.get_close_matches(key, valid_keys(), n=3, cutoff=0.6)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    return StarGANError(f"unknown config key {key!r}{hint}; valid keys: {', '.join(valid_keys())}")
+
+
+def _parse_value(hint: Any, raw: str, key: str) -> Any:
+    try:
+        if hint is bool:
+            low = raw.lower()
+            if low not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError
+            return low in ("true", "1", "yes")
+        if hint is int:
+            return int(raw)
+        if hint is float:
+            return float(raw)
+        if hint is str:
+            return raw
+        if typing.get_origin(hint) is tuple:
+            return tuple(p.strip() for p in raw.split(",") if p.strip())
+    except ValueError:
+        pass
+    else:
+        raise StarGANError(f"config key {key!r} has unsupported type {hint}")
+    raise StarGANError(f"config key {key!r} expects {_type_name(hint)}, got {raw!r}")
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", str(hint))
+
+
+def _from_dict(cls: type, d: dict[str, Any]) -> Any:
+    hints = typing.get_type_hints(cls)
+    unknown = set(d) - set(hints)
+    if unknown:
+        raise StarGANError(f"unknown config keys {sorted(unknown)} for {cls.__name__}")
+    kwargs = {}
+    for name, value in d.items():
+        hint = hints[name]
+        if is_dataclass(hint):
+            kwargs[name] = _from_dict(hint, value)
+        elif typing.get_origin(hint) is tuple or isinstance(hint, types.GenericAlias):
+            kwargs[name] = tuple(value)
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)
+
+
+def load_config(path: str | Path) -> Config:
+    try:
+        return Config.from_dict(json.loads(Path(path).read_text()))
+    except (OSError, json.JSONDecodeError, TypeError) as err:
+        raise StarGANError(f"cannot read config {path}: {err}") from err

@@ -1,0 +1,125 @@
+"""CelebA in its official layout: ``list_attr_celeba.txt`` + ``img_align_celeba/``.
+
+As the paper: attributes chosen by name, centre crop 178 then resize; the test split is
+either ``paper`` (a seeded hold-out of 2,000 images) or ``official``
+(``list_eval_partition.txt``: 0 train, 1 validation, 2 test; train uses 0 and 1).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from stargan.data.cache import cache_key, cached_images, default_cache_dir
+from stargan.data.dataset import ImageLabelDataset
+from stargan.data.labels import LabelSpec
+from stargan.errors import StarGANError
+from stargan.images import center_crop_resize, load_rgb
+
+PAPER_ATTRS = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")
+HAIR_COLOURS = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair")
+PAPER_TEST_SIZE = 2000
+CROP = 178
+
+
+def read_attr_file(path: Path) -> tuple[list[str], list[str], np.ndarray]:
+    """Parse the official attribute file -> (attribute names, file names, +1/-1 matrix)."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as err:
+        raise StarGANError(f"cannot read CelebA attribute file {path}: {err.strerror}") from err
+    if len(lines) < 2:
+        raise StarGANError(f"{path}: expected a count line and a names line")
+    names = lines[1].split()
+    files, rows = [], []
+    for lineno, line in enumerate(lines[2:], start=3):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != len(names) + 1:
+            raise StarGANError(f"{path}:{lineno}: {len(parts) - 1} values, expected {len(names)}")
+        files.append(parts[0])
+        try:
+            rows.append([int(v) for v in parts[1:]])
+        except ValueError as err:
+            raise StarGANError(f"{path}:{lineno}: values must be 1 or -1") from err
+    return names, files, np.asarray(rows, dtype=np.int8).reshape(len(files), len(names))
+
+
+def label_spec(attrs: tuple[str, ...], available: list[str] | None = None) -> LabelSpec:
+    attrs = attrs or PAPER_ATTRS
+    if available is not None:
+        LabelSpec(tuple(available))  # validate names below with close-match hints
+        for a in attrs:
+            LabelSpec(tuple(available)).index(a)
+    group = tuple(a for a in HAIR_COLOURS if a in attrs)
+    return LabelSpec(tuple(attrs), "multi", (group,) if len(group) > 1 else ())
+
+
+def split_indices(files: list[str], root: Path, mode: str, split: str, seed: int) -> np.ndarray:
+    n = len(files)
+    if mode == "paper":
+        perm = np.random.default_rng(seed).permutation(n)
+        test = np.sort(perm[: min(PAPER_TEST_SIZE, n // 2)])
+        return test if split == "test" else np.setdiff1d(np.arange(n), test)
+    if mode == "official":
+        part_path = root / "list_eval_partition.txt"
+        try:
+            table = dict(line.split()[:2] for line in part_path.read_text().splitlines() if line)
+        except (OSError, ValueError) as err:
+            raise StarGANError(f"cannot read {part_path} (needed by test_split=official)") from err
+        unlisted = [f for f in files if f not in table]
+        if unlisted:
+            raise StarGANError(f"{part_path}: {len(unlisted)} labelled images have no partition "
+                               f"row, e.g. {unlisted[0]}")
+        wanted = {"2"} if split == "test" else {"0", "1"}
+        return np.asarray([i for i, f in enumerate(files) if table.get(f) in wanted], np.int64)
+    raise StarGANError(f"data.test_split must be 'paper' or 'official', not {mode!r}")
+
+
+def load_celeba(
+    root: Path,
+    attrs: tuple[str, ...],
+    image_size: int,
+    split: str,
+    test_split: str = "paper",
+    seed: int = 0,
+    progress: bool = False,
+    cache_dir: Path | None = None,
+) -> ImageLabelDataset:
+    root = Path(root)
+    if not root.is_dir():
+        raise StarGANError(f"CelebA folder {root} does not exist")
+    names, files, values = read_attr_file(root / "list_attr_celeba.txt")
+    spec = label_spec(attrs, names)
+    idx = split_indices(files, root, test_split, split, seed)
+    if len(idx) == 0:
+        raise StarGANError(f"CelebA {split} split of {root} is empty")
+    cols = [names.index(a) for a in spec.names]
+    labels = (values[idx][:, cols] > 0).astype(np.float32)
+    paths = [root / "img_align_celeba" / files[i] for i in idx]
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        raise StarGANError(f"{len(missing)} labelled images missing, e.g. {missing[0]}")
+    key = cache_key(
+        "celeba",
+        root.resolve(),
+        split,
+        test_split,
+        seed,
+        image_size,
+        CROP,
+        *(f"{p.name}:{p.stat().st_mtime_ns}" for p in paths),
+    )
+    path = (cache_dir or default_cache_dir()) / "celeba" / f"{split}-{image_size}px-{key}.npy"
+    images = cached_images(path, lambda: _decode(paths, image_size, progress))
+    return ImageLabelDataset(images, labels, spec, "celeba")
+
+
+def _decode(paths: list[Path], image_size: int, progress: bool) -> np.ndarray:
+    out = np.empty((len(paths), image_size, image_size, 3), np.uint8)
+    for i, p in enumerate(tqdm(paths, desc="decode CelebA", disable=not progress)):
+        out[i] = np.asarray(center_crop_resize(load_rgb(p), image_size, CROP))
+    return out

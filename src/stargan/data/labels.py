@@ -1,0 +1,141 @@
+"""Domain labels: what the vector c means, and the target labels built from it.
+
+Multi-label data (CelebA attributes) uses 0/1 vectors with optional mutually exclusive
+groups (the hair colours); categorical data (RaFD expressions) uses one-hot vectors. Both
+are float tensors of width ``dim`` so the generator sees the same kind of input.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from stargan.errors import StarGANError
+
+LabelKind = Literal["multi", "categorical"]
+
+
+@dataclass(frozen=True)
+class LabelSpec:
+    names: tuple[str, ...]
+    kind: LabelKind = "multi"
+    exclusive_groups: tuple[tuple[str, ...], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.names:
+            raise StarGANError("a label spec needs at least one domain name")
+        if len(set(self.names)) != len(self.names):
+            raise StarGANError(f"duplicate domain names in {list(self.names)}")
+        if self.kind not in ("multi", "categorical"):
+            raise StarGANError(f"label kind must be 'multi' or 'categorical', not {self.kind!r}")
+        for group in self.exclusive_groups:
+            for name in group:
+                self.index(name)
+
+    @property
+    def dim(self) -> int:
+        return len(self.names)
+
+    def index(self, name: str) -> int:
+        if name in self.names:
+            return self.names.index(name)
+        close = difflib.get_close_matches(name, self.names, n=3, cutoff=0.5)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise StarGANError(f"unknown domain {name!r}{hint}; valid: {', '.join(self.names)}")
+
+    def group_of(self, name: str) -> tuple[str, ...] | None:
+        return next((g for g in self.exclusive_groups if name in g), None)
+
+    def to_dict(self) -> dict:
+        return {
+            "names": list(self.names),
+            "kind": self.kind,
+            "exclusive_groups": [list(g) for g in self.exclusive_groups],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> LabelSpec:
+        return cls(tuple(d["names"]), d["kind"], tuple(tuple(g) for g in d["exclusive_groups"]))
+
+    # ------------------------------------------------------------------ targets
+    def random_targets(self, c_org: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Training targets: the batch's labels permuted (as the official code).
+
+        Rows of an exclusive group with more than one active entry (possible in real
+        CelebA labels) keep one of them at random, so a target never asks for two hair
+        colours at once. An all-zero group stays zero: "none of these" is a real domain.
+        """
+        perm = torch.randperm(c_org.size(0), generator=generator)
+        c_trg = c_org[perm.to(c_org.device)].clone()
+        for group in self.exclusive_groups:
+            cols = [self.index(n) for n in group]
+            c_trg[:, cols] = _keep_one(c_trg[:, cols], generator)
+        return c_trg
+
+    def set_domain(self, c_org: torch.Tensor, name: str, value: float = 1.0) -> torch.Tensor:
+        """Targets with one domain set: its exclusive group (or, categorical, all) cleared."""
+        i = self.index(name)
+        c_trg = c_org.clone()
+        if self.kind == "categorical":
+            c_trg.zero_()
+            c_trg[:, i] = 1.0
+            return c_trg
+        group = self.group_of(name)
+        if group is not None and value:
+            c_trg[:, [self.index(n) for n in group]] = 0.0
+        c_trg[:, i] = value
+        return c_trg
+
+    def single_changes(self, c_org: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+        """One target per domain, as the paper's figures: a group member or class is set,
+        a free binary attribute is flipped."""
+        out = []
+        for name in self.names:
+            i = self.index(name)
+            if self.kind == "multi" and self.group_of(name) is None:
+                c_trg = c_org.clone()
+                c_trg[:, i] = 1.0 - c_org[:, i]
+                out.append((name, c_trg))
+            else:
+                out.append((name, self.set_domain(c_org, name, 1.0)))
+        return out
+
+    def parse_assignments(self, text: str) -> dict[str, float]:
+        """Parse ``Blond_Hair=1,Male=0`` (values 0/1, true/false) into {name: value}."""
+        values: dict[str, float] = {}
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            name, sep, raw = part.partition("=")
+            if not sep:
+                raw = "1"
+            self.index(name.strip())
+            values[name.strip()] = _parse_bool(raw.strip(), name)
+        if not values:
+            raise StarGANError(f"empty target {text!r}; expected e.g. {self.names[0]}=1")
+        return values
+
+    def apply(self, c_org: torch.Tensor, assignments: dict[str, float]) -> torch.Tensor:
+        c_trg = c_org.clone()
+        for name, value in assignments.items():
+            if self.kind == "categorical" and not value:
+                raise StarGANError(f"categorical domain {name!r} can only be set to 1")
+            c_trg = self.set_domain(c_trg, name, value)
+        return c_trg
+
+
+def _keep_one(block: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Keep one active entry per row (chosen at random) where a row has several."""
+    noise = torch.rand(block.shape, generator=generator).to(block.device)
+    score = torch.where(block > 0.5, noise + 1.0, torch.zeros_like(noise))
+    keep = torch.zeros_like(block)
+    keep.scatter_(1, score.argmax(1, keepdim=True), 1.0)
+    return keep * (block > 0.5).any(1, keepdim=True).to(block.dtype)
+
+
+def _parse_bool(raw: str, name: str) -> float:
+    table = {"1": 1.0, "true": 1.0, "yes": 1.0, "0": 0.0, "-1": 0.0, "false": 0.0, "no": 0.0}
+    if raw.lower() not in table:
+        raise StarGANError(f"value for {name!r} must be 0 or 1, not {raw!r}")
+    return table[raw.lower()]

@@ -1,0 +1,1 @@
+"""Evaluation: attribute classifier and counterfactual scores on the built-in data."""

@@ -1,0 +1,50 @@
+"""Training statistics: ``stats.jsonl`` always, TensorBoard when installed."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+
+
+class StatsLogger:
+    def __init__(self, run_dir: Path, tensorboard: bool = True) -> None:
+        self.path = run_dir / "stats.jsonl"
+        self.start = time.time()
+        self.tb = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(run_dir / "tensorboard"))
+            except ImportError:  # optional extra: pip install stargan[tensorboard]
+                self.tb = None
+
+    def log(self, step: int, g_updates: int, values: dict[str, float]) -> None:
+        record = {
+            "step": step,
+            "g_updates": g_updates,
+            "time_s": round(time.time() - self.start, 3),
+            **values,
+        }
+        with open(self.path, "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+        if self.tb is not None:
+            for key, value in values.items():
+                self.tb.add_scalar(key, value, step)
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+def mean_parts(history: list[dict[str, torch.Tensor]]) -> dict[str, float]:
+    """Average logged loss tensors with one device sync (no .item() per step)."""
+    keys = sorted({k for h in history for k in h})
+    out = {}
+    for key in keys:
+        vals = [h[key] for h in history if key in h]
+        out[key] = float(torch.stack(vals).float().mean())
+    return out

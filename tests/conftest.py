@@ -1,0 +1,34 @@
+"""Shared fixtures: one render cache per test session, a tiny trained run."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Keep renders and classifiers out of the user's ~/.cache, shared across tests."""
+    if "STARGAN_CACHE" not in os.environ:
+        os.environ["STARGAN_CACHE"] = str(tmp_path_factory.mktemp("stargan-cache"))
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished 10-iteration run of the ``tiny`` preset (16 px faces)."""
+    from stargan.presets import get_preset
+    from stargan.train import run_training
+
+    outdir = tmp_path_factory.mktemp("runs")
+    return run_training(get_preset("tiny"), outdir, progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from stargan.export import export_model
+
+    return export_model(tiny_run, tmp_path_factory.mktemp("model") / "tiny-model")

@@ -1,0 +1,156 @@
+"""Training loop: finite losses, exact resume, crash safety, run folder contents."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from stargan.data import load_dataset
+from stargan.presets import get_preset
+from stargan.train import Trainer, prepare_config, run_training
+from stargan.train.checkpoint import list_checkpoints
+
+
+def _tiny_cfg(**train):
+    cfg = prepare_config(get_preset("tiny"))
+    return replace(cfg, train=replace(cfg.train, **train))
+
+
+def _trainer(cfg, run_dir: Path) -> Trainer:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    data = load_dataset(cfg.data, cfg.model.image_size, "train")
+    return Trainer(cfg, run_dir, data, data)
+
+
+def _weights(tr: Trainer) -> dict[str, torch.Tensor]:
+    out = {f"G.{k}": v.clone() for k, v in tr.G.state_dict().items()}
+    out |= {f"D.{k}": v.clone() for k, v in tr.D.state_dict().items()}
+    for name, opt in tr.optims.items():
+        for i, st in enumerate(opt.state_dict()["state"].values()):
+            out |= {f"{name}.opt{i}.{k}": torch.as_tensor(v).clone() for k, v in st.items()}
+    return out
+
+
+def test_steps_give_finite_losses_and_count_g_updates(tmp_path: Path) -> None:
+    tr = _trainer(_tiny_cfg(), tmp_path / "run")
+    parts = [tr.train_step() for _ in range(10)]
+    assert tr.state.step == 10 and tr.state.g_updates == 10 // tr.cfg.optim.n_critic
+    for p in parts:
+        assert all(torch.isfinite(v) for v in p.values())
+    assert sum("G/loss" in p for p in parts) == 2  # G updates on iterations 5 and 10 only
+
+
+def test_d_step_changes_only_d_and_g_step_only_g(tmp_path: Path) -> None:
+    tr = _trainer(_tiny_cfg(), tmp_path / "run")
+    g0 = {k: v.clone() for k, v in tr.G.state_dict().items()}
+    tr.train_step()  # iteration 1: D only
+    assert all(torch.equal(g0[k], v) for k, v in tr.G.state_dict().items())
+
+
+def test_learning_rate_reaches_exactly_zero_at_last_iteration(tmp_path: Path) -> None:
+    cfg = _tiny_cfg(num_iters=10, num_iters_decay=5)
+    tr = _trainer(cfg, tmp_path / "run")
+    lrs = []
+    for _ in range(10):
+        tr.train_step()
+        lrs.append(tr.g_opt.param_groups[0]["lr"])
+    assert lrs[:6] == [cfg.optim.g_lr] * 6
+    assert lrs[-1] == 0.0
+    assert all(a > b for a, b in zip(lrs[5:], lrs[6:], strict=False))
+
+
+def test_resume_from_disk_is_bit_identical(tmp_path: Path) -> None:
+    cfg = _tiny_cfg(num_iters=10, num_iters_decay=5, ckpt_every=3)
+    straight = _trainer(cfg, tmp_path / "a")
+    straight.fit(progress=False)
+
+    first = _trainer(cfg, tmp_path / "b")
+    first.fit(progress=False, until=6)
+    ckpt = list_checkpoints(tmp_path / "b" / "checkpoints")[-1]
+    assert ckpt.name == "step-0000006"
+    resumed = _trainer(cfg, tmp_path / "b")
+    resumed.resume(ckpt)
+    assert resumed.state.step == 6 and resumed.state.g_updates == 1
+    resumed.fit(progress=False)
+
+    a, b = _weights(straight), _weights(resumed)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_run_folder_has_config_stats_samples_and_keeps_last_checkpoints(tiny_run: Path) -> None:
+    cfg = json.loads((tiny_run / "config.json").read_text())
+    assert cfg["name"] == "tiny" and cfg["model"]["c_dim"] == 5
+    lines = [json.loads(x) for x in (tiny_run / "stats.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines] == [2, 4, 6, 8, 10]
+    assert lines[-1]["g_updates"] == 2 and lines[-1]["lr/G"] == 0.0
+    assert all(r["D/loss"] == r["D/loss"] for r in lines)  # not NaN
+    ckpts = list_checkpoints(tiny_run / "checkpoints")
+    assert [c.name for c in ckpts] == ["step-0000005", "step-0000010"]
+    grid = tiny_run / "samples" / "step-0000010.png"
+    from PIL import Image
+
+    with Image.open(grid) as im:  # 8 rows x (input + 5 domains) of 16 px + 2 px padding
+        assert im.size == (6 * 18 + 2, 8 * 18 + 2)
+
+
+CRASH_SCRIPT = textwrap.dedent(
+    """
+    import os, signal, sys
+    from pathlib import Path
+    import stargan.train.checkpoint as ck
+    from stargan.presets import get_preset
+    from stargan.train import run_training
+
+    original = ck._write_tensors
+
+    def crash_on_second_checkpoint(tensors, path):
+        if "step-0000010" in str(path.parent) and path.name == "D.safetensors":
+            path.write_bytes(b"half a file")
+            os.kill(os.getpid(), signal.SIGKILL)
+        original(tensors, path)
+
+    ck._write_tensors = crash_on_second_checkpoint
+    run_training(get_preset("tiny"), Path(sys.argv[1]), progress=False,
+                 overrides=["train.num_iters=15", "train.num_iters_decay=5"])
+    """
+)
+
+
+def test_sigkill_while_checkpointing_resumes_from_last_complete(tmp_path: Path) -> None:
+    script = tmp_path / "crash.py"
+    script.write_text(CRASH_SCRIPT)
+    proc = subprocess.run([sys.executable, str(script), str(tmp_path / "runs")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -9, proc.stderr
+    run_dir = next((tmp_path / "runs").iterdir())
+    assert [c.name for c in list_checkpoints(run_dir / "checkpoints")] == ["step-0000005"]
+
+    overrides = ["train.num_iters=15", "train.num_iters_decay=5"]
+    resumed = run_training(get_preset("tiny"), tmp_path / "runs", resume="latest",
+                           overrides=overrides, progress=False)
+    assert resumed == run_dir
+    straight = run_training(get_preset("tiny"), tmp_path / "straight", overrides=overrides,
+                            progress=False)
+    from safetensors.torch import load_file
+
+    for net in ("G", "D"):
+        a = load_file(str(list_checkpoints(run_dir / "checkpoints")[-1] / f"{net}.safetensors"))
+        b = load_file(str(list_checkpoints(straight / "checkpoints")[-1] / f"{net}.safetensors"))
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not list((run_dir / "checkpoints").glob(".tmp-*"))
+
+
+def test_resume_latest_without_runs_is_a_clear_error(tmp_path: Path) -> None:
+    from stargan.errors import StarGANError
+
+    with pytest.raises(StarGANError, match="no run with a checkpoint"):
+        run_training(get_preset("tiny"), tmp_path, resume="latest", progress=False)
