@@ -269,12 +269,16 @@ def _write_json(path: Path, obj: object) -> None:
 
 def main() -> None:
     try:
-        rc = cli.main(standalone_mode=False)
+        rc = cli.main(prog_name="stargan", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
+    except click.UsageError as err:
+        hint = f" (see '{err.ctx.command_path} --help')" if err.ctx else ""
+        click.echo(f"error: {err.format_message()}{hint}", err=True)
+        sys.exit(2)
     except click.ClickException as err:
-        err.show()
+        click.echo(f"error: {err.format_message()}", err=True)
         sys.exit(2)
     except StarGANError as err:
         click.echo(f"error: {err}", err=True)

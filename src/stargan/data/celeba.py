@@ -72,8 +72,10 @@ def split_indices(files: list[str], root: Path, mode: str, split: str, seed: int
             raise StarGANError(f"cannot read {part_path} (needed by test_split=official)") from err
         unlisted = [f for f in files if f not in table]
         if unlisted:
-            raise StarGANError(f"{part_path}: {len(unlisted)} labelled images have no partition "
-                               f"row, e.g. {unlisted[0]}")
+            raise StarGANError(
+                f"{part_path}: {len(unlisted)} labelled images have no partition "
+                f"row, e.g. {unlisted[0]}"
+            )
         wanted = {"2"} if split == "test" else {"0", "1"}
         return np.asarray([i for i, f in enumerate(files) if table.get(f) in wanted], np.int64)
     raise StarGANError(f"data.test_split must be 'paper' or 'official', not {mode!r}")

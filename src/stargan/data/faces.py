@@ -116,7 +116,7 @@ def _unit_circle(n: int) -> np.ndarray:
 _CIRCLE = _unit_circle(28)
 
 # Layout in face units.
-_HEAD_Y = 0.48  # head centre, fraction of image height
+_HEAD_Y = 0.49  # head centre, fraction of image height
 _HEAD_R = 0.30  # head half-height, fraction of image size (before the scale latent)
 _EYE_Y = -0.02
 _BROW_Y = -0.27
@@ -802,7 +802,12 @@ _MOUTHS = {
 
 
 def _band(x: np.ndarray, top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
-    return np.concatenate([np.stack([x, top], 1), np.stack([x, bottom], 1)[::-1]])
+    """Polygon between two curves over the same x: along ``top``, back along ``bottom``."""
+    n = len(x)
+    out = np.empty((2 * n, 2))
+    out[:n, 0], out[:n, 1] = x, top
+    out[n:, 0], out[n:, 1] = x[::-1], bottom[::-1]
+    return out
 
 
 def _draw_mouth(pen: _Sketch, look: _Look, expression: str) -> None:
@@ -893,11 +898,12 @@ def render(params: FaceParams, size: int = 64) -> np.ndarray:
     layer = Image.new("RGBa", (size * _SUPERSAMPLE,) * 2, (0, 0, 0, 0))
     _draw_person(layer, look, params)
     small = np.asarray(layer.reduce(_SUPERSAMPLE), dtype=np.float32)  # [size, size, 4]
-    cover = small[..., 3:] * (1 / 255)
-    rgb = small[..., :3] * _light(params, size) + (1 - cover) * _background(look, params, size)
+    rgb = small[..., :3] * _light(params, size)
+    rgb += (1 - small[..., 3:] * (1 / 255)) * _background(look, params, size)
     sigma = 1.0 + 5.0 * params.noise_level  # in 0..255 units
     noise = np.random.default_rng(params.noise_seed).standard_normal(rgb.shape, np.float32)
-    return np.clip(rgb + sigma * noise + 0.5, 0, 255).astype(np.uint8)
+    rgb += sigma * noise + 0.5  # + 0.5: round, not truncate, in the cast below
+    return np.clip(rgb, 0, 255, out=rgb).astype(np.uint8)
 
 
 def render_batch(seed: int, split: str, indices: Sequence[int], size: int = 64) -> np.ndarray:

@@ -112,11 +112,12 @@ class Trainer:
         c_trg = self.spec.random_targets(c_org, gen)
         return Batch(x_real, c_org, c_trg), gen
 
-    def d_step(self, b: Batch, gen: torch.Generator) -> dict[str, torch.Tensor]:
+    def d_step(
+        self, b: Batch, x_fake: torch.Tensor, gen: torch.Generator
+    ) -> dict[str, torch.Tensor]:
+        """L_D on real images, detached fakes and their interpolates (eqs. 6, 8)."""
         cfg = self.cfg
         d_src_real, d_cls_real = self.D(b.x_real)
-        with torch.no_grad():  # D's loss never backpropagates into G
-            x_fake = self.G(b.x_real, b.c_trg)
         d_src_fake, _ = self.D(x_fake)
         alpha = torch.rand(b.x_real.size(0), 1, 1, 1, generator=gen).to(self.device)
         x_hat = (alpha * b.x_real + (1 - alpha) * x_fake).requires_grad_(True)
@@ -137,10 +138,14 @@ class Trainer:
         self.d_opt.step()
         return parts
 
-    def g_step(self, b: Batch) -> dict[str, torch.Tensor]:
+    def g_step(self, b: Batch, x_fake: torch.Tensor) -> dict[str, torch.Tensor]:
+        """L_G (eq. 7) for x_fake = G(x_real, c_trg), still attached to G's graph."""
         cfg = self.cfg
-        x_fake = self.G(b.x_real, b.c_trg)
-        d_src_fake, d_cls_fake = self.D(x_fake)
+        self.D.requires_grad_(False)  # G's loss needs gradients through D, not of D's weights
+        try:
+            d_src_fake, d_cls_fake = self.D(x_fake)
+        finally:
+            self.D.requires_grad_(True)
         x_rec = self.G(x_fake, b.c_org)
         loss, parts = losses.g_loss(
             d_src_fake,
@@ -164,13 +169,21 @@ class Trainer:
                 group["lr"] = linear_decay_lr(base, step, t.num_iters, t.num_iters_decay)
 
     def train_step(self) -> dict[str, torch.Tensor]:
-        """One iteration: a D update, and a G update every n_critic-th iteration."""
+        """One iteration: a D update, and a G update every n_critic-th iteration.
+
+        G is not changed by the D update, so on a G iteration the fake of the D step
+        is the same function of the same G and inputs as the G step's: it is computed
+        once, with G's graph kept for the G step (the official code computes it twice).
+        """
         step = self.state.step
+        update_g = (step + 1) % self.cfg.optim.n_critic == 0
         self.set_lr(step)
         batch, gen = self.make_batch(step)
-        parts = self.d_step(batch, gen)
-        if (step + 1) % self.cfg.optim.n_critic == 0:
-            parts |= self.g_step(batch)
+        with torch.set_grad_enabled(update_g):
+            x_fake = self.G(batch.x_real, batch.c_trg)
+        parts = self.d_step(batch, x_fake.detach(), gen)
+        if update_g:
+            parts |= self.g_step(batch, x_fake)
             self.state.g_updates += 1
         self.state.step += 1
         return parts

@@ -1,0 +1,76 @@
+"""Training speed of the StarGAN v1 loop: seconds per iteration over whole n_critic cycles.
+
+    python benchmarks/train_speed.py --image-size 128 --batch-size 16
+
+Prints a table, then the same figures as one JSON object on the last line. Iterations are
+D updates; every n_critic-th also updates G ("D+G" iterations).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from stargan.config import Config, DataConfig, ModelConfig, TrainConfig
+from stargan.data.builtin import load_builtin
+from stargan.train.loop import Trainer
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--image-size", type=int, default=128)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--conv-dim", type=int, default=64)
+    ap.add_argument("--cycles", type=int, default=2, help="timed n_critic cycles")
+    ap.add_argument("--warmup-cycles", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    cfg = Config(
+        name="bench",
+        model=ModelConfig(image_size=args.image_size, c_dim=5, g_conv_dim=args.conv_dim,
+                          d_conv_dim=args.conv_dim, d_repeat_num=6 if args.image_size >= 64 else 4),
+        data=DataConfig(dataset="faces-attr", num_train=max(4 * args.batch_size, 64)),
+        train=TrainConfig(batch_size=args.batch_size, num_iters=10**6, tensorboard=False),
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        data = load_builtin("faces-attr", "train", args.image_size, cfg.data.num_train,
+                            cache_dir=Path(tmp))
+        trainer = Trainer(cfg, Path(tmp), data)
+        n_critic = cfg.optim.n_critic
+        for _ in range(args.warmup_cycles * n_critic):
+            trainer.train_step()
+        d_only, d_and_g = [], []
+        for _ in range(args.cycles * n_critic):
+            g_iter = (trainer.state.step + 1) % n_critic == 0
+            start = time.perf_counter()
+            trainer.train_step()
+            (d_and_g if g_iter else d_only).append(time.perf_counter() - start)
+    rss_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    result = {
+        "image_size": args.image_size, "batch_size": args.batch_size, "threads": args.threads,
+        "n_critic": n_critic, "iters_timed": len(d_only) + len(d_and_g),
+        "sec_per_iter": (sum(d_only) + sum(d_and_g)) / (len(d_only) + len(d_and_g)),
+        "d_only_sec": statistics.median(d_only), "d_and_g_sec": statistics.median(d_and_g),
+        "peak_rss_gib": rss_gib, "torch": torch.__version__, "numpy": np.__version__,
+    }
+    print(f"{'image size':<28}{args.image_size}\n{'batch size':<28}{args.batch_size}")
+    print(f"{'threads':<28}{args.threads}")
+    print(f"{'sec/iter (whole cycles)':<28}{result['sec_per_iter']:.3f}")
+    print(f"{'D-only iteration (median)':<28}{result['d_only_sec']:.3f} s")
+    print(f"{'D+G iteration (median)':<28}{result['d_and_g_sec']:.3f} s")
+    print(f"{'peak RSS':<28}{rss_gib:.2f} GiB")
+    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,219 @@
+"""End-to-end tests of every ``stargan`` command on tiny data, including bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from stargan.cli import main
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+            ) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["stargan", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    out, err = capsys.readouterr()
+    return exit_info.value.code, out, err
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    return lambda *args: run_cli([str(a) for a in args], capsys, monkeypatch)
+
+
+@pytest.fixture
+def face_png(tmp_path: Path) -> Path:
+    from stargan.data.faces import params_for, render
+
+    path = tmp_path / "inputs" / "face.png"
+    path.parent.mkdir()
+    Image.fromarray(render(params_for(0, "test", 3), 48)).save(path)
+    return path
+
+
+def assert_one_line_error(code: int, err: str, text: str) -> None:
+    assert code == 2
+    lines = [x for x in err.splitlines() if x.strip()]
+    assert len(lines) == 1 and text in lines[0], err
+    assert "Traceback" not in err
+
+
+# ------------------------------------------------------------------ train
+def test_train_dry_run_prints_config_and_data_summary(cli) -> None:
+    code, out, _ = cli("train", "--preset", "tiny", "--dry-run", "--quiet")
+    assert code == 0
+    assert '"c_dim": 5' in out
+    assert "train: {\"images\": 64" in out and "test: {\"images\": 16" in out
+
+
+def test_train_writes_numbered_run_folders_and_resumes(cli, tmp_path: Path) -> None:
+    code, out, _ = cli("train", "--preset", "tiny", "--outdir", tmp_path, "--quiet",
+                       "--set", "train.num_iters=5", "--set", "train.num_iters_decay=0")
+    assert code == 0 and "00001-tiny" in out
+    code, out, _ = cli("train", "--resume", "latest", "--outdir", tmp_path, "--quiet",
+                       "--set", "train.num_iters=10")
+    assert code == 0 and "00001-tiny" in out
+    stats = (tmp_path / "00001-tiny" / "stats.jsonl").read_text().splitlines()
+    assert json.loads(stats[-1])["step"] == 10
+    code, out, _ = cli("train", "--preset", "tiny", "--outdir", tmp_path, "--quiet",
+                       "--set", "train.num_iters=2", "--set", "train.num_iters_decay=1")
+    assert code == 0 and "00002-tiny" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "text"),
+    [
+        (["--set", "train.num_iter=5"], "unknown config key 'train.num_iter'"),
+        (["--set", "train.num_iters=five"], "expects int"),
+        (["--set", "model.image_size=18"], "multiple of"),
+        (["--set", "data.attrs=Blond_Hiar"], "Blond_Hair"),
+    ],
+)
+def test_train_bad_config_is_one_line_error(cli, args, text) -> None:
+    code, _, err = cli("train", "--preset", "tiny", "--dry-run", *args)
+    assert_one_line_error(code, err, text)
+
+
+def test_train_celeba_without_path_is_clear(cli, tmp_path: Path) -> None:
+    code, _, err = cli("train", "--preset", "celeba-v1", "--dry-run", "--data", tmp_path / "x")
+    assert_one_line_error(code, err, "does not exist")
+
+
+# ------------------------------------------------------------------ export / translate
+def test_export_writes_loadable_folder(cli, tiny_run: Path, tmp_path: Path) -> None:
+    code, out, _ = cli("export", tiny_run, "-o", tmp_path / "m")
+    assert code == 0
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["format_version"] == 1 and config["kind"] == "stargan-v1"
+    assert config["step"] == 10 and config["g_updates"] == 2
+    assert (tmp_path / "m" / "model.safetensors").stat().st_size > 0
+
+
+def test_translate_to_target_and_all_domains_grid(cli, tiny_model, face_png, tmp_path) -> None:
+    code, out, _ = cli("translate", tiny_model, face_png, "--to", "Blond_Hair=1,Male=0",
+                       "-o", tmp_path / "a", "--quiet")
+    assert code == 0 and "translated 1 image" in out
+    with Image.open(tmp_path / "a" / "face_Blond_Hair=1,Male=0.png") as im:
+        assert im.size == (16, 16)
+        assert not np.array_equal(np.asarray(im), np.zeros((16, 16, 3)))
+    code, out, _ = cli("translate", tiny_model, face_png.parent, "--all-domains", "--grid",
+                       "-o", tmp_path / "b", "--quiet")
+    assert code == 0
+    names = sorted(p.name for p in (tmp_path / "b").iterdir())
+    assert names == ["face_Black_Hair.png", "face_Blond_Hair.png", "face_Brown_Hair.png",
+                     "face_Male.png", "face_Young.png", "grid.png"]
+    with Image.open(tmp_path / "b" / "grid.png") as im:
+        assert im.size == (6 * 18 + 2, 18 + 2)
+
+
+def test_translate_bad_inputs_are_counted_and_others_processed(cli, tiny_model, face_png,
+                                                               tmp_path) -> None:
+    corrupt = tmp_path / "corrupt.jpg"
+    corrupt.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    code, out, err = cli("translate", tiny_model, face_png, tmp_path / "missing.png", corrupt,
+                         "--to", "Male=1", "-o", tmp_path / "o", "--quiet")
+    assert code == 2
+    assert "translated 1 image(s)" in out and "2 failed" in out
+    assert "missing.png: no such file" in err and "corrupt.jpg: not a readable image" in err
+    assert (tmp_path / "o" / "face_Male=1.png").exists()
+
+
+@pytest.mark.parametrize(
+    ("setup", "args", "text"),
+    [
+        ("none", ["--to", "Blond_Hiar=1"], "unknown domain 'Blond_Hiar' (did you mean"),
+        ("none", ["--to", "Male=2"], "must be 0 or 1"),
+        ("none", [], "exactly one of --to"),
+        ("none", ["--to", "Male=1", "--batch-size", "0"], "--batch-size"),
+        ("missing_model", ["--to", "Male=1"], "does not exist"),
+        ("not_a_model", ["--to", "Male=1"], "no config.json"),
+        ("corrupt_weights", ["--to", "Male=1"], "model.safetensors"),
+        ("unwritable_out", ["--to", "Male=1"], "not writable"),
+    ],
+)
+def test_translate_errors_are_one_line(cli, tiny_model, face_png, tmp_path, setup, args,
+                                       text) -> None:
+    import shutil
+
+    model, out = tiny_model, tmp_path / "out"
+    if setup == "missing_model":
+        model = tmp_path / "nope"
+    elif setup == "not_a_model":
+        model = tmp_path / "empty"
+        model.mkdir()
+    elif setup == "corrupt_weights":
+        model = tmp_path / "copy"
+        shutil.copytree(tiny_model, model)
+        (model / "model.safetensors").write_bytes(b"garbage")
+    elif setup == "unwritable_out":
+        (tmp_path / "file").write_text("a file, not a folder")
+        out = tmp_path / "file" / "sub"
+    code, _, err = cli("translate", model, face_png, *args, "-o", out, "--quiet")
+    assert_one_line_error(code, err, text)
+
+
+# ------------------------------------------------------------------ score / demo
+def test_score_reports_per_domain_and_writes_json(cli, tiny_model, tmp_path) -> None:
+    code, out, _ = cli("score", tiny_model, "--n", "40", "--quiet", "--json",
+                       tmp_path / "s.json")
+    assert code == 0
+    result = json.loads((tmp_path / "s.json").read_text())
+    assert set(result["per_domain"]) == {"Black_Hair", "Blond_Hair", "Brown_Hair", "Male",
+                                         "Young"}
+    assert result["per_domain"]["Male"]["n"] == 40  # a flip changes every image
+    for d in result["per_domain"].values():
+        assert 0 <= d["target_acc"] <= 1 and 0 < d["psnr"] < 100
+    # a 10-iteration model is far from the ground truth; the untouched input is closer
+    assert result["overall"]["identity_psnr"] > result["overall"]["psnr"]
+    assert min(result["classifier_real_acc"].values()) > 0.8
+    assert "overall" in out and "classifier accuracy on real test images" in out
+
+
+def test_score_refuses_model_not_trained_on_builtin_data(cli, tiny_model, tmp_path) -> None:
+    import shutil
+
+    model = tmp_path / "m"
+    shutil.copytree(tiny_model, model)
+    config = json.loads((model / "config.json").read_text())
+    config["dataset"] = "celeba"
+    (model / "config.json").write_text(json.dumps(config))
+    code, _, err = cli("score", model, "--quiet")
+    assert_one_line_error(code, err, "built-in data")
+
+
+def test_demo_trains_exports_scores_and_prints_paths(cli, tmp_path) -> None:
+    code, out, _ = cli("demo", "--preset", "tiny", "--outdir", tmp_path, "--n-score", "20",
+                       "--quiet")
+    assert code == 0
+    run = tmp_path / "00001-tiny"
+    assert f"sample grid:  {run / 'grid.png'}" in out
+    assert f"model folder: {run / 'model'}" in out
+    assert "target attribute right:" in out
+    score = json.loads((run / "score.json").read_text())
+    assert score["n_test"] == 20 and score["wall_time_s"] > 0
+    assert (run / "model" / "model.safetensors").exists() and (run / "grid.png").exists()
+
+
+def test_presets_lists_every_preset(cli) -> None:
+    from stargan.presets import PRESETS
+
+    code, out, _ = cli("presets")
+    assert code == 0
+    assert [line.split()[0] for line in out.splitlines()] == sorted(PRESETS)
+
+
+def test_console_script_help_and_error_exit_codes(tmp_path: Path) -> None:
+    exe = [sys.executable, "-m", "stargan"]
+    ok = subprocess.run([*exe, "train", "--help"], capture_output=True, text=True)
+    assert ok.returncode == 0 and "Examples:" in ok.stdout and "--dry-run" in ok.stdout
+    bad = subprocess.run([*exe, "translate", str(tmp_path / "nope"), "x.png", "--to", "Male=1",
+                          "-o", str(tmp_path)], capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: ")
+    assert "Traceback" not in bad.stderr
