@@ -7,6 +7,7 @@ few percent, so the nose/mouth and face-interior boxes below hold for every pose
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import subprocess
 import sys
 
@@ -264,6 +265,16 @@ def test_expression_change_stays_in_the_face():
             assert not changed[: int(0.2 * SIZE)].any()  # the top of the hair never moves
 
 
+def test_every_pair_of_expressions_differs_at_32px():
+    # Weakest measured pair (dark skin, closed mouths): 7 pixels moved by > 30 levels (sum RGB).
+    for i in range(20):
+        p = params_for(5, "train", i)
+        faces = [render(counterfactual(p, expression=e), 32).astype(int) for e in EXPRESSIONS]
+        for a, b in itertools.combinations(range(len(EXPRESSIONS)), 2):
+            moved = (np.abs(faces[a] - faces[b]).sum(-1) > 30).sum()
+            assert moved >= 4, (i, EXPRESSIONS[a], EXPRESSIONS[b], moved)
+
+
 def test_male_and_young_flips_change_the_face():
     faces = _first(lambda p: not p.male and p.young, n=80)
     assert len(faces) >= 8
@@ -309,7 +320,7 @@ def _ridge_accuracy(x_train, y_train, x_test, y_test, n_classes, lam=10.0) -> fl
         ("hair", len(HAIR_COLOURS), 0.7),
         ("male", 2, 0.85),
         ("young", 2, 0.78),
-        ("expression", len(EXPRESSIONS), 0.45),
+        ("expression", len(EXPRESSIONS), 0.5),
     ],
 )
 def test_linear_probe_reads_labels(probe_data, label, n_classes, threshold):

@@ -18,7 +18,7 @@ from stargan.data.dataset import ImageLabelDataset
 from stargan.data.labels import LabelSpec
 from stargan.errors import StarGANError
 
-RENDERER_VERSION = 1
+RENDERER_VERSION = 2  # bump whenever faces.py renders different pixels for the same params
 BUILTIN = ("faces-attr", "faces-expr")
 
 

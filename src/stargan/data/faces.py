@@ -85,20 +85,22 @@ _HAIR_RGB = {
     "grey": (176, 176, 174),
 }
 _GREY_STRANDS = (214, 214, 212)
-_SKIN_RAMP = np.array(
-    [
-        (255, 226, 200),
-        (242, 196, 160),
-        (226, 172, 132),
-        (196, 134, 96),
-        (146, 92, 60),
-        (98, 62, 42),
-    ],
-    dtype=np.float64,
+# Colour ramps a latent uniform walks along: light to dark skin; brown, hazel, green, blue eyes.
+_SKIN_RAMP = (
+    (255, 226, 200),
+    (242, 196, 160),
+    (226, 172, 132),
+    (196, 134, 96),
+    (146, 92, 60),
+    (98, 62, 42),
 )
-_IRIS_RAMP = np.array(
-    [(70, 42, 24), (104, 66, 34), (120, 104, 50), (70, 110, 70), (60, 100, 150), (110, 124, 134)],
-    dtype=np.float64,
+_IRIS_RAMP = (
+    (70, 42, 24),
+    (104, 66, 34),
+    (120, 104, 50),
+    (70, 110, 70),
+    (60, 100, 150),
+    (110, 124, 134),
 )
 _LIP_RED = (178, 62, 72)
 _MOUTH_DARK: Colour = (62, 20, 26, 255)
@@ -107,9 +109,15 @@ _EYE_WHITE = (240, 238, 232)
 _LASH: Colour = (38, 28, 28, 255)
 
 
+def _const(a: np.ndarray) -> np.ndarray:
+    """Read-only module constant: shared templates must never be edited in place."""
+    a.flags.writeable = False
+    return a
+
+
 def _unit_circle(n: int) -> np.ndarray:
     a = np.linspace(0, 2 * np.pi, n, endpoint=False)
-    return np.stack([np.cos(a), np.sin(a)], axis=1)
+    return _const(np.stack([np.cos(a), np.sin(a)], axis=1))
 
 
 # 28 vertices: at 128 px the largest ellipse deviates from a true one by < 1/4 output pixel.
@@ -353,7 +361,7 @@ def _mix(a: Sequence[float], b: Sequence[float], t: float) -> tuple[float, float
     return (a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t, a[2] + (b[2] - a[2]) * t)
 
 
-def _ramp(table: np.ndarray, u: float) -> tuple[float, float, float]:
+def _ramp(table: Sequence[Sequence[float]], u: float) -> tuple[float, float, float]:
     pos = u * (len(table) - 1)
     i = min(int(pos), len(table) - 2)
     return _mix(table[i], table[i + 1], pos - i)
@@ -527,7 +535,9 @@ def _head_frame(p: FaceParams, size_px: float) -> tuple[float, float, float]:
     return ox, oy, k
 
 
-def _arc(cx: float, cy: float, rx: float, ry: float, a0: float, a1: float, n: int = 20):
+def _arc(
+    cx: float, cy: float, rx: float, ry: float, a0: float, a1: float, n: int = 20
+) -> np.ndarray:
     """Points on an ellipse from angle a0 to a1 (degrees; -90 is the top, y points down)."""
     a = np.arange(n) * math.radians((a1 - a0) / (n - 1)) + math.radians(a0)
     out = np.empty((n, 2))
@@ -549,9 +559,10 @@ def _mirror(pts: np.ndarray) -> np.ndarray:
 # Face parts (face units)
 
 
-_OUTLINE_COS = _unit_circle(48)[:, 0]
-_OUTLINE_Y = _unit_circle(48)[:, 1] * np.where(_unit_circle(48)[:, 1] > 0, _CHIN, 1.0)
-_OUTLINE_JAW = np.clip(_unit_circle(48)[:, 1], 0, None) ** 1.5
+_OUTLINE_UNIT = _unit_circle(48)
+_OUTLINE_COS = _const(_OUTLINE_UNIT[:, 0])
+_OUTLINE_Y = _const(_OUTLINE_UNIT[:, 1] * np.where(_OUTLINE_UNIT[:, 1] > 0, _CHIN, 1.0))
+_OUTLINE_JAW = _const(np.clip(_OUTLINE_UNIT[:, 1], 0, None) ** 1.5)
 
 
 def _face_outline(look: _Look) -> np.ndarray:
@@ -583,7 +594,7 @@ def _draw_ears(pen: _Sketch, look: _Look) -> None:
         pen.ellipse(side * look.w * 0.99, 0.02, 0.07, 0.14, look.skin)
 
 
-_HAIRLINE_T = np.linspace(1.0, -1.0, 11)
+_HAIRLINE_T = _const(np.linspace(1.0, -1.0, 11))
 
 
 def _hairline(look: _Look, x_right: float, y0: float) -> np.ndarray:
@@ -769,7 +780,7 @@ def _draw_nose(pen: _Sketch, look: _Look, disgusted: bool) -> None:
 # ---------------------------------------------------------------------------------------------
 # Mouths. t runs over [-1, 1] from the left corner to the right; y offsets are from _MOUTH_Y.
 
-_T = np.linspace(-1.0, 1.0, 15)
+_T = _const(np.linspace(-1.0, 1.0, 15))
 
 
 @dataclass(frozen=True)
