@@ -10,12 +10,12 @@ table, then the same figures as one JSON object on the last line.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 
 import torch
 
+from _report import print_report
 from stargan.models.v1 import Generator
 
 
@@ -60,10 +60,12 @@ def main() -> None:
         "ms_per_image": 1000 * batch_s / (args.batch_size * args.c_dim),
         "batch1_ms": 1000 * single_s, "torch": torch.__version__,
     }
-    print(f"{'image size':<30}{args.image_size}\n{'batch size':<30}{args.batch_size}")
-    print(f"{'ms per image translation':<30}{result['ms_per_image']:.1f}")
-    print(f"{'batch-1 latency (ms)':<30}{result['batch1_ms']:.1f}")
-    print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in result.items()}))
+    print_report([
+        ("image size", str(args.image_size)), ("batch size", str(args.batch_size)),
+        ("threads", str(args.threads)),
+        ("ms per image translation", f"{result['ms_per_image']:.1f}"),
+        ("batch-1 latency (ms)", f"{result['batch1_ms']:.1f}"),
+    ], result)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ D updates; every n_critic-th also updates G ("D+G" iterations).
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import statistics
 import tempfile
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from _report import print_report
 from stargan.config import Config, DataConfig, ModelConfig, TrainConfig
 from stargan.data.builtin import load_builtin
 from stargan.train.loop import Trainer
@@ -63,13 +63,14 @@ def main() -> None:
         "d_only_sec": statistics.median(d_only), "d_and_g_sec": statistics.median(d_and_g),
         "peak_rss_gib": rss_gib, "torch": torch.__version__, "numpy": np.__version__,
     }
-    print(f"{'image size':<28}{args.image_size}\n{'batch size':<28}{args.batch_size}")
-    print(f"{'threads':<28}{args.threads}")
-    print(f"{'sec/iter (whole cycles)':<28}{result['sec_per_iter']:.3f}")
-    print(f"{'D-only iteration (median)':<28}{result['d_only_sec']:.3f} s")
-    print(f"{'D+G iteration (median)':<28}{result['d_and_g_sec']:.3f} s")
-    print(f"{'peak RSS':<28}{rss_gib:.2f} GiB")
-    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}))
+    print_report([
+        ("image size", str(args.image_size)), ("batch size", str(args.batch_size)),
+        ("threads", str(args.threads)),
+        ("sec/iter (whole cycles)", f"{result['sec_per_iter']:.3f}"),
+        ("D-only iteration (median)", f"{result['d_only_sec']:.3f} s"),
+        ("D+G iteration (median)", f"{result['d_and_g_sec']:.3f} s"),
+        ("peak RSS", f"{rss_gib:.2f} GiB"),
+    ], result)
 
 
 if __name__ == "__main__":
