@@ -217,3 +217,19 @@ def test_console_script_help_and_error_exit_codes(tmp_path: Path) -> None:
                           "-o", str(tmp_path)], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.startswith("error: ")
     assert "Traceback" not in bad.stderr
+
+
+def test_categorical_dataset_trains_translates_and_scores(cli, tmp_path) -> None:
+    code, out, _ = cli("demo", "--preset", "tiny", "--set", "data.dataset=faces-expr",
+                       "--outdir", tmp_path, "--n-score", "16", "--quiet")
+    assert code == 0
+    score = json.loads((tmp_path / "00001-tiny" / "score.json").read_text())
+    from stargan.data.faces import EXPRESSIONS
+
+    assert set(score["per_domain"]) == set(EXPRESSIONS)
+    # each image changes to every expression but its own: 16 * 7 translations in all
+    assert sum(d["n"] for d in score["per_domain"].values()) == 16 * 7
+    code, _, err = cli("translate", tmp_path / "00001-tiny" / "model",
+                       tmp_path / "00001-tiny" / "grid.png", "--to", "happy=0", "-o",
+                       tmp_path / "o", "--quiet")
+    assert_one_line_error(code, err, "can only be set to 1")

@@ -17,14 +17,6 @@ TINY = ModelConfig(
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny tensors: on a busy 2-core machine, intra-op threads cost far more than the
-    # convolutions themselves (measured 0.4 s vs 3 ms per forward of the tiny G).
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def _tiny_nets(seed: int = 0, c_dim: int = 3) -> tuple[Generator, Discriminator]:

@@ -26,13 +26,6 @@ SPEC = LabelSpec(("Black_Hair", "Blond_Hair", "Male"), "multi", (("Black_Hair", 
 META = {"crop": 0, "dataset": "unit-test", "step": 7}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny tensors: on a busy 2-core machine intra-op threads cost more than the work.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def _translator(seed: int = 0, with_d: bool = True, cfg: ModelConfig = CFG) -> Translator:
