@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from stargan.config import Config, DataConfig, ModelConfig, OptimConfig, TrainConfig
+from stargan.config import (
+    Config,
+    DataConfig,
+    LossConfig,
+    ModelConfig,
+    OptimConfig,
+    TrainConfig,
+)
 from stargan.errors import StarGANError
 
 PAPER = Config()  # paper defaults: 128 px, conv_dim 64, 6 res blocks, batch 16, 200k iters
@@ -32,20 +39,24 @@ def _tiny() -> Config:
 
 
 def _demo() -> Config:
-    """The README's main job: built-in faces on a 2-core CPU within minutes."""
+    """The README's main job: built-in faces on a 2-core CPU in about 12 minutes."""
+    # A reduced network at 32 px; lambda_rec 30 instead of 10 because, measured at this
+    # budget (1,000-2,000 iterations), it lifted PSNR to the ground truth from 12.6 to
+    # 16.8 dB; 60 or 100 gained no PSNR and lost target accuracy.
     return Config(
         name="demo",
         model=ModelConfig(
             image_size=32, g_conv_dim=32, g_repeat_num=3, d_conv_dim=32, d_repeat_num=4
         ),
+        loss=LossConfig(lambda_rec=30.0),
         optim=OptimConfig(g_lr=2e-4, d_lr=2e-4, n_critic=5),
         data=DataConfig(dataset="faces-attr", num_train=12000, num_test=500),
         train=TrainConfig(
             batch_size=16,
-            num_iters=6000,
-            num_iters_decay=3000,
+            num_iters=4000,
+            num_iters_decay=2000,
             log_every=50,
-            sample_every=1000,
+            sample_every=500,
             ckpt_every=1000,
             keep_ckpts=2,
         ),
