@@ -120,7 +120,7 @@ CRASH_SCRIPT = textwrap.dedent(
 
     ck._write_tensors = crash_on_second_checkpoint
     run_training(get_preset("tiny"), Path(sys.argv[1]), progress=False,
-                 overrides=["train.num_iters=15", "train.num_iters_decay=5"])
+                 overrides=["train.num_iters=15", "train.num_iters_decay=5", "train.threads=1"])
     """
 )
 
@@ -134,7 +134,7 @@ def test_sigkill_while_checkpointing_resumes_from_last_complete(tmp_path: Path) 
     run_dir = next((tmp_path / "runs").iterdir())
     assert [c.name for c in list_checkpoints(run_dir / "checkpoints")] == ["step-0000005"]
 
-    overrides = ["train.num_iters=15", "train.num_iters_decay=5"]
+    overrides = ["train.num_iters=15", "train.num_iters_decay=5", "train.threads=1"]
     resumed = run_training(get_preset("tiny"), tmp_path / "runs", resume="latest",
                            overrides=overrides, progress=False)
     assert resumed == run_dir
