@@ -55,17 +55,24 @@ def main() -> None:
         batch_s = timed(all_domains, args.repeats)
         single_s = timed(single, args.repeats * 4)
     result = {
-        "image_size": args.image_size, "batch_size": args.batch_size, "c_dim": args.c_dim,
+        "image_size": args.image_size,
+        "batch_size": args.batch_size,
+        "c_dim": args.c_dim,
         "threads": args.threads,
         "ms_per_image": 1000 * batch_s / (args.batch_size * args.c_dim),
-        "batch1_ms": 1000 * single_s, "torch": torch.__version__,
+        "batch1_ms": 1000 * single_s,
+        "torch": torch.__version__,
     }
-    print_report([
-        ("image size", str(args.image_size)), ("batch size", str(args.batch_size)),
-        ("threads", str(args.threads)),
-        ("ms per image translation", f"{result['ms_per_image']:.1f}"),
-        ("batch-1 latency (ms)", f"{result['batch1_ms']:.1f}"),
-    ], result)
+    print_report(
+        [
+            ("image size", str(args.image_size)),
+            ("batch size", str(args.batch_size)),
+            ("threads", str(args.threads)),
+            ("ms per image translation", f"{result['ms_per_image']:.1f}"),
+            ("batch-1 latency (ms)", f"{result['batch1_ms']:.1f}"),
+        ],
+        result,
+    )
 
 
 if __name__ == "__main__":

@@ -32,19 +32,28 @@ def main() -> None:
     ap.add_argument("--cycles", type=int, default=2, help="timed n_critic cycles")
     ap.add_argument("--warmup-cycles", type=int, default=1)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
     cfg = Config(
         name="bench",
-        model=ModelConfig(image_size=args.image_size, c_dim=5, g_conv_dim=args.conv_dim,
-                          d_conv_dim=args.conv_dim, d_repeat_num=6 if args.image_size >= 64 else 4),
+        model=ModelConfig(
+            image_size=args.image_size,
+            c_dim=5,
+            g_conv_dim=args.conv_dim,
+            d_conv_dim=args.conv_dim,
+            d_repeat_num=6 if args.image_size >= 64 else 4,
+        ),
         data=DataConfig(dataset="faces-attr", num_train=max(4 * args.batch_size, 64)),
-        train=TrainConfig(batch_size=args.batch_size, num_iters=10**6, tensorboard=False),
+        train=TrainConfig(
+            batch_size=args.batch_size, num_iters=10**6, tensorboard=False, device=args.device
+        ),
     )
     with tempfile.TemporaryDirectory() as tmp:
-        data = load_builtin("faces-attr", "train", args.image_size, cfg.data.num_train,
-                            cache_dir=Path(tmp))
+        data = load_builtin(
+            "faces-attr", "train", args.image_size, cfg.data.num_train, cache_dir=Path(tmp)
+        )
         trainer = Trainer(cfg, Path(tmp), data)
         n_critic = cfg.optim.n_critic
         for _ in range(args.warmup_cycles * n_critic):
@@ -52,25 +61,43 @@ def main() -> None:
         d_only, d_and_g = [], []
         for _ in range(args.cycles * n_critic):
             g_iter = (trainer.state.step + 1) % n_critic == 0
+            _sync(args.device)
             start = time.perf_counter()
             trainer.train_step()
+            _sync(args.device)
             (d_and_g if g_iter else d_only).append(time.perf_counter() - start)
     rss_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     result = {
-        "image_size": args.image_size, "batch_size": args.batch_size, "threads": args.threads,
-        "n_critic": n_critic, "iters_timed": len(d_only) + len(d_and_g),
+        "image_size": args.image_size,
+        "batch_size": args.batch_size,
+        "threads": args.threads,
+        "device": args.device,
+        "n_critic": n_critic,
+        "iters_timed": len(d_only) + len(d_and_g),
         "sec_per_iter": (sum(d_only) + sum(d_and_g)) / (len(d_only) + len(d_and_g)),
-        "d_only_sec": statistics.median(d_only), "d_and_g_sec": statistics.median(d_and_g),
-        "peak_rss_gib": rss_gib, "torch": torch.__version__, "numpy": np.__version__,
+        "d_only_sec": statistics.median(d_only),
+        "d_and_g_sec": statistics.median(d_and_g),
+        "peak_rss_gib": rss_gib,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
     }
-    print_report([
-        ("image size", str(args.image_size)), ("batch size", str(args.batch_size)),
-        ("threads", str(args.threads)),
-        ("sec/iter (whole cycles)", f"{result['sec_per_iter']:.3f}"),
-        ("D-only iteration (median)", f"{result['d_only_sec']:.3f} s"),
-        ("D+G iteration (median)", f"{result['d_and_g_sec']:.3f} s"),
-        ("peak RSS", f"{rss_gib:.2f} GiB"),
-    ], result)
+    print_report(
+        [
+            ("image size", str(args.image_size)),
+            ("batch size", str(args.batch_size)),
+            ("threads", str(args.threads)),
+            ("sec/iter (whole cycles)", f"{result['sec_per_iter']:.3f}"),
+            ("D-only iteration (median)", f"{result['d_only_sec']:.3f} s"),
+            ("D+G iteration (median)", f"{result['d_and_g_sec']:.3f} s"),
+            ("peak RSS", f"{rss_gib:.2f} GiB"),
+        ],
+        result,
+    )
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
 
 
 if __name__ == "__main__":

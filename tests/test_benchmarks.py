@@ -15,17 +15,34 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 @pytest.mark.parametrize(
     ("script", "args", "keys"),
     [
-        ("train_speed.py", ["--image-size", "32", "--batch-size", "2", "--conv-dim", "8",
-                            "--cycles", "1", "--warmup-cycles", "0"],
-         {"sec_per_iter", "d_only_sec", "d_and_g_sec", "peak_rss_gib"}),
-        ("infer_speed.py", ["--image-size", "16", "--batch-size", "2", "--conv-dim", "8",
-                            "--repeats", "1"], {"ms_per_image", "batch1_ms"}),
+        (
+            "train_speed.py",
+            [
+                "--image-size",
+                "32",
+                "--batch-size",
+                "2",
+                "--conv-dim",
+                "8",
+                "--cycles",
+                "1",
+                "--warmup-cycles",
+                "0",
+            ],
+            {"sec_per_iter", "d_only_sec", "d_and_g_sec", "peak_rss_gib"},
+        ),
+        (
+            "infer_speed.py",
+            ["--image-size", "16", "--batch-size", "2", "--conv-dim", "8", "--repeats", "1"],
+            {"ms_per_image", "batch1_ms"},
+        ),
         ("render_speed.py", ["--size", "32", "--n", "20"], {"images_per_s", "ms_per_image"}),
     ],
 )
 def test_benchmark_prints_json_last_line(script: str, args: list[str], keys: set[str]) -> None:
-    proc = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / script), *args], capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert keys <= result.keys()

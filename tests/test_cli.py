@@ -14,8 +14,9 @@ from PIL import Image
 from stargan.cli import main
 
 
-def run_cli(args: list[str], capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
-            ) -> tuple[int, str, str]:
+def run_cli(
+    args: list[str], capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> tuple[int, str, str]:
     monkeypatch.setattr(sys, "argv", ["stargan", *args])
     with pytest.raises(SystemExit) as exit_info:
         main()
@@ -50,20 +51,48 @@ def test_train_dry_run_prints_config_and_data_summary(cli) -> None:
     code, out, _ = cli("train", "--preset", "tiny", "--dry-run", "--quiet")
     assert code == 0
     assert '"c_dim": 5' in out
-    assert "train: {\"images\": 64" in out and "test: {\"images\": 16" in out
+    assert 'train: {"images": 64' in out and 'test: {"images": 16' in out
 
 
 def test_train_writes_numbered_run_folders_and_resumes(cli, tmp_path: Path) -> None:
-    code, out, _ = cli("train", "--preset", "tiny", "--outdir", tmp_path, "--quiet",
-                       "--set", "train.num_iters=5", "--set", "train.num_iters_decay=0")
+    code, out, _ = cli(
+        "train",
+        "--preset",
+        "tiny",
+        "--outdir",
+        tmp_path,
+        "--quiet",
+        "--set",
+        "train.num_iters=5",
+        "--set",
+        "train.num_iters_decay=0",
+    )
     assert code == 0 and "00001-tiny" in out
-    code, out, _ = cli("train", "--resume", "latest", "--outdir", tmp_path, "--quiet",
-                       "--set", "train.num_iters=10")
+    code, out, _ = cli(
+        "train",
+        "--resume",
+        "latest",
+        "--outdir",
+        tmp_path,
+        "--quiet",
+        "--set",
+        "train.num_iters=10",
+    )
     assert code == 0 and "00001-tiny" in out
     stats = (tmp_path / "00001-tiny" / "stats.jsonl").read_text().splitlines()
     assert json.loads(stats[-1])["step"] == 10
-    code, out, _ = cli("train", "--preset", "tiny", "--outdir", tmp_path, "--quiet",
-                       "--set", "train.num_iters=2", "--set", "train.num_iters_decay=1")
+    code, out, _ = cli(
+        "train",
+        "--preset",
+        "tiny",
+        "--outdir",
+        tmp_path,
+        "--quiet",
+        "--set",
+        "train.num_iters=2",
+        "--set",
+        "train.num_iters_decay=1",
+    )
     assert code == 0 and "00002-tiny" in out
 
 
@@ -74,6 +103,9 @@ def test_train_writes_numbered_run_folders_and_resumes(cli, tmp_path: Path) -> N
         (["--set", "train.num_iters=five"], "expects int"),
         (["--set", "model.image_size=18"], "multiple of"),
         (["--set", "data.attrs=Blond_Hiar"], "Blond_Hair"),
+        (["--set", "model.image_size=512", "--set", "model.d_repeat_num=2"], "16 to 256 px"),
+        (["--set", "train.device=cuda:99"], "train.device cuda:99"),
+        (["--set", "train.device=tpu"], "train.device must be"),
     ],
 )
 def test_train_bad_config_is_one_line_error(cli, args, text) -> None:
@@ -97,28 +129,61 @@ def test_export_writes_loadable_folder(cli, tiny_run: Path, tmp_path: Path) -> N
 
 
 def test_translate_to_target_and_all_domains_grid(cli, tiny_model, face_png, tmp_path) -> None:
-    code, out, _ = cli("translate", tiny_model, face_png, "--to", "Blond_Hair=1,Male=0",
-                       "-o", tmp_path / "a", "--quiet")
+    code, out, _ = cli(
+        "translate",
+        tiny_model,
+        face_png,
+        "--to",
+        "Blond_Hair=1,Male=0",
+        "-o",
+        tmp_path / "a",
+        "--quiet",
+    )
     assert code == 0 and "translated 1 image" in out
     with Image.open(tmp_path / "a" / "face_Blond_Hair=1,Male=0.png") as im:
         assert im.size == (16, 16)
         assert not np.array_equal(np.asarray(im), np.zeros((16, 16, 3)))
-    code, out, _ = cli("translate", tiny_model, face_png.parent, "--all-domains", "--grid",
-                       "-o", tmp_path / "b", "--quiet")
+    code, out, _ = cli(
+        "translate",
+        tiny_model,
+        face_png.parent,
+        "--all-domains",
+        "--grid",
+        "-o",
+        tmp_path / "b",
+        "--quiet",
+    )
     assert code == 0
     names = sorted(p.name for p in (tmp_path / "b").iterdir())
-    assert names == ["face_Black_Hair.png", "face_Blond_Hair.png", "face_Brown_Hair.png",
-                     "face_Male.png", "face_Young.png", "grid.png"]
+    assert names == [
+        "face_Black_Hair.png",
+        "face_Blond_Hair.png",
+        "face_Brown_Hair.png",
+        "face_Male.png",
+        "face_Young.png",
+        "grid.png",
+    ]
     with Image.open(tmp_path / "b" / "grid.png") as im:
         assert im.size == (6 * 18 + 2, 18 + 2)
 
 
-def test_translate_bad_inputs_are_counted_and_others_processed(cli, tiny_model, face_png,
-                                                               tmp_path) -> None:
+def test_translate_bad_inputs_are_counted_and_others_processed(
+    cli, tiny_model, face_png, tmp_path
+) -> None:
     corrupt = tmp_path / "corrupt.jpg"
     corrupt.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    code, out, err = cli("translate", tiny_model, face_png, tmp_path / "missing.png", corrupt,
-                         "--to", "Male=1", "-o", tmp_path / "o", "--quiet")
+    code, out, err = cli(
+        "translate",
+        tiny_model,
+        face_png,
+        tmp_path / "missing.png",
+        corrupt,
+        "--to",
+        "Male=1",
+        "-o",
+        tmp_path / "o",
+        "--quiet",
+    )
     assert code == 2
     assert "translated 1 image(s)" in out and "2 failed" in out
     assert "missing.png: no such file" in err and "corrupt.jpg: not a readable image" in err
@@ -136,10 +201,15 @@ def test_translate_bad_inputs_are_counted_and_others_processed(cli, tiny_model, 
         ("not_a_model", ["--to", "Male=1"], "no config.json"),
         ("corrupt_weights", ["--to", "Male=1"], "model.safetensors"),
         ("unwritable_out", ["--to", "Male=1"], "not writable"),
+        ("string_width", ["--to", "Male=1"], "g_conv_dim must be int"),
+        ("huge_width", ["--to", "Male=1"], "out of range"),
+        ("no_discriminator", ["--to", "Male=1"], "without --no-discriminator"),
+        ("duplicate_stems", ["--to", "Male=1"], "would write the same outputs"),
     ],
 )
-def test_translate_errors_are_one_line(cli, tiny_model, face_png, tmp_path, setup, args,
-                                       text) -> None:
+def test_translate_errors_are_one_line(
+    cli, tiny_model, face_png, tmp_path, setup, args, text
+) -> None:
     import shutil
 
     model, out = tiny_model, tmp_path / "out"
@@ -152,6 +222,20 @@ def test_translate_errors_are_one_line(cli, tiny_model, face_png, tmp_path, setu
         model = tmp_path / "copy"
         shutil.copytree(tiny_model, model)
         (model / "model.safetensors").write_bytes(b"garbage")
+    elif setup in ("string_width", "huge_width"):
+        model = tmp_path / "copy"
+        shutil.copytree(tiny_model, model)
+        config = json.loads((model / "config.json").read_text())
+        config["model"]["g_conv_dim"] = "8" if setup == "string_width" else 10**6
+        (model / "config.json").write_text(json.dumps(config))
+    elif setup == "no_discriminator":
+        model = tmp_path / "copy"
+        shutil.copytree(tiny_model, model)
+        (model / "discriminator.safetensors").unlink()
+    elif setup == "duplicate_stems":
+        (tmp_path / "again").mkdir()
+        shutil.copy(face_png, tmp_path / "again" / face_png.name)
+        face_png = tmp_path
     elif setup == "unwritable_out":
         (tmp_path / "file").write_text("a file, not a folder")
         out = tmp_path / "file" / "sub"
@@ -161,12 +245,10 @@ def test_translate_errors_are_one_line(cli, tiny_model, face_png, tmp_path, setu
 
 # ------------------------------------------------------------------ score / demo
 def test_score_reports_per_domain_and_writes_json(cli, tiny_model, tmp_path) -> None:
-    code, out, _ = cli("score", tiny_model, "--n", "40", "--quiet", "--json",
-                       tmp_path / "s.json")
+    code, out, _ = cli("score", tiny_model, "--n", "40", "--quiet", "--json", tmp_path / "s.json")
     assert code == 0
     result = json.loads((tmp_path / "s.json").read_text())
-    assert set(result["per_domain"]) == {"Black_Hair", "Blond_Hair", "Brown_Hair", "Male",
-                                         "Young"}
+    assert set(result["per_domain"]) == {"Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young"}
     assert result["per_domain"]["Male"]["n"] == 40  # a flip changes every image
     for d in result["per_domain"].values():
         assert 0 <= d["target_acc"] <= 1 and 0 < d["psnr"] < 100
@@ -189,8 +271,9 @@ def test_score_refuses_model_not_trained_on_builtin_data(cli, tiny_model, tmp_pa
 
 
 def test_demo_trains_exports_scores_and_prints_paths(cli, tmp_path) -> None:
-    code, out, _ = cli("demo", "--preset", "tiny", "--outdir", tmp_path, "--n-score", "20",
-                       "--quiet")
+    code, out, _ = cli(
+        "demo", "--preset", "tiny", "--outdir", tmp_path, "--n-score", "20", "--quiet"
+    )
     assert code == 0
     run = tmp_path / "00001-tiny"
     assert f"sample grid:  {run / 'grid.png'}" in out
@@ -213,15 +296,28 @@ def test_console_script_help_and_error_exit_codes(tmp_path: Path) -> None:
     exe = [sys.executable, "-m", "stargan"]
     ok = subprocess.run([*exe, "train", "--help"], capture_output=True, text=True)
     assert ok.returncode == 0 and "Examples:" in ok.stdout and "--dry-run" in ok.stdout
-    bad = subprocess.run([*exe, "translate", str(tmp_path / "nope"), "x.png", "--to", "Male=1",
-                          "-o", str(tmp_path)], capture_output=True, text=True)
+    bad = subprocess.run(
+        [*exe, "translate", str(tmp_path / "nope"), "x.png", "--to", "Male=1", "-o", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2 and bad.stderr.startswith("error: ")
     assert "Traceback" not in bad.stderr
 
 
 def test_categorical_dataset_trains_translates_and_scores(cli, tmp_path) -> None:
-    code, out, _ = cli("demo", "--preset", "tiny", "--set", "data.dataset=faces-expr",
-                       "--outdir", tmp_path, "--n-score", "16", "--quiet")
+    code, out, _ = cli(
+        "demo",
+        "--preset",
+        "tiny",
+        "--set",
+        "data.dataset=faces-expr",
+        "--outdir",
+        tmp_path,
+        "--n-score",
+        "16",
+        "--quiet",
+    )
     assert code == 0
     score = json.loads((tmp_path / "00001-tiny" / "score.json").read_text())
     from stargan.data.faces import EXPRESSIONS
@@ -229,7 +325,44 @@ def test_categorical_dataset_trains_translates_and_scores(cli, tmp_path) -> None
     assert set(score["per_domain"]) == set(EXPRESSIONS)
     # each image changes to every expression but its own: 16 * 7 translations in all
     assert sum(d["n"] for d in score["per_domain"].values()) == 16 * 7
-    code, _, err = cli("translate", tmp_path / "00001-tiny" / "model",
-                       tmp_path / "00001-tiny" / "grid.png", "--to", "happy=0", "-o",
-                       tmp_path / "o", "--quiet")
+    code, _, err = cli(
+        "translate",
+        tmp_path / "00001-tiny" / "model",
+        tmp_path / "00001-tiny" / "grid.png",
+        "--to",
+        "happy=0",
+        "-o",
+        tmp_path / "o",
+        "--quiet",
+    )
     assert_one_line_error(code, err, "can only be set to 1")
+
+
+def test_score_with_part_of_the_hair_group(cli, tmp_path) -> None:
+    # Blond_Hair alone: switching it off has no single ground truth; those rows are skipped
+    code, _, _ = cli(
+        "demo",
+        "--preset",
+        "tiny",
+        "--set",
+        "data.attrs=Blond_Hair,Male",
+        "--outdir",
+        tmp_path,
+        "--n-score",
+        "16",
+        "--quiet",
+    )
+    assert code == 0
+    score = json.loads((tmp_path / "00001-tiny" / "score.json").read_text())
+    assert score["per_domain"]["Male"]["n"] == 16
+    assert 0 < score["per_domain"]["Blond_Hair"]["n"] < 16
+
+
+def test_corrupt_checkpoint_is_one_line_error(cli, tiny_run, tmp_path) -> None:
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    (run / "checkpoints" / "step-0000010" / "G.safetensors").write_bytes(b"not safetensors")
+    code, _, err = cli("export", run, "-o", tmp_path / "m")
+    assert_one_line_error(code, err, "unreadable or incomplete")

@@ -17,8 +17,6 @@ TINY = ModelConfig(
 )
 
 
-
-
 def _tiny_nets(seed: int = 0, c_dim: int = 3) -> tuple[Generator, Discriminator]:
     torch.manual_seed(seed)
     return Generator(c_dim, 8, 1), Discriminator(16, c_dim, 8, 2)

@@ -128,18 +128,26 @@ CRASH_SCRIPT = textwrap.dedent(
 def test_sigkill_while_checkpointing_resumes_from_last_complete(tmp_path: Path) -> None:
     script = tmp_path / "crash.py"
     script.write_text(CRASH_SCRIPT)
-    proc = subprocess.run([sys.executable, str(script), str(tmp_path / "runs")],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "runs")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == -9, proc.stderr
     run_dir = next((tmp_path / "runs").iterdir())
     assert [c.name for c in list_checkpoints(run_dir / "checkpoints")] == ["step-0000005"]
 
     overrides = ["train.num_iters=15", "train.num_iters_decay=5", "train.threads=1"]
-    resumed = run_training(get_preset("tiny"), tmp_path / "runs", resume="latest",
-                           overrides=overrides, progress=False)
+    resumed = run_training(
+        get_preset("tiny"), tmp_path / "runs", resume="latest", overrides=overrides, progress=False
+    )
     assert resumed == run_dir
-    straight = run_training(get_preset("tiny"), tmp_path / "straight", overrides=overrides,
-                            progress=False)
+    steps = [json.loads(x)["step"] for x in (run_dir / "stats.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps)) and steps[-1] == 15  # steps 6-10 logged once, not twice
+    straight = run_training(
+        get_preset("tiny"), tmp_path / "straight", overrides=overrides, progress=False
+    )
     from safetensors.torch import load_file
 
     for net in ("G", "D"):

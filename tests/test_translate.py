@@ -26,8 +26,6 @@ SPEC = LabelSpec(("Black_Hair", "Blond_Hair", "Male"), "multi", (("Black_Hair", 
 META = {"crop": 0, "dataset": "unit-test", "step": 7}
 
 
-
-
 def _translator(seed: int = 0, with_d: bool = True, cfg: ModelConfig = CFG) -> Translator:
     torch.manual_seed(seed)
     G = Generator(cfg.c_dim, cfg.g_conv_dim, cfg.g_repeat_num)
@@ -349,17 +347,18 @@ def test_weights_of_another_shape(saved, tmp_path) -> None:
 
 
 @pytest.mark.parametrize(
-    "changes",
+    ("changes", "message"),
     [
-        {"model": {"image_size": 16, "no_such_field": 1}},
-        {"model": [16, 3]},
-        {"labels": {"names": ["a", "b", "c"]}},  # no kind / exclusive_groups
+        ({"model": {"image_size": 16, "no_such_field": 1}}, "unknown keys"),
+        ({"model": [16, 3]}, "expected an object"),
+        ({"labels": {"names": ["a", "b", "c"]}}, "malformed labels"),  # no kind / groups
+        ({"labels": {"names": "abc", "kind": "multi", "exclusive_groups": []}}, "malformed labels"),
     ],
 )
-def test_malformed_model_or_labels_entry(saved, tmp_path, changes: dict) -> None:
+def test_malformed_model_or_labels_entry(saved, tmp_path, changes: dict, message: str) -> None:
     path = _copy_model(saved, tmp_path)
     _edit_config(path, **changes)
-    with pytest.raises(StarGANError, match="config.json has a malformed model or labels entry"):
+    with pytest.raises(StarGANError, match=message):
         Translator.from_pretrained(path)
 
 

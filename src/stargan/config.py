@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
-import types
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
@@ -96,7 +95,7 @@ class Config:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Config:
-        return _from_dict(cls, d)
+        return from_dict(cls, d)
 
 
 def validate(cfg: Config) -> Config:
@@ -133,9 +132,25 @@ def validate(cfg: Config) -> Config:
             f"train.num_iters_decay must be in [0, num_iters={t.num_iters}] "
             f"(got {t.num_iters_decay})"
         )
-    if t.device not in ("auto", "cpu") and not t.device.startswith("cuda"):
-        raise StarGANError(f"train.device must be auto, cpu or cuda[:N] (got {t.device!r})")
+    _check_device(t.device)
     return cfg
+
+
+def _check_device(name: str) -> None:
+    import torch
+
+    if name in ("auto", "cpu"):
+        return
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise StarGANError(f"train.device must be auto, cpu or cuda[:N] (got {name!r})") from err
+    if device.type != "cuda":
+        raise StarGANError(f"train.device must be auto, cpu or cuda[:N] (got {name!r})")
+    if not torch.cuda.is_available():
+        raise StarGANError(f"train.device {name}: CUDA is not available on this machine")
+    if device.index is not None and device.index >= torch.cuda.device_count():
+        raise StarGANError(f"train.device {name}: only {torch.cuda.device_count()} GPU(s)")
 
 
 # ---------------------------------------------------------------- overrides
@@ -207,25 +222,41 @@ def _type_name(hint: Any) -> str:
     return getattr(hint, "__name__", str(hint))
 
 
-def _from_dict(cls: type, d: dict[str, Any]) -> Any:
+def from_dict(cls: type, d: Any, where: str = "config") -> Any:
+    """Build dataclass ``cls`` from JSON data, checking every key and value type."""
+    if not isinstance(d, dict):
+        raise StarGANError(f"{where}: expected an object, got {type(d).__name__}")
     hints = typing.get_type_hints(cls)
     unknown = set(d) - set(hints)
     if unknown:
-        raise StarGANError(f"unknown config keys {sorted(unknown)} for {cls.__name__}")
+        raise StarGANError(f"{where}: unknown keys {sorted(unknown)} for {cls.__name__}")
     kwargs = {}
     for name, value in d.items():
-        hint = hints[name]
-        if is_dataclass(hint):
-            kwargs[name] = _from_dict(hint, value)
-        elif typing.get_origin(hint) is tuple or isinstance(hint, types.GenericAlias):
-            kwargs[name] = tuple(value)
-        else:
-            kwargs[name] = value
+        hint, key = hints[name], f"{where}.{name}"
+        kwargs[name] = (
+            from_dict(hint, value, key) if is_dataclass(hint) else _checked(hint, value, key)
+        )
     return cls(**kwargs)
+
+
+def _checked(hint: Any, value: Any, key: str) -> Any:
+    """``value`` if it has the field's JSON type (a bool is not an int; an int is a float)."""
+    if typing.get_origin(hint) is tuple:
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+    elif hint is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif isinstance(value, hint):
+        return value
+    raise StarGANError(f"{key} must be {_type_name(hint)}, got {value!r}")
 
 
 def load_config(path: str | Path) -> Config:
     try:
-        return Config.from_dict(json.loads(Path(path).read_text()))
-    except (OSError, json.JSONDecodeError, TypeError) as err:
+        return validate(from_dict(Config, json.loads(Path(path).read_text()), str(path)))
+    except (OSError, json.JSONDecodeError) as err:
         raise StarGANError(f"cannot read config {path}: {err}") from err

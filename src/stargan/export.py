@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
-from stargan.config import Config
+from stargan.config import load_config
 from stargan.data import dataset_spec
 from stargan.errors import StarGANError
 from stargan.models import build
@@ -22,10 +21,7 @@ def translator_from_checkpoint(path: Path, device: str = "cpu") -> Translator:
     if not path.exists():
         raise StarGANError(f"{path} does not exist")
     ckpt = resolve_checkpoint(path)
-    try:
-        cfg = Config.from_dict(json.loads((ckpt / "config.json").read_text()))
-    except (OSError, json.JSONDecodeError) as err:
-        raise StarGANError(f"{ckpt}/config.json is unreadable: {err}") from err
+    cfg = load_config(ckpt / "config.json")
     nets = build(cfg.model)
     state = load_checkpoint(ckpt, nets, None, torch.device(device))
     meta = {

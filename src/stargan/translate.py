@@ -22,7 +22,7 @@ from PIL import Image
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from stargan.config import ModelConfig
+from stargan.config import ModelConfig, from_dict
 from stargan.data.dataset import to_model_range, to_uint8
 from stargan.data.labels import LabelSpec
 from stargan.errors import StarGANError
@@ -76,6 +76,8 @@ class Translator:
             _save_weights(self.G, path / "model.safetensors")
             if with_discriminator and self.D is not None:
                 _save_weights(self.D, path / "discriminator.safetensors")
+            else:  # never leave an earlier export's D beside this G
+                (path / "discriminator.safetensors").unlink(missing_ok=True)
             (path / "config.json").write_text(json.dumps(config, indent=2))
         except OSError as err:
             raise StarGANError(f"cannot write model folder {path}: {err.strerror}") from err
@@ -85,13 +87,7 @@ class Translator:
     def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu") -> Translator:
         path = Path(path)
         config = read_model_config(path)
-        try:
-            model_cfg = ModelConfig(**config["model"])
-            spec = LabelSpec.from_dict(config["labels"])
-        except (TypeError, KeyError) as err:
-            raise StarGANError(
-                f"{path}/config.json has a malformed model or labels entry: {err}"
-            ) from err
+        model_cfg, spec = _checked_model(path, config)
         G = Generator(model_cfg.c_dim, model_cfg.g_conv_dim, model_cfg.g_repeat_num)
         _load_weights(G, path / "model.safetensors")
         D = None
@@ -148,7 +144,8 @@ class Translator:
         if self.D is None:
             raise StarGANError(
                 "this model folder has no discriminator.safetensors, so the "
-                "input's labels cannot be estimated; pass c_org"
+                "input's own labels cannot be estimated; export it without "
+                "--no-discriminator (Python: pass c_org=)"
             )
         _, logits = self.D(x)
         if self.spec.kind == "categorical":
@@ -184,8 +181,8 @@ class Translator:
     def translate(self, images: Any, target: Target, c_org: torch.Tensor | None = None) -> Any:
         """Translate ``images`` to ``target`` ("Blond_Hair=1,Male=0", a dict, or labels
         [N, c]). Unmentioned attributes keep the input's labels: ``c_org`` when given,
-        else D_cls's estimate. Returns the input's kind: PIL list, uint8 numpy, or a
-        float tensor in [-1, 1]."""
+        else D_cls's estimate. Returns the input's kind: PIL (list), uint8 numpy, uint8
+        tensor, or a float tensor in [-1, 1]."""
         x = self.preprocess(images)
         if c_org is None:
             c_org = (
@@ -236,6 +233,39 @@ def read_model_config(path: Path) -> dict[str, Any]:
     return config
 
 
+MAX_WIDTH, MAX_IMAGE, MAX_REPEAT = 4096, 2048, 64  # far past any StarGAN; refuses absurd files
+
+
+def _checked_model(path: Path, config: dict[str, Any]) -> tuple[ModelConfig, LabelSpec]:
+    """Typed model config and label spec of a model folder, with sizes bounded before any
+    network is built (a crafted config.json must not allocate gigabytes)."""
+    where = f"{path}/config.json"
+    model_cfg = from_dict(ModelConfig, config["model"], f"{where} model")
+    labels = config["labels"]
+    try:
+        spec = LabelSpec(
+            tuple(labels["names"]),
+            labels["kind"],
+            tuple(tuple(g) for g in labels["exclusive_groups"]),
+        )
+        if not all(isinstance(n, str) for n in spec.names) or isinstance(labels["names"], str):
+            raise TypeError("names must be a list of strings")
+    except (TypeError, KeyError) as err:
+        raise StarGANError(f"{where}: malformed labels entry ({err})") from err
+    m = model_cfg
+    if (
+        m.c_dim != spec.dim
+        or not 0 < m.image_size <= MAX_IMAGE
+        or not 0 < max(m.g_conv_dim, m.d_conv_dim) <= MAX_WIDTH
+        or not 0 <= max(m.g_repeat_num, m.d_repeat_num) <= MAX_REPEAT
+    ):
+        raise StarGANError(f"{where}: model sizes out of range or c_dim != {spec.dim} labels")
+    for key in ("crop", "data_seed"):
+        if not isinstance(config.get(key, 0), int):
+            raise StarGANError(f"{where}: {key} must be an integer")
+    return model_cfg, spec
+
+
 def _save_weights(net: torch.nn.Module, path: Path) -> None:
     save_file({k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}, str(path))
 
@@ -251,7 +281,7 @@ def _load_weights(net: torch.nn.Module, path: Path) -> None:
 
 def _like_input(images: Any, y: torch.Tensor) -> Any:
     if isinstance(images, torch.Tensor):
-        return y
+        return to_uint8(y) if images.dtype == torch.uint8 else y
     arr = to_uint8(y).permute(0, 2, 3, 1).cpu().numpy()
     if isinstance(images, np.ndarray):
         return arr[0] if images.ndim == 3 else arr

@@ -40,6 +40,13 @@ def translate_files(
     paths = find_images(inputs)
     if not paths:
         raise StarGANError("no input images found in " + ", ".join(map(str, inputs)))
+    stems: dict[str, Path] = {}
+    for p in paths:  # outputs are named by stem: two inputs must not write the same file
+        if stems.setdefault(p.stem, p) != p:
+            raise StarGANError(
+                f"two inputs would write the same outputs: {stems[p.stem]} "
+                f"and {p}; translate them into separate -o folders"
+            )
     failed, done, rows = 0, 0, []
     bar = tqdm(total=len(paths), disable=not progress, unit="img", desc="translate")
     for start in range(0, len(paths), batch_size):

@@ -58,6 +58,8 @@ def load_builtin(
 ) -> ImageLabelDataset:
     """Render (or read from cache) images 0..n-1 of ``split`` at ``size`` px."""
     spec = label_spec(name, attrs)
+    if not 16 <= size <= 256:
+        raise StarGANError(f"built-in faces render at 16 to 256 px, not {size}")
     if n <= 0:
         raise StarGANError(f"number of {split} images must be > 0 (got {n})")
     params = [faces.params_for(seed, split, i) for i in range(n)]
@@ -85,24 +87,35 @@ def _render_all(seed: int, split: str, size: int, n: int, progress: bool) -> np.
     return out
 
 
+def counterfactual_params(
+    params: faces.FaceParams, spec: LabelSpec, c_trg: np.ndarray
+) -> faces.FaceParams | None:
+    """The face with its labels set to ``c_trg`` (in ``spec``'s columns), or None where the
+    target has no single ground truth (a hair colour switched off with none switched on)."""
+    if spec.kind == "categorical":
+        return faces.counterfactual(params, expression=int(np.argmax(c_trg)))
+    full = faces.attr_vector(params)
+    targets = dict(zip(spec.names, c_trg, strict=True))
+    if any(targets.get(h, 0) > 0.5 for h in faces.HAIR_GROUP):
+        for h in faces.HAIR_GROUP:  # a new hair colour replaces the old one
+            full[faces.ATTR_NAMES.index(h)] = 0.0
+    for name, value in targets.items():
+        full[faces.ATTR_NAMES.index(name)] = value
+    try:
+        return faces.counterfactual(params, attrs=full)
+    except ValueError:
+        return None
+
+
 def counterfactual_images(
-    seed: int,
-    split: str,
-    indices: list[int],
-    size: int,
-    spec: LabelSpec,
-    c_trg: np.ndarray,
-) -> np.ndarray:
-    """Ground-truth renders of images ``indices`` with labels set to ``c_trg`` [N, c]."""
-    out = np.empty((len(indices), size, size, 3), np.uint8)
+    seed: int, split: str, indices: list[int], size: int, spec: LabelSpec, c_trg: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Ground-truth renders of images ``indices`` with labels set to ``c_trg`` [N, c], and a
+    bool mask [N] of the rows that have one (see ``counterfactual_params``)."""
+    out = np.zeros((len(indices), size, size, 3), np.uint8)
+    valid = np.zeros(len(indices), bool)
     for row, (i, c) in enumerate(zip(indices, c_trg, strict=True)):
-        p = faces.params_for(seed, split, i)
-        if spec.kind == "categorical":
-            p = faces.counterfactual(p, expression=int(np.argmax(c)))
-        else:
-            full = faces.attr_vector(p)
-            for name, value in zip(spec.names, c, strict=True):
-                full[faces.ATTR_NAMES.index(name)] = value
-            p = faces.counterfactual(p, attrs=full)
-        out[row] = faces.render(p, size)
-    return out
+        p = counterfactual_params(faces.params_for(seed, split, i), spec, c)
+        if p is not None:
+            out[row], valid[row] = faces.render(p, size), True
+    return out, valid

@@ -62,7 +62,7 @@ def predict(
 
 def train_classifier(
     data: ImageLabelDataset,
-    steps: int = 1500,
+    steps: int = 600,
     batch_size: int = 64,
     seed: int = 0,
     progress: bool = True,
@@ -87,7 +87,7 @@ def train_classifier(
 
 
 def cached_classifier(
-    data: ImageLabelDataset, key_parts: tuple, steps: int = 1500, progress: bool = True
+    data: ImageLabelDataset, key_parts: tuple, steps: int = 600, progress: bool = True
 ) -> AttributeClassifier:
     """Train once per (data, settings); later calls load the saved weights."""
     key = cache_key("classifier", CLASSIFIER_VERSION, steps, *key_parts)

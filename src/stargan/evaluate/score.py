@@ -63,12 +63,14 @@ def score_model(
     per_domain = {}
     for i, (name, c_trg) in enumerate(spec.single_changes(c_org)):
         rows = (c_trg != c_org).any(1).nonzero().flatten()
+        truth, valid = counterfactual_images(
+            seed, "test", rows.tolist(), size, spec, c_trg[rows].numpy()
+        )
+        rows, truth = rows[torch.from_numpy(valid)], torch.from_numpy(truth[valid])
         if len(rows) == 0:
             continue
+        truth = truth.permute(0, 3, 1, 2)
         fake = _translate(tr, x[rows], c_trg[rows], batch_size)
-        truth = torch.from_numpy(
-            counterfactual_images(seed, "test", rows.tolist(), size, spec, c_trg[rows].numpy())
-        ).permute(0, 3, 1, 2)
         pred = predict(clf, to_model_range(fake), spec.kind)
         per_domain[name] = {
             "n": len(rows),

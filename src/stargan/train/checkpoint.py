@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -31,6 +34,7 @@ from stargan.errors import StarGANError
 
 FORMAT_VERSION = 1
 _PREFIX = "step-"
+_STEP_RE = re.compile(r"^step-\d+$")
 
 
 @dataclass
@@ -92,7 +96,7 @@ def list_checkpoints(ckpt_root: Path) -> list[Path]:
     done = [
         p
         for p in ckpt_root.iterdir()
-        if p.is_dir() and p.name.startswith(_PREFIX) and (p / "state.json").exists()
+        if p.is_dir() and _STEP_RE.match(p.name) and (p / "state.json").exists()
     ]
     return sorted(done, key=lambda p: int(p.name[len(_PREFIX) :]))
 
@@ -140,7 +144,15 @@ def load_checkpoint(
                 torch.cuda.set_rng_state_all(rng["cuda"])
     except StarGANError:
         raise
-    except (OSError, KeyError, RuntimeError, ValueError, json.JSONDecodeError) as err:
+    except (
+        OSError,
+        KeyError,
+        RuntimeError,
+        ValueError,
+        json.JSONDecodeError,
+        SafetensorError,
+        pickle.UnpicklingError,
+    ) as err:
         raise StarGANError(f"checkpoint {ckpt} is unreadable or incomplete: {err}") from err
     return TrainState(step=int(meta["step"]), g_updates=int(meta["g_updates"]))
 

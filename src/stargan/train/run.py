@@ -63,16 +63,36 @@ def run_training(
     sample_set = load_dataset(cfg.data, cfg.model.image_size, "test", progress)
     if ckpt is None:
         run_dir = new_run_dir(outdir, cfg.name)
-    (run_dir / "config.json").write_text(cfg.to_json())
     trainer = Trainer(cfg, run_dir, train_set, sample_set)
     if ckpt is not None:
         trainer.resume(ckpt)
+        _drop_stats_after(run_dir / "stats.jsonl", trainer.state.step)
         if progress:
             print(f"resumed {run_dir} at iteration {trainer.state.step}")
     else:
         _write_summary(run_dir, train_set.summary())
+    (run_dir / "config.json").write_text(cfg.to_json())
     trainer.fit(progress=progress)
     return run_dir
+
+
+def _drop_stats_after(path: Path, step: int) -> None:
+    """A run killed after its last checkpoint logged steps it will now redo: forget them."""
+    if not path.exists():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    kept = [line for line in lines if _logged_step(line) <= step]
+    if len(kept) != len(lines):
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text("".join(kept))
+        tmp.replace(path)
+
+
+def _logged_step(line: str) -> int:
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return 1 << 62  # a torn last line from a crash: drop it
 
 
 def _write_summary(run_dir: Path, summary: dict[str, int]) -> None:
