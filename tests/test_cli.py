@@ -366,3 +366,11 @@ def test_corrupt_checkpoint_is_one_line_error(cli, tiny_run, tmp_path) -> None:
     (run / "checkpoints" / "step-0000010" / "G.safetensors").write_bytes(b"not safetensors")
     code, _, err = cli("export", run, "-o", tmp_path / "m")
     assert_one_line_error(code, err, "unreadable or incomplete")
+
+
+def test_dry_run_summary_matches_the_rendered_data() -> None:
+    from stargan.data.builtin import label_summary, load_builtin
+
+    for name in ("faces-attr", "faces-expr"):
+        rendered = load_builtin(name, "test", 16, 40, seed=3).summary()
+        assert label_summary(name, "test", 40, seed=3) == rendered

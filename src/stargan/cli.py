@@ -73,7 +73,7 @@ def train(
       stargan train --resume latest
       stargan train --preset faces-v1 --dry-run
     """
-    from stargan.data import load_dataset
+    from stargan.data import summarize
     from stargan.train import prepare_config, run_training
 
     sets = list(overrides) + ([f"data.path={data_path}"] if data_path else [])
@@ -81,8 +81,8 @@ def train(
         cfg = prepare_config(get_preset(preset), sets)
         click.echo(cfg.to_json())
         for split in ("train", "test"):
-            data = load_dataset(cfg.data, cfg.model.image_size, split, progress=not quiet)
-            click.echo(f"{split}: {json.dumps(data.summary())}")
+            summary = summarize(cfg.data, cfg.model.image_size, split, progress=not quiet)
+            click.echo(f"{split}: {json.dumps(summary)}")
         return
     run_dir = run_training(get_preset(preset), Path(outdir), resume, sets, progress=not quiet)
     click.echo(f"run folder: {run_dir}")

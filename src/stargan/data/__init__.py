@@ -46,6 +46,18 @@ def load_dataset(
     return LOADERS[cfg.dataset](cfg, image_size, split, progress)
 
 
+def summarize(
+    cfg: DataConfig, image_size: int, split: str, progress: bool = False
+) -> dict[str, int]:
+    """Images per domain of a split: for built-in data without rendering a pixel."""
+    if cfg.dataset in ("faces-attr", "faces-expr"):
+        from stargan.data.builtin import label_summary
+
+        n = cfg.num_train if split == "train" else cfg.num_test
+        return label_summary(cfg.dataset, split, n, cfg.seed, cfg.attrs)
+    return load_dataset(cfg, image_size, split, progress).summary()
+
+
 def dataset_spec(cfg: DataConfig) -> LabelSpec:
     """The label spec of a dataset config, without loading any image."""
     if cfg.dataset in ("faces-attr", "faces-expr"):
@@ -59,4 +71,11 @@ def dataset_spec(cfg: DataConfig) -> LabelSpec:
     raise StarGANError(f"unknown dataset {cfg.dataset!r}; valid: {', '.join(LOADERS)}")
 
 
-__all__ = ["LOADERS", "ImageLabelDataset", "LabelSpec", "dataset_spec", "load_dataset"]
+__all__ = [
+    "LOADERS",
+    "ImageLabelDataset",
+    "LabelSpec",
+    "dataset_spec",
+    "load_dataset",
+    "summarize",
+]

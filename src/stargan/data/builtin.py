@@ -67,6 +67,15 @@ def load_builtin(
     return ImageLabelDataset(images, labels_of(name, spec, params), spec, name)
 
 
+def label_summary(
+    name: str, split: str, n: int, seed: int = 0, attrs: tuple[str, ...] = ()
+) -> dict[str, int]:
+    """Images per domain of a built-in split, from its parameters alone (nothing rendered)."""
+    spec = label_spec(name, attrs)
+    labels = labels_of(name, spec, [faces.params_for(seed, split, i) for i in range(n)])
+    return {"images": n, **{k: int(v) for k, v in zip(spec.names, labels.sum(0), strict=True)}}
+
+
 def _cached_renders(
     seed: int, split: str, size: int, n: int, cache_dir: Path, progress: bool
 ) -> np.ndarray:
