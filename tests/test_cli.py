@@ -374,3 +374,14 @@ def test_dry_run_summary_matches_the_rendered_data() -> None:
     for name in ("faces-attr", "faces-expr"):
         rendered = load_builtin(name, "test", 16, 40, seed=3).summary()
         assert label_summary(name, "test", 40, seed=3) == rendered
+
+
+def test_render_cache_serves_smaller_sets_from_a_larger_one(tmp_path) -> None:
+    import numpy as np
+
+    from stargan.data.builtin import load_builtin
+
+    big = load_builtin("faces-attr", "train", 16, 30, seed=5, cache_dir=tmp_path)
+    small = load_builtin("faces-attr", "train", 16, 12, seed=5, cache_dir=tmp_path)
+    assert np.array_equal(np.asarray(small.images), np.asarray(big.images)[:12])
+    assert len(list((tmp_path / "faces").glob("*.npy"))) == 1  # nothing rendered again

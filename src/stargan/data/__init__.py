@@ -46,6 +46,14 @@ def load_dataset(
     return LOADERS[cfg.dataset](cfg, image_size, split, progress)
 
 
+def check_data_config(cfg: DataConfig, image_size: int) -> LabelSpec:
+    """Everything about the data that can be checked without reading it; its label spec."""
+    spec = dataset_spec(cfg)
+    if cfg.dataset in ("faces-attr", "faces-expr") and not 16 <= image_size <= 256:
+        raise StarGANError(f"built-in faces render at 16 to 256 px, not {image_size}")
+    return spec
+
+
 def summarize(
     cfg: DataConfig, image_size: int, split: str, progress: bool = False
 ) -> dict[str, int]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from stargan.data import faces
-from stargan.data.cache import cache_key, cached_images, default_cache_dir
+from stargan.data.cache import cached_images, default_cache_dir
 from stargan.data.dataset import ImageLabelDataset
 from stargan.data.labels import LabelSpec
 from stargan.errors import StarGANError
@@ -79,9 +79,20 @@ def label_summary(
 def _cached_renders(
     seed: int, split: str, size: int, n: int, cache_dir: Path, progress: bool
 ) -> np.ndarray:
-    key = cache_key("faces", RENDERER_VERSION, seed, split, size, n)
-    path = cache_dir / "faces" / f"{split}-{size}px-{n}-{key}.npy"
-    return cached_images(path, lambda: _render_all(seed, split, size, n, progress))
+    """Renders 0..n-1, from any cached render of the same split with at least n images
+    (image i depends on (seed, split, i) only, so a prefix is exactly the smaller set)."""
+    folder = cache_dir / "faces"
+    prefix = f"v{RENDERER_VERSION}-seed{seed}-{split}-{size}px-n"
+    for path in folder.glob(f"{prefix}*.npy"):
+        count = path.stem[len(prefix) :]
+        if count.isdigit() and int(count) >= n:
+            try:
+                return np.load(path, mmap_mode="r")[:n]
+            except (OSError, ValueError):
+                continue
+    return cached_images(
+        folder / f"{prefix}{n}.npy", lambda: _render_all(seed, split, size, n, progress)
+    )
 
 
 def _render_all(seed: int, split: str, size: int, n: int, progress: bool) -> np.ndarray:

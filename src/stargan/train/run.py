@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from stargan.config import Config, apply_overrides, load_config, validate
-from stargan.data import dataset_spec, load_dataset
+from stargan.data import check_data_config, load_dataset
 from stargan.errors import StarGANError
 from stargan.train.checkpoint import list_checkpoints, resolve_checkpoint
 from stargan.train.loop import Trainer
@@ -19,7 +19,7 @@ from stargan.train.rundir import list_runs, new_run_dir
 def prepare_config(cfg: Config, overrides: list[str] = ()) -> Config:
     """Apply overrides, fill c_dim from the data's labels, validate."""
     cfg = apply_overrides(cfg, list(overrides))
-    spec = dataset_spec(cfg.data)
+    spec = check_data_config(cfg.data, cfg.model.image_size)
     if cfg.model.c_dim == 0:
         cfg = replace(cfg, model=replace(cfg.model, c_dim=spec.dim))
     elif cfg.model.c_dim != spec.dim:
