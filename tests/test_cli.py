@@ -55,43 +55,17 @@ def test_train_dry_run_prints_config_and_data_summary(cli) -> None:
 
 
 def test_train_writes_numbered_run_folders_and_resumes(cli, tmp_path: Path) -> None:
+    base = f"train --outdir {tmp_path} --quiet"
     code, out, _ = cli(
-        "train",
-        "--preset",
-        "tiny",
-        "--outdir",
-        tmp_path,
-        "--quiet",
-        "--set",
-        "train.num_iters=5",
-        "--set",
-        "train.num_iters_decay=0",
+        *f"{base} --preset tiny --set train.num_iters=5 --set train.num_iters_decay=0".split()
     )
     assert code == 0 and "00001-tiny" in out
-    code, out, _ = cli(
-        "train",
-        "--resume",
-        "latest",
-        "--outdir",
-        tmp_path,
-        "--quiet",
-        "--set",
-        "train.num_iters=10",
-    )
+    code, out, _ = cli(*f"{base} --resume latest --set train.num_iters=10".split())
     assert code == 0 and "00001-tiny" in out
     stats = (tmp_path / "00001-tiny" / "stats.jsonl").read_text().splitlines()
     assert json.loads(stats[-1])["step"] == 10
     code, out, _ = cli(
-        "train",
-        "--preset",
-        "tiny",
-        "--outdir",
-        tmp_path,
-        "--quiet",
-        "--set",
-        "train.num_iters=2",
-        "--set",
-        "train.num_iters_decay=1",
+        *f"{base} --preset tiny --set train.num_iters=2 --set train.num_iters_decay=1".split()
     )
     assert code == 0 and "00002-tiny" in out
 
