@@ -162,3 +162,63 @@ def test_resume_latest_without_runs_is_a_clear_error(tmp_path: Path) -> None:
 
     with pytest.raises(StarGANError, match="no run with a checkpoint"):
         run_training(get_preset("tiny"), tmp_path, resume="latest", progress=False)
+
+
+def _official_order_step(tr: Trainer) -> None:
+    """The official solver's iteration, written out plainly: G runs again for the G step
+    and D's weights get gradients from the G loss (then zeroed by the next D step)."""
+    from stargan import losses
+
+    cfg, step = tr.cfg, tr.state.step
+    tr.set_lr(step)
+    b, gen = tr.make_batch(step)
+    d_src_real, d_cls_real = tr.D(b.x_real)
+    x_fake = tr.G(b.x_real, b.c_trg)
+    d_src_fake, _ = tr.D(x_fake.detach())
+    alpha = torch.rand(b.x_real.size(0), 1, 1, 1, generator=gen)
+    x_hat = (alpha * b.x_real + (1 - alpha) * x_fake.detach()).requires_grad_(True)
+    gp = losses.gradient_penalty(tr.D(x_hat)[0], x_hat)
+    d_loss, _ = losses.d_loss(
+        d_src_real,
+        d_cls_real,
+        b.c_org,
+        d_src_fake,
+        gp,
+        tr.spec.kind,
+        cfg.loss.lambda_cls,
+        cfg.loss.lambda_gp,
+    )
+    tr.g_opt.zero_grad()
+    tr.d_opt.zero_grad()
+    d_loss.backward()
+    tr.d_opt.step()
+    if (step + 1) % cfg.optim.n_critic == 0:
+        x_fake = tr.G(b.x_real, b.c_trg)
+        d_src_fake, d_cls_fake = tr.D(x_fake)
+        x_rec = tr.G(x_fake, b.c_org)
+        g_loss, _ = losses.g_loss(
+            d_src_fake,
+            d_cls_fake,
+            b.c_trg,
+            b.x_real,
+            x_rec,
+            tr.spec.kind,
+            cfg.loss.lambda_cls,
+            cfg.loss.lambda_rec,
+        )
+        tr.g_opt.zero_grad()
+        tr.d_opt.zero_grad()
+        g_loss.backward()
+        tr.g_opt.step()
+    tr.state.step += 1
+
+
+def test_training_step_matches_the_official_order_of_operations(tmp_path: Path) -> None:
+    cfg = _tiny_cfg()
+    ours, official = _trainer(cfg, tmp_path / "a"), _trainer(cfg, tmp_path / "b")
+    for _ in range(10):  # two G updates
+        ours.train_step()
+        _official_order_step(official)
+    a, b = _weights(ours), _weights(official)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
