@@ -279,21 +279,20 @@ def test_console_script_help_and_error_exit_codes(tmp_path: Path) -> None:
     assert "Traceback" not in bad.stderr
 
 
-def test_categorical_dataset_trains_translates_and_scores(cli, tmp_path) -> None:
-    code, out, _ = cli(
-        "demo",
-        "--preset",
-        "tiny",
-        "--set",
-        "data.dataset=faces-expr",
-        "--outdir",
-        tmp_path,
+def _tiny_demo(cli, tmp_path: Path, setting: str) -> dict:
+    """``stargan demo`` on the tiny preset with one override, scored on 16 images."""
+    code, _, err = cli(
+        *f"demo --preset tiny --set {setting} --outdir {tmp_path}".split(),
         "--n-score",
         "16",
         "--quiet",
     )
-    assert code == 0
-    score = json.loads((tmp_path / "00001-tiny" / "score.json").read_text())
+    assert code == 0, err
+    return json.loads((tmp_path / "00001-tiny" / "score.json").read_text())
+
+
+def test_categorical_dataset_trains_translates_and_scores(cli, tmp_path) -> None:
+    score = _tiny_demo(cli, tmp_path, "data.dataset=faces-expr")
     from stargan.data.faces import EXPRESSIONS
 
     assert set(score["per_domain"]) == set(EXPRESSIONS)
@@ -314,20 +313,7 @@ def test_categorical_dataset_trains_translates_and_scores(cli, tmp_path) -> None
 
 def test_score_with_part_of_the_hair_group(cli, tmp_path) -> None:
     # Blond_Hair alone: switching it off has no single ground truth; those rows are skipped
-    code, _, _ = cli(
-        "demo",
-        "--preset",
-        "tiny",
-        "--set",
-        "data.attrs=Blond_Hair,Male",
-        "--outdir",
-        tmp_path,
-        "--n-score",
-        "16",
-        "--quiet",
-    )
-    assert code == 0
-    score = json.loads((tmp_path / "00001-tiny" / "score.json").read_text())
+    score = _tiny_demo(cli, tmp_path, "data.attrs=Blond_Hair,Male")
     assert score["per_domain"]["Male"]["n"] == 16
     assert 0 < score["per_domain"]["Blond_Hair"]["n"] < 16
 

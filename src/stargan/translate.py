@@ -241,17 +241,10 @@ def _checked_model(path: Path, config: dict[str, Any]) -> tuple[ModelConfig, Lab
     network is built (a crafted config.json must not allocate gigabytes)."""
     where = f"{path}/config.json"
     model_cfg = from_dict(ModelConfig, config["model"], f"{where} model")
-    labels = config["labels"]
     try:
-        spec = LabelSpec(
-            tuple(labels["names"]),
-            labels["kind"],
-            tuple(tuple(g) for g in labels["exclusive_groups"]),
-        )
-        if not all(isinstance(n, str) for n in spec.names) or isinstance(labels["names"], str):
-            raise TypeError("names must be a list of strings")
-    except (TypeError, KeyError) as err:
-        raise StarGANError(f"{where}: malformed labels entry ({err})") from err
+        spec = LabelSpec.from_dict(config["labels"])
+    except StarGANError as err:
+        raise StarGANError(f"{where}: {err}") from err
     m = model_cfg
     if (
         m.c_dim != spec.dim

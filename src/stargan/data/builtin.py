@@ -46,6 +46,11 @@ def labels_of(name: str, spec: LabelSpec, params: list[faces.FaceParams]) -> np.
     return np.stack([faces.attr_vector(p)[cols] for p in params]).astype(np.float32)
 
 
+def split_labels(name: str, spec: LabelSpec, split: str, n: int, seed: int) -> np.ndarray:
+    """Labels [n, c] of images 0..n-1 of a split, from their parameters."""
+    return labels_of(name, spec, [faces.params_for(seed, split, i) for i in range(n)])
+
+
 def load_builtin(
     name: str,
     split: str,
@@ -62,9 +67,8 @@ def load_builtin(
         raise StarGANError(f"built-in faces render at 16 to 256 px, not {size}")
     if n <= 0:
         raise StarGANError(f"number of {split} images must be > 0 (got {n})")
-    params = [faces.params_for(seed, split, i) for i in range(n)]
     images = _cached_renders(seed, split, size, n, cache_dir or default_cache_dir(), progress)
-    return ImageLabelDataset(images, labels_of(name, spec, params), spec, name)
+    return ImageLabelDataset(images, split_labels(name, spec, split, n, seed), spec, name)
 
 
 def label_summary(
@@ -72,7 +76,7 @@ def label_summary(
 ) -> dict[str, int]:
     """Images per domain of a built-in split, from its parameters alone (nothing rendered)."""
     spec = label_spec(name, attrs)
-    labels = labels_of(name, spec, [faces.params_for(seed, split, i) for i in range(n)])
+    labels = split_labels(name, spec, split, n, seed)
     return {"images": n, **{k: int(v) for k, v in zip(spec.names, labels.sum(0), strict=True)}}
 
 

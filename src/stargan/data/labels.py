@@ -58,7 +58,14 @@ class LabelSpec:
 
     @classmethod
     def from_dict(cls, d: dict) -> LabelSpec:
-        return cls(tuple(d["names"]), d["kind"], tuple(tuple(g) for g in d["exclusive_groups"]))
+        """From JSON data (a model folder's ``labels``); malformed data is a StarGANError."""
+        try:
+            names, groups = d["names"], d["exclusive_groups"]
+            if isinstance(names, str) or not all(isinstance(n, str) for n in names):
+                raise TypeError("names must be a list of strings")
+            return cls(tuple(names), d["kind"], tuple(tuple(g) for g in groups))
+        except (TypeError, KeyError) as err:
+            raise StarGANError(f"malformed labels entry ({err})") from err
 
     # ------------------------------------------------------------------ targets
     def random_targets(self, c_org: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
