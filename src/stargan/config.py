@@ -49,16 +49,33 @@ class OptimConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Where images and labels come from. ``dataset`` picks the loader."""
+    """Where images and labels come from. ``dataset`` picks the loader (``data.LOADERS``).
+
+    ``name`` labels the dataset in joint runs (``--data NAME=PATH``; empty: ``dataset``).
+    ``attrs`` picks attributes / domain folders by name (empty: the loader's default).
+    ``crop`` is the centre crop in source pixels before resizing (0: the loader's
+    default, e.g. 178 for CelebA, the largest centred square for folders).
+    ``exclusive`` declares mutually exclusive groups of a label table, each written
+    ``A|B|C``. ``on_bad_image``: ``error`` (stop, naming the file) or ``skip`` (counted).
+    """
 
     dataset: str = "faces-attr"
     path: str = ""
+    name: str = ""
     attrs: tuple[str, ...] = ()
     num_train: int = 20000
     num_test: int = 2000
     seed: int = 0
     flip: bool = True
     test_split: str = "paper"
+    crop: int = 0
+    exclusive: tuple[str, ...] = ()
+    image_dir: str = ""
+    on_bad_image: str = "error"
+
+    @property
+    def label(self) -> str:
+        return self.name or self.dataset
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,11 @@ from pathlib import Path
 import torch
 
 from stargan.config import load_config
-from stargan.data import dataset_spec
+from stargan.data import crop_of, dataset_spec
 from stargan.errors import StarGANError
 from stargan.models import build
 from stargan.train.checkpoint import load_checkpoint, resolve_checkpoint
 from stargan.translate import Translator
-
-CROPS = {"celeba": 178}  # the paper's centre crop before resizing, per dataset
 
 
 def translator_from_checkpoint(path: Path, device: str = "cpu") -> Translator:
@@ -27,7 +25,7 @@ def translator_from_checkpoint(path: Path, device: str = "cpu") -> Translator:
     meta = {
         "dataset": cfg.data.dataset,
         "data_seed": cfg.data.seed,
-        "crop": CROPS.get(cfg.data.dataset, 0),
+        "crop": crop_of(cfg.data),
         "run_name": cfg.name,
         "step": state.step,
         "g_updates": state.g_updates,

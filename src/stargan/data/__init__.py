@@ -1,8 +1,15 @@
-"""Datasets: a loader per ``data.dataset`` name, all returning ImageLabelDataset."""
+"""Datasets: a kind per ``data.dataset`` name (``LOADERS``), all giving ImageLabelDataset.
+
+A kind knows its label spec without reading images (``spec``), loads a split
+(``load``), and may count a split's domains more cheaply than loading it
+(``summarize``). New formats register here; joint runs combine any of them.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 from stargan.config import DataConfig
 from stargan.data.dataset import ImageLabelDataset
@@ -10,79 +17,126 @@ from stargan.data.labels import LabelSpec
 from stargan.errors import StarGANError
 
 Loader = Callable[[DataConfig, int, str, bool], ImageLabelDataset]
+Summarizer = Callable[[DataConfig, int, str, bool], dict[str, int]]
 
 
-def _load_faces(cfg: DataConfig, image_size: int, split: str, progress: bool) -> ImageLabelDataset:
-    from stargan.data.builtin import load_builtin
+@dataclass(frozen=True)
+class DatasetKind:
+    load: Loader
+    spec: Callable[[DataConfig], LabelSpec]
+    summarize: Summarizer | None = None  # default: load the split and count
+    check: Callable[[DataConfig, int], None] | None = None  # checks needing no pixels
+    default_crop: int = 0  # centre crop (source px) before resizing; 0: largest square
+    needs_path: bool = True
 
-    n = cfg.num_train if split == "train" else cfg.num_test
-    return load_builtin(cfg.dataset, split, image_size, n, cfg.seed, cfg.attrs, progress=progress)
 
+def _builtin_kind() -> DatasetKind:
+    from stargan.data import builtin
 
-def _load_celeba(cfg: DataConfig, image_size: int, split: str, progress: bool) -> ImageLabelDataset:
-    from pathlib import Path
+    def load(cfg: DataConfig, image_size: int, split: str, progress: bool):
+        n = cfg.num_train if split == "train" else cfg.num_test
+        return builtin.load_builtin(
+            cfg.dataset, split, image_size, n, cfg.seed, cfg.attrs, progress=progress
+        )
 
-    from stargan.data.celeba import load_celeba
+    def summarize(cfg: DataConfig, image_size: int, split: str, progress: bool):
+        n = cfg.num_train if split == "train" else cfg.num_test
+        return builtin.label_summary(cfg.dataset, split, n, cfg.seed, cfg.attrs)
 
-    if not cfg.path:
-        raise StarGANError("dataset celeba needs a folder: --data PATH (or --set data.path=PATH)")
-    return load_celeba(
-        Path(cfg.path), cfg.attrs, image_size, split, cfg.test_split, cfg.seed, progress
+    def check(cfg: DataConfig, image_size: int) -> None:
+        if not 16 <= image_size <= 256:
+            raise StarGANError(f"built-in faces render at 16 to 256 px, not {image_size}")
+
+    return DatasetKind(
+        load,
+        lambda cfg: builtin.label_spec(cfg.dataset, cfg.attrs),
+        summarize,
+        check,
+        needs_path=False,
     )
 
 
-LOADERS: dict[str, Loader] = {
-    "faces-attr": _load_faces,
-    "faces-expr": _load_faces,
-    "celeba": _load_celeba,
+def _celeba_kind() -> DatasetKind:
+    from stargan.data import celeba
+
+    def load(cfg: DataConfig, image_size: int, split: str, progress: bool):
+        return celeba.load_celeba(
+            Path(cfg.path), cfg.attrs, image_size, split, cfg.test_split, cfg.seed, progress
+        )
+
+    return DatasetKind(load, lambda cfg: celeba.label_spec(cfg.attrs), default_crop=celeba.CROP)
+
+
+LOADERS: dict[str, Callable[[], DatasetKind]] = {
+    "faces-attr": _builtin_kind,
+    "faces-expr": _builtin_kind,
+    "celeba": _celeba_kind,
 }
+
+
+def dataset_kind(cfg: DataConfig) -> DatasetKind:
+    if cfg.dataset not in LOADERS:
+        raise StarGANError(f"unknown dataset {cfg.dataset!r}; valid: {', '.join(LOADERS)}")
+    return LOADERS[cfg.dataset]()
 
 
 def load_dataset(
     cfg: DataConfig, image_size: int, split: str = "train", progress: bool = False
 ) -> ImageLabelDataset:
-    if cfg.dataset not in LOADERS:
-        raise StarGANError(f"unknown dataset {cfg.dataset!r}; valid: {', '.join(LOADERS)}")
-    return LOADERS[cfg.dataset](cfg, image_size, split, progress)
+    kind = dataset_kind(cfg)
+    _check_path(cfg, kind)
+    return kind.load(cfg, image_size, split, progress)
 
 
 def check_data_config(cfg: DataConfig, image_size: int) -> LabelSpec:
-    """Everything about the data that can be checked without reading it; its label spec."""
-    spec = dataset_spec(cfg)
-    if cfg.dataset in ("faces-attr", "faces-expr") and not 16 <= image_size <= 256:
-        raise StarGANError(f"built-in faces render at 16 to 256 px, not {image_size}")
-    return spec
+    """Everything about the data that can be checked without reading pixels; its spec."""
+    kind = dataset_kind(cfg)
+    if cfg.on_bad_image not in ("error", "skip"):
+        raise StarGANError(f"data.on_bad_image must be error or skip, not {cfg.on_bad_image!r}")
+    if cfg.crop < 0:
+        raise StarGANError(f"data.crop must be >= 0 (got {cfg.crop})")
+    if kind.check is not None:
+        kind.check(cfg, image_size)
+    return kind.spec(cfg)
 
 
 def summarize(
     cfg: DataConfig, image_size: int, split: str, progress: bool = False
 ) -> dict[str, int]:
-    """Images per domain of a split: for built-in data without rendering a pixel."""
-    if cfg.dataset in ("faces-attr", "faces-expr"):
-        from stargan.data.builtin import label_summary
-
-        n = cfg.num_train if split == "train" else cfg.num_test
-        return label_summary(cfg.dataset, split, n, cfg.seed, cfg.attrs)
-    return load_dataset(cfg, image_size, split, progress).summary()
+    """Images per domain of a split (built-in data: without rendering a pixel)."""
+    kind = dataset_kind(cfg)
+    _check_path(cfg, kind)
+    if kind.summarize is not None:
+        return kind.summarize(cfg, image_size, split, progress)
+    return kind.load(cfg, image_size, split, progress).summary()
 
 
 def dataset_spec(cfg: DataConfig) -> LabelSpec:
     """The label spec of a dataset config, without loading any image."""
-    if cfg.dataset in ("faces-attr", "faces-expr"):
-        from stargan.data.builtin import label_spec
+    return dataset_kind(cfg).spec(cfg)
 
-        return label_spec(cfg.dataset, cfg.attrs)
-    if cfg.dataset == "celeba":
-        from stargan.data.celeba import label_spec as celeba_spec
 
-        return celeba_spec(cfg.attrs)
-    raise StarGANError(f"unknown dataset {cfg.dataset!r}; valid: {', '.join(LOADERS)}")
+def crop_of(cfg: DataConfig) -> int:
+    """The centre crop a translator should apply to photos like this dataset's."""
+    return cfg.crop or dataset_kind(cfg).default_crop
+
+
+def _check_path(cfg: DataConfig, kind: DatasetKind) -> None:
+    if kind.needs_path and not cfg.path:
+        raise StarGANError(
+            f"dataset {cfg.label} ({cfg.dataset}) needs a path: --data PATH "
+            f"(joint runs: --data {cfg.label}=PATH)"
+        )
 
 
 __all__ = [
     "LOADERS",
+    "DatasetKind",
     "ImageLabelDataset",
     "LabelSpec",
+    "check_data_config",
+    "crop_of",
+    "dataset_kind",
     "dataset_spec",
     "load_dataset",
     "summarize",
