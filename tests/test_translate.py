@@ -64,7 +64,7 @@ def test_save_pretrained_layout(saved) -> None:
         "model.safetensors",
     ]
     config = json.loads((path / "config.json").read_text())
-    assert config["kind"] == KIND and config["format_version"] == FORMAT_VERSION
+    assert config["kind"] == KIND and config["format_version"] == 1
     assert config["model"]["c_dim"] == 3 and config["model"]["image_size"] == 16
     assert config["labels"] == SPEC.to_dict()
     assert config["dataset"] == "unit-test" and config["step"] == 7

@@ -35,10 +35,16 @@ def cli() -> None:
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
 @click.option(
     "--data",
-    "data_path",
-    type=click.Path(),
+    "data_paths",
+    multiple=True,
+    metavar="[NAME=]PATH",
+    help="Dataset folder or label table (sets data.path); joint presets: NAME=PATH per dataset.",
+)
+@click.option(
+    "--on-bad-image",
+    type=click.Choice(["error", "skip"]),
     default=None,
-    help="Dataset folder (sets data.path), e.g. a CelebA root.",
+    help="Corrupt or missing images: stop (default) or skip them and count.",
 )
 @click.option(
     "--outdir",
@@ -57,7 +63,8 @@ def cli() -> None:
 def train(
     preset: str,
     overrides: tuple[str, ...],
-    data_path: str | None,
+    data_paths: tuple[str, ...],
+    on_bad_image: str | None,
     outdir: str,
     resume: str | None,
     dry_run: bool,
@@ -70,21 +77,27 @@ def train(
       stargan train --preset demo
       stargan train --preset tiny --set train.num_iters=20
       stargan train --preset celeba-v1 --data /data/celeba
+      stargan train --preset joint-celeba-ckplus-v1 --data celeba=/data/celeba \\
+        --data ckplus=/data/ck_plus_48
       stargan train --resume latest
       stargan train --preset faces-v1 --dry-run
     """
     from stargan.data import summarize
+    from stargan.data.report import balance_report
     from stargan.train import prepare_config, run_training
+    from stargan.train.run import data_assignments
 
-    sets = list(overrides) + ([f"data.path={data_path}"] if data_path else [])
+    base = get_preset(preset)
+    sets = list(overrides) + data_assignments(base, data_paths, on_bad_image)
     if dry_run:
-        cfg = prepare_config(get_preset(preset), sets)
+        cfg = prepare_config(base, sets)
         click.echo(cfg.to_json())
-        for split in ("train", "test"):
-            summary = summarize(cfg.data, cfg.model.image_size, split, progress=not quiet)
-            click.echo(f"{split}: {json.dumps(summary)}")
+        for data_cfg in cfg.datasets:
+            for split in ("train", "test"):
+                summary = summarize(data_cfg, cfg.model.image_size, split, progress=not quiet)
+                click.echo(balance_report(f"{data_cfg.label} {split}", summary))
         return
-    run_dir = run_training(get_preset(preset), Path(outdir), resume, sets, progress=not quiet)
+    run_dir = run_training(base, Path(outdir), resume, sets, progress=not quiet)
     click.echo(f"run folder: {run_dir}")
 
 
@@ -253,8 +266,9 @@ def list_presets() -> None:
     """List the presets with their data, image size and length."""
     for name in sorted(PRESETS):
         cfg = get_preset(name)
+        data = "+".join(d.label for d in cfg.datasets)
         click.echo(
-            f"{name:<14} {cfg.data.dataset:<11} {cfg.model.image_size:>4} px  "
+            f"{name:<23} {data:<21} {cfg.model.image_size:>4} px  "
             f"{cfg.train.num_iters:>7} iterations  {PRESETS[name].__doc__.strip()}"
         )
 

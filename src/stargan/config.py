@@ -20,11 +20,14 @@ from stargan.errors import StarGANError
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """StarGAN v1 networks (paper Tables 4-5). c_dim 0 means: the label width of the data."""
+    """StarGAN v1 networks (paper Tables 4-5). ``c_dim``: D_cls's outputs, the datasets'
+    labels (0: filled from the data). ``mask_dim``: joint runs' mask vector, one entry per
+    dataset (filled from the data); G's label input is ``c_dim + mask_dim`` wide."""
 
     arch: str = "v1"
     image_size: int = 128
     c_dim: int = 0
+    mask_dim: int = 0
     g_conv_dim: int = 64
     g_repeat_num: int = 6
     d_conv_dim: int = 64
@@ -80,7 +83,12 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Counts are iterations (one D update each) unless the name says G updates."""
+    """Counts are iterations (one D update each) unless the name says G updates.
+
+    ``dataset_schedule`` (joint runs): consecutive iterations per dataset in one cycle,
+    e.g. ``2,1``; empty: one each, alternating as the paper. G updates on every
+    iteration of each ``n_critic``-th cycle, so every dataset trains G.
+    """
 
     batch_size: int = 16
     num_iters: int = 200000
@@ -93,6 +101,7 @@ class TrainConfig:
     ckpt_every: int = 10000
     keep_ckpts: int = 3
     tensorboard: bool = True
+    dataset_schedule: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -103,6 +112,11 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    joint: tuple[DataConfig, ...] = ()  # more datasets trained with ``data`` (mask vector)
+
+    @property
+    def datasets(self) -> tuple[DataConfig, ...]:
+        return (self.data, *self.joint)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -142,15 +156,30 @@ def validate(cfg: Config) -> Config:
     for key, value in positive.items():
         if value <= 0:
             raise StarGANError(f"{key} must be > 0 (got {value})")
-    if m.g_repeat_num < 0 or m.c_dim < 0:
-        raise StarGANError("model.g_repeat_num and model.c_dim must be >= 0")
+    if m.g_repeat_num < 0 or m.c_dim < 0 or m.mask_dim < 0:
+        raise StarGANError("model.g_repeat_num, c_dim and mask_dim must be >= 0")
     if not 0 <= t.num_iters_decay <= t.num_iters:
         raise StarGANError(
             f"train.num_iters_decay must be in [0, num_iters={t.num_iters}] "
             f"(got {t.num_iters_decay})"
         )
     _check_device(t.device)
+    _check_datasets(cfg)
     return cfg
+
+
+def _check_datasets(cfg: Config) -> None:
+    labels = [d.label for d in cfg.datasets]
+    if len(set(labels)) != len(labels):
+        raise StarGANError(
+            f"datasets of a joint run need distinct names, got {labels}; set data.name"
+        )
+    schedule = cfg.train.dataset_schedule
+    if schedule and (len(schedule) != len(labels) or min(schedule) < 1):
+        raise StarGANError(
+            f"train.dataset_schedule needs one count >= 1 per dataset ({', '.join(labels)}), "
+            f"got {','.join(map(str, schedule))}"
+        )
 
 
 def _check_device(name: str) -> None:
@@ -177,15 +206,33 @@ def apply_overrides(cfg: Config, assignments: list[str]) -> Config:
         key, sep, raw = text.partition("=")
         if not sep:
             raise StarGANError(f"--set expects key=value, got {text!r}")
-        cfg = _set_path(cfg, key.strip().split("."), raw.strip(), key.strip())
+        parts = key.strip().split(".")
+        if len(parts) == 3 and parts[0] == "data":
+            cfg = _set_dataset_key(cfg, parts[1], parts[2:], raw.strip(), key.strip())
+        else:
+            cfg = _set_path(cfg, parts, raw.strip(), key.strip())
     return cfg
+
+
+def _set_dataset_key(cfg: Config, label: str, parts: list[str], raw: str, key: str) -> Config:
+    """``data.NAME.key=value``: a key of the dataset called NAME (joint runs)."""
+    labels = [d.label for d in cfg.datasets]
+    if label not in labels:
+        raise StarGANError(f"{key!r}: no dataset named {label!r}; datasets: {', '.join(labels)}")
+    i = labels.index(label)
+    changed = _set_path(cfg.datasets[i], parts, raw, key)
+    if i == 0:
+        return replace(cfg, data=changed)
+    return replace(cfg, joint=cfg.joint[: i - 1] + (changed,) + cfg.joint[i:])
 
 
 def valid_keys(cls: type = Config, prefix: str = "") -> list[str]:
     out = []
     for f in fields(cls):
         hint = typing.get_type_hints(cls)[f.name]
-        if is_dataclass(hint):
+        if _dataclass_tuple(hint):
+            out.append(f"{prefix}data.NAME.<key> (joint datasets)")
+        elif is_dataclass(hint):
             out += valid_keys(hint, f"{prefix}{f.name}.")
         else:
             out.append(f"{prefix}{f.name}")
@@ -226,8 +273,9 @@ def _parse_value(hint: Any, raw: str, key: str) -> Any:
             return float(raw)
         if hint is str:
             return raw
-        if typing.get_origin(hint) is tuple:
-            return tuple(p.strip() for p in raw.split(",") if p.strip())
+        if typing.get_origin(hint) is tuple and not _dataclass_tuple(hint):
+            item = int if typing.get_args(hint)[0] is int else str
+            return tuple(item(p.strip()) for p in raw.split(",") if p.strip())
     except ValueError:
         pass
     else:
@@ -256,10 +304,21 @@ def from_dict(cls: type, d: Any, where: str = "config") -> Any:
     return cls(**kwargs)
 
 
+def _dataclass_tuple(hint: Any) -> bool:
+    return typing.get_origin(hint) is tuple and is_dataclass(typing.get_args(hint)[0])
+
+
 def _checked(hint: Any, value: Any, key: str) -> Any:
     """``value`` if it has the field's JSON type (a bool is not an int; an int is a float)."""
-    if typing.get_origin(hint) is tuple:
-        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+    if _dataclass_tuple(hint):
+        if isinstance(value, list):
+            item = typing.get_args(hint)[0]
+            return tuple(from_dict(item, v, f"{key}[{i}]") for i, v in enumerate(value))
+    elif typing.get_origin(hint) is tuple:
+        item = typing.get_args(hint)[0]
+        if isinstance(value, list) and all(
+            isinstance(v, item) and not isinstance(v, bool) for v in value
+        ):
             return tuple(value)
     elif hint is float:
         if isinstance(value, int | float) and not isinstance(value, bool):

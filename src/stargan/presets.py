@@ -82,12 +82,75 @@ def _celeba_v1() -> Config:
     return replace(PAPER, name="celeba-v1", data=DataConfig(dataset="celeba", test_split="paper"))
 
 
+def _celeba_rafd_v1() -> Config:
+    """The paper's joint setting: CelebA 5 attributes + RaFD 8 expressions, 128 px."""
+    # RaFD as one folder per expression (train/ and test/ subfolders, or a seeded
+    # hold-out), centre-cropped to 256 px before resizing, as the official code.
+    celeba = DataConfig(dataset="celeba", name="celeba", test_split="paper")
+    rafd = DataConfig(dataset="folders", name="rafd", crop=256, num_test=400)
+    return replace(PAPER, name="celeba-rafd-v1", data=celeba, joint=(rafd,))
+
+
+def _cpu_64px(name: str, num_iters: int) -> Config:
+    """A reduced network at 64 px for real photos on a CPU (hours, not weeks)."""
+    return Config(
+        name=name,
+        model=ModelConfig(
+            image_size=64, g_conv_dim=32, g_repeat_num=4, d_conv_dim=32, d_repeat_num=5
+        ),
+        loss=LossConfig(lambda_rec=10.0),
+        optim=OptimConfig(g_lr=2e-4, d_lr=2e-4, n_critic=5),
+        train=TrainConfig(
+            batch_size=16,
+            num_iters=num_iters,
+            num_iters_decay=num_iters // 2,
+            log_every=50,
+            sample_every=500,
+            ckpt_every=500,
+            keep_ckpts=2,
+        ),
+    )
+
+
+def _celeba_subset_v1() -> Config:
+    """CelebA in its official layout (e.g. ../shared/data/celeba_subset), 64 px, CPU-sized."""
+    celeba = DataConfig(dataset="celeba", name="celeba", test_split="official")
+    return replace(_cpu_64px("celeba-subset-v1", 20000), data=celeba)
+
+
+def _joint_celeba_ckplus_v1() -> Config:
+    """CelebA 5 attributes + CK+48 expressions (the RaFD stand-in), 64 px, CPU-sized."""
+    celeba = DataConfig(dataset="celeba", name="celeba", test_split="official")
+    ckplus = DataConfig(dataset="folders", name="ckplus", num_test=98)
+    return replace(_cpu_64px("joint-celeba-ckplus-v1", 20000), data=celeba, joint=(ckplus,))
+
+
+def _faces_joint_v1() -> Config:
+    """Built-in faces-attr + faces-expr jointly (mask vector), demo-sized at 32 px."""
+    demo = _demo()
+    attr = replace(demo.data, name="faces-attr")
+    expr = DataConfig(
+        dataset="faces-expr", name="faces-expr", num_train=12000, num_test=500, seed=1
+    )
+    return replace(
+        demo,
+        name="faces-joint-v1",
+        data=attr,
+        joint=(expr,),
+        train=replace(demo.train, num_iters=8000, num_iters_decay=4000),
+    )
+
+
 PRESETS = {
     "tiny": _tiny,
     "demo": _demo,
     "faces-v1": _faces_v1,
     "faces-expr-v1": _faces_expr_v1,
     "celeba-v1": _celeba_v1,
+    "celeba-rafd-v1": _celeba_rafd_v1,
+    "celeba-subset-v1": _celeba_subset_v1,
+    "joint-celeba-ckplus-v1": _joint_celeba_ckplus_v1,
+    "faces-joint-v1": _faces_joint_v1,
 }
 
 

@@ -1,6 +1,7 @@
 """Inference: an exported model folder as a ``Translator``.
 
-Folder layout (``format_version`` 1)::
+Folder layout (``format_version`` 1; 2 for joint models, whose ``datasets`` list each
+dataset's name and label spec in place of ``labels``)::
 
     config.json               kind, format_version, model config, label spec, preprocessing
     model.safetensors         generator G weights
@@ -24,34 +25,43 @@ from safetensors.torch import load_file, save_file
 
 from stargan.config import ModelConfig, from_dict
 from stargan.data.dataset import to_model_range, to_uint8
-from stargan.data.labels import LabelSpec
+from stargan.data.joint import LabelLayout
+from stargan.data.labels import LabelSpec, parse_pairs
 from stargan.errors import StarGANError
 from stargan.images import center_crop_resize, pil_to_uint8_tensor, to_rgb
 from stargan.models.v1 import Discriminator, Generator
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest this code reads; single-dataset folders are still written as 1
 KIND = "stargan-v1"
 
 Target = str | Mapping[str, float] | torch.Tensor
 
 
 class Translator:
-    """G(x, c) with the preprocessing of training. Batch in, batch out."""
+    """G(x, c) with the preprocessing of training. Batch in, batch out.
+
+    Joint models (several datasets, mask vector) take targets of one dataset at a time,
+    named ``dataset.domain`` or by a domain name that only one dataset has."""
 
     def __init__(
         self,
         G: Generator,
         model_cfg: ModelConfig,
-        spec: LabelSpec,
+        labels: LabelSpec | LabelLayout,
         D: Discriminator | None = None,
         meta: dict[str, Any] | None = None,
     ) -> None:
         self.G = G.eval()
         self.D = D.eval() if D is not None else None
         self.model_cfg = model_cfg
-        self.spec = spec
+        self.layout = labels if isinstance(labels, LabelLayout) else LabelLayout.single(labels)
         self.meta = dict(meta or {})
         self.crop = int(self.meta.get("crop", 0))
+
+    @property
+    def spec(self) -> LabelSpec:
+        """The label spec (of the first dataset, for joint models)."""
+        return self.layout.specs[0]
 
     @property
     def device(self) -> torch.device:
@@ -66,13 +76,12 @@ class Translator:
         path = Path(path)
         try:
             path.mkdir(parents=True, exist_ok=True)
-            config = {
-                "format_version": FORMAT_VERSION,
-                "kind": KIND,
-                "model": asdict(self.model_cfg),
-                "labels": self.spec.to_dict(),
-                **self.meta,
-            }
+            labels = (
+                {"format_version": 2, "datasets": self.layout.to_dict()}
+                if self.layout.joint
+                else {"format_version": 1, "labels": self.spec.to_dict()}
+            )
+            config = {"kind": KIND, "model": asdict(self.model_cfg), **labels, **self.meta}
             _save_weights(self.G, path / "model.safetensors")
             if with_discriminator and self.D is not None:
                 _save_weights(self.D, path / "discriminator.safetensors")
@@ -87,8 +96,9 @@ class Translator:
     def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu") -> Translator:
         path = Path(path)
         config = read_model_config(path)
-        model_cfg, spec = _checked_model(path, config)
-        G = Generator(model_cfg.c_dim, model_cfg.g_conv_dim, model_cfg.g_repeat_num)
+        model_cfg, layout = _checked_model(path, config)
+        m = model_cfg
+        G = Generator(m.c_dim + m.mask_dim, m.g_conv_dim, m.g_repeat_num)
         _load_weights(G, path / "model.safetensors")
         D = None
         if (path / "discriminator.safetensors").exists():
@@ -99,9 +109,9 @@ class Translator:
         meta = {
             k: v
             for k, v in config.items()
-            if k not in ("format_version", "kind", "model", "labels")
+            if k not in ("format_version", "kind", "model", "labels", "datasets")
         }
-        return cls(G.to(device), model_cfg, spec, D.to(device) if D else None, meta)
+        return cls(G.to(device), model_cfg, layout, D.to(device) if D else None, meta)
 
     # ------------------------------------------------------------ inference
     def preprocess(self, images: Any) -> torch.Tensor:
@@ -139,43 +149,44 @@ class Translator:
         return x.to(self.device, torch.float32)
 
     @torch.no_grad()
-    def estimate_labels(self, x: torch.Tensor) -> torch.Tensor:
-        """The input's own labels c_org from D_cls (0/1 multi-label, one-hot categorical)."""
+    def estimate_labels(self, x: torch.Tensor, part: int = 0) -> torch.Tensor:
+        """The input's own labels in dataset ``part``'s domains, from D_cls (0/1
+        multi-label, one-hot categorical)."""
         if self.D is None:
             raise StarGANError(
                 "this model folder has no discriminator.safetensors, so the "
                 "input's own labels cannot be estimated; export it without "
                 "--no-discriminator (Python: pass c_org=)"
             )
-        _, logits = self.D(x)
-        if self.spec.kind == "categorical":
-            return torch.nn.functional.one_hot(logits.argmax(1), self.spec.dim).float()
-        c = (logits > 0).float()
-        for group in self.spec.exclusive_groups:
-            cols = [self.spec.index(n) for n in group]
-            best = logits[:, cols].argmax(1)
-            keep = torch.nn.functional.one_hot(best, len(cols)).float()
-            c[:, cols] = keep * c[:, cols].amax(1, keepdim=True)
-        return c
+        return self.layout.estimate(self.D(x)[1].float(), part)
 
-    def target_labels(self, target: Target, c_org: torch.Tensor) -> torch.Tensor:
+    def parse_target(self, target: str | Mapping[str, float]) -> tuple[int, dict[str, float]]:
+        """``"Blond_Hair=1,Male=0"`` or a dict -> (dataset index, {domain: value})."""
+        if isinstance(target, str):
+            if not self.layout.joint:
+                return 0, self.spec.parse_assignments(target)
+            target = parse_pairs(target, example=self.layout.domain_names()[0])
+        return self.layout.resolve({k: float(v) for k, v in target.items()})
+
+    def target_labels(self, target: Target, c_org: torch.Tensor | None, x=None) -> torch.Tensor:
+        """Full generator labels for ``target``. Unnamed domains of the target's dataset
+        keep ``c_org`` (full labels; rows of that dataset), else D_cls's estimate of ``x``."""
         if isinstance(target, torch.Tensor):
             c_trg = target.to(self.device, torch.float32)
+            n = c_org.size(0) if c_org is not None else x.size(0)
             if c_trg.dim() == 1:
-                c_trg = c_trg.expand(c_org.size(0), -1)
-            if c_trg.shape != c_org.shape:
+                c_trg = c_trg.expand(n, -1)
+            if tuple(c_trg.shape) != (n, self.layout.dim):
                 raise StarGANError(
-                    f"target labels must be [N, {self.spec.dim}], got {list(c_trg.shape)}"
+                    f"target labels must be [N, {self.layout.dim}], got {list(c_trg.shape)}"
                 )
             return c_trg
-        assignments = (
-            self.spec.parse_assignments(target)
-            if isinstance(target, str)
-            else {k: float(v) for k, v in target.items()}
-        )
-        for name in assignments:
-            self.spec.index(name)
-        return self.spec.apply(c_org, assignments)
+        part, assignments = self.parse_target(target)
+        if c_org is not None:
+            base = c_org.to(self.device)[:, self.layout.part(part)]
+        else:
+            base = self.estimate_labels(x, part)
+        return self.layout.encode(part, self.layout.specs[part].apply(base, assignments))
 
     @torch.no_grad()
     def translate(self, images: Any, target: Target, c_org: torch.Tensor | None = None) -> Any:
@@ -184,22 +195,21 @@ class Translator:
         else D_cls's estimate. Returns the input's kind: PIL (list), uint8 numpy, uint8
         tensor, or a float tensor in [-1, 1]."""
         x = self.preprocess(images)
-        if c_org is None:
-            c_org = (
-                torch.zeros(x.size(0), self.spec.dim, device=self.device)
-                if isinstance(target, torch.Tensor)
-                else self.estimate_labels(x)
-            )
-        y = self.G(x, self.target_labels(target, c_org.to(self.device)))
+        y = self.G(x, self.target_labels(target, c_org, x))
         return _like_input(images, y)
 
     @torch.no_grad()
     def all_domains(
         self, x: torch.Tensor, c_org: torch.Tensor | None = None
     ) -> list[tuple[str, torch.Tensor]]:
-        """Each input translated to every single-domain change: [(domain, [N, 3, S, S])]."""
-        c_org = self.estimate_labels(x) if c_org is None else c_org.to(self.device)
-        return [(name, self.G(x, c_trg)) for name, c_trg in self.spec.single_changes(c_org)]
+        """Each input translated to every single-domain change of every dataset:
+        [(domain, [N, 3, S, S])]. ``c_org``: the inputs' full labels (single-dataset
+        models); otherwise, and for joint models, D_cls estimates them."""
+        if c_org is not None and not self.layout.joint:
+            labels = [c_org.to(self.device)]
+        else:
+            labels = [self.estimate_labels(x, i) for i in range(len(self.layout.specs))]
+        return [(name, self.G(x, c_trg)) for name, c_trg in self.layout.single_changes(labels)]
 
 
 def read_model_config(path: Path) -> dict[str, Any]:
@@ -227,7 +237,7 @@ def read_model_config(path: Path) -> dict[str, Any]:
             f"{path} has format_version {config['format_version']}, newer than "
             f"this stargan supports ({FORMAT_VERSION}); upgrade stargan"
         )
-    for key in ("model", "labels"):
+    for key in ("model", "datasets" if "datasets" in config else "labels"):
         if key not in config:
             raise StarGANError(f"{path}/config.json lacks {key!r}: corrupt model folder")
     return config
@@ -236,27 +246,33 @@ def read_model_config(path: Path) -> dict[str, Any]:
 MAX_WIDTH, MAX_IMAGE, MAX_REPEAT = 4096, 2048, 64  # far past any StarGAN; refuses absurd files
 
 
-def _checked_model(path: Path, config: dict[str, Any]) -> tuple[ModelConfig, LabelSpec]:
-    """Typed model config and label spec of a model folder, with sizes bounded before any
-    network is built (a crafted config.json must not allocate gigabytes)."""
+def _checked_model(path: Path, config: dict[str, Any]) -> tuple[ModelConfig, LabelLayout]:
+    """Typed model config and label layout of a model folder, with sizes bounded before
+    any network is built (a crafted config.json must not allocate gigabytes)."""
     where = f"{path}/config.json"
     model_cfg = from_dict(ModelConfig, config["model"], f"{where} model")
     try:
-        spec = LabelSpec.from_dict(config["labels"])
+        if "datasets" in config:
+            layout = LabelLayout.from_dict(config["datasets"])
+        else:
+            layout = LabelLayout.single(LabelSpec.from_dict(config["labels"]))
     except StarGANError as err:
         raise StarGANError(f"{where}: {err}") from err
     m = model_cfg
     if (
-        m.c_dim != spec.dim
+        (m.c_dim, m.mask_dim) != (layout.cls_dim, layout.mask_dim)
         or not 0 < m.image_size <= MAX_IMAGE
         or not 0 < max(m.g_conv_dim, m.d_conv_dim) <= MAX_WIDTH
         or not 0 <= max(m.g_repeat_num, m.d_repeat_num) <= MAX_REPEAT
     ):
-        raise StarGANError(f"{where}: model sizes out of range or c_dim != {spec.dim} labels")
+        raise StarGANError(
+            f"{where}: model sizes out of range, or c_dim/mask_dim do not match the "
+            f"{layout.cls_dim} labels of {len(layout.specs)} dataset(s)"
+        )
     for key in ("crop", "data_seed"):
         if not isinstance(config.get(key, 0), int):
             raise StarGANError(f"{where}: {key} must be an integer")
-    return model_cfg, spec
+    return model_cfg, layout
 
 
 def _save_weights(net: torch.nn.Module, path: Path) -> None:

@@ -110,17 +110,24 @@ class LabelSpec:
                 out.append((name, self.set_domain(c_org, name, 1.0)))
         return out
 
+    def from_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """Labels as a classifier's logits [N, dim] say: one-hot argmax (categorical), else
+        0/1 by sign with at most one member of each exclusive group (the most likely)."""
+        if self.kind == "categorical":
+            return torch.nn.functional.one_hot(logits.argmax(1), self.dim).to(logits.dtype)
+        c = (logits > 0).to(logits.dtype)
+        for group in self.exclusive_groups:
+            cols = [self.index(n) for n in group]
+            best = logits[:, cols].argmax(1)
+            keep = torch.nn.functional.one_hot(best, len(cols)).to(logits.dtype)
+            c[:, cols] = keep * c[:, cols].amax(1, keepdim=True)
+        return c
+
     def parse_assignments(self, text: str) -> dict[str, float]:
         """Parse ``Blond_Hair=1,Male=0`` (values 0/1, true/false) into {name: value}."""
-        values: dict[str, float] = {}
-        for part in filter(None, (p.strip() for p in text.split(","))):
-            name, sep, raw = part.partition("=")
-            if not sep:
-                raw = "1"
-            self.index(name.strip())
-            values[name.strip()] = _parse_bool(raw.strip(), name)
-        if not values:
-            raise StarGANError(f"empty target {text!r}; expected e.g. {self.names[0]}=1")
+        values = parse_pairs(text, example=self.names[0])
+        for name in values:
+            self.index(name)
         return values
 
     def apply(self, c_org: torch.Tensor, assignments: dict[str, float]) -> torch.Tensor:
@@ -130,6 +137,18 @@ class LabelSpec:
                 raise StarGANError(f"categorical domain {name!r} can only be set to 1")
             c_trg = self.set_domain(c_trg, name, value)
         return c_trg
+
+
+def parse_pairs(text: str, example: str = "Male") -> dict[str, float]:
+    """``A=1,B=0`` (values 0/1, true/false; a bare name means 1) -> {name: value}; the
+    names are not checked here."""
+    values: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, raw = part.partition("=")
+        values[name.strip()] = _parse_bool(raw.strip() if sep else "1", name)
+    if not values:
+        raise StarGANError(f"empty target {text!r}; expected e.g. {example}=1")
+    return values
 
 
 def _keep_one(block: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -72,6 +72,6 @@ class Discriminator(nn.Module):
 
 def build_v1(cfg: ModelConfig) -> dict[str, nn.Module]:
     return {
-        "G": Generator(cfg.c_dim, cfg.g_conv_dim, cfg.g_repeat_num),
+        "G": Generator(cfg.c_dim + cfg.mask_dim, cfg.g_conv_dim, cfg.g_repeat_num),
         "D": Discriminator(cfg.image_size, cfg.c_dim, cfg.d_conv_dim, cfg.d_repeat_num),
     }

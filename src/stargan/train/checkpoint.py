@@ -2,7 +2,7 @@
 
 Layout of ``<run>/checkpoints/step-0000100/``::
 
-    state.json          step, G updates, format version
+    state.json          step, G updates, format version, the datasets' label specs
     config.json         the run's resolved config
     G.safetensors       generator weights (unwrapped module state_dict)
     D.safetensors       discriminator weights
@@ -54,7 +54,10 @@ def save_checkpoint(
     nets: dict[str, nn.Module],
     optims: dict[str, torch.optim.Optimizer],
     keep: int,
+    labels: list[dict[str, Any]] | None = None,
 ) -> Path:
+    """Write a checkpoint; ``labels``: the run's label layout (``LabelLayout.to_dict``),
+    so export needs no access to the training data."""
     final = ckpt_root / f"{_PREFIX}{state.step:07d}"
     tmp = ckpt_root / f".tmp-{final.name}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -68,6 +71,8 @@ def save_checkpoint(
     torch.save(rng, tmp / "rng.pt")
     (tmp / "config.json").write_text(cfg.to_json())
     meta = {"format_version": FORMAT_VERSION, "step": state.step, "g_updates": state.g_updates}
+    if labels is not None:
+        meta["labels"] = labels
     (tmp / "state.json").write_text(json.dumps(meta))
     _fsync_dir(tmp)
     if final.exists():

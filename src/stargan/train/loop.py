@@ -25,6 +25,7 @@ from stargan.data.dataset import (
     to_model_range,
     to_uint8,
 )
+from stargan.data.joint import LabelLayout
 from stargan.images import make_grid, save_png
 from stargan.models import build
 from stargan.train.checkpoint import TrainState, load_checkpoint, save_checkpoint
@@ -54,25 +55,44 @@ def step_generator(seed: int, step: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 7_919 + step * 104_729 + 1)
 
 
+def dataset_at(schedule: tuple[int, ...], step: int) -> tuple[int, int, int]:
+    """(dataset index, that dataset's own iteration count, cycle) at ``step``, for a
+    schedule of consecutive iterations per dataset; a pure function of the step."""
+    cycle, pos = divmod(step, sum(schedule))
+    for i, count in enumerate(schedule):
+        if pos < count:
+            return i, cycle * count + pos, cycle
+        pos -= count
+    raise AssertionError("unreachable")
+
+
 @dataclass
 class Batch:
     x_real: torch.Tensor  # [N, 3, H, W] in [-1, 1]
-    c_org: torch.Tensor  # [N, c] original labels
-    c_trg: torch.Tensor  # [N, c] target labels
+    c_org: torch.Tensor  # [N, c] original labels (joint: with the mask vector)
+    c_trg: torch.Tensor  # [N, c] target labels, same dataset as c_org
+    part: int = 0  # the dataset the batch comes from
 
 
 class Trainer:
+    """Trains G and D on one dataset, or on several with the mask vector (paper 3.2):
+    batches come from one dataset at a time, following ``train.dataset_schedule``."""
+
     def __init__(
         self,
         cfg: Config,
         run_dir: Path,
-        train_set: ImageLabelDataset,
-        sample_set: ImageLabelDataset | None = None,
+        train_sets: ImageLabelDataset | list[ImageLabelDataset],
+        sample_sets: ImageLabelDataset | list[ImageLabelDataset] | None = None,
     ) -> None:
         self.cfg = cfg
         self.run_dir = run_dir
-        self.data = train_set
-        self.spec = train_set.spec
+        self.datas = _as_list(train_sets)
+        names = tuple(d.label for d in cfg.datasets)
+        if len(self.datas) != len(names):
+            raise ValueError(f"{len(self.datas)} training sets for {len(names)} datasets")
+        self.layout = LabelLayout(names, tuple(d.spec for d in self.datas))
+        self.schedule = cfg.train.dataset_schedule or (1,) * len(self.datas)
         self.device = pick_device(cfg.train.device)
         nets = build_seeded(cfg, self.device)
         self.G, self.D = nets["G"], nets["D"]
@@ -80,9 +100,25 @@ class Trainer:
         self.g_opt = torch.optim.Adam(self.G.parameters(), o.g_lr, (o.beta1, o.beta2))
         self.d_opt = torch.optim.Adam(self.D.parameters(), o.d_lr, (o.beta1, o.beta2))
         self.state = TrainState(step=0, g_updates=0)
-        fixed = sample_set if sample_set is not None else train_set
-        x, c = fixed.batch(torch.arange(min(N_SAMPLE, len(fixed))))
-        self.fixed = (to_model_range(x).to(self.device), c.to(self.device))
+        self.fixed = self._fixed_inputs(_as_list(sample_sets) if sample_sets else self.datas)
+
+    def _fixed_inputs(self, sets: list[ImageLabelDataset]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The sample grid's rows: up to N_SAMPLE images shared among the datasets."""
+        per_set = max(1, N_SAMPLE // len(sets))
+        xs, cs = [], []
+        for i, data in enumerate(sets):
+            x, c = data.batch(torch.arange(min(per_set, len(data))))
+            xs.append(to_model_range(x))
+            cs.append(self.layout.encode(i, c))
+        return torch.cat(xs).to(self.device), torch.cat(cs).to(self.device)
+
+    @property
+    def data(self) -> ImageLabelDataset:
+        return self.datas[0]
+
+    @property
+    def spec(self):
+        return self.layout.specs[0]
 
     @property
     def nets(self) -> dict[str, torch.nn.Module]:
@@ -98,19 +134,20 @@ class Trainer:
     # ----------------------------------------------------------------- one step
     def make_batch(self, step: int) -> tuple[Batch, torch.Generator]:
         gen = step_generator(self.cfg.train.seed, step)
+        part, own_step, _ = dataset_at(self.schedule, step)
+        data, data_cfg = self.datas[part], self.cfg.datasets[part]
         idx = epoch_batch_indices(
-            len(self.data),
-            self.cfg.train.batch_size,
-            step,
-            self.cfg.data.seed + self.cfg.train.seed,
+            len(data), self.cfg.train.batch_size, own_step, data_cfg.seed + self.cfg.train.seed
         )
-        x_uint8, c_org = self.data.batch(idx)
-        if self.cfg.data.flip:
+        x_uint8, c_org = data.batch(idx)
+        if data_cfg.flip:
             x_uint8 = random_flip(x_uint8, gen)
         x_real = to_model_range(x_uint8.to(self.device, non_blocking=True))
         c_org = c_org.to(self.device)
-        c_trg = self.spec.random_targets(c_org, gen)
-        return Batch(x_real, c_org, c_trg), gen
+        c_trg = self.layout.specs[part].random_targets(c_org, gen)
+        return Batch(
+            x_real, self.layout.encode(part, c_org), self.layout.encode(part, c_trg), part
+        ), gen
 
     def d_step(
         self, b: Batch, x_fake: torch.Tensor, gen: torch.Generator
@@ -123,20 +160,21 @@ class Trainer:
         x_hat = (alpha * b.x_real + (1 - alpha) * x_fake).requires_grad_(True)
         d_src_hat, _ = self.D(x_hat)
         gp = losses.gradient_penalty(d_src_hat, x_hat)
+        own = self.layout.part(b.part)  # the classification loss sees the known labels only
         loss, parts = losses.d_loss(
             d_src_real,
-            d_cls_real,
-            b.c_org,
+            d_cls_real[:, own],
+            b.c_org[:, own],
             d_src_fake,
             gp,
-            self.spec.kind,
+            self.layout.specs[b.part].kind,
             cfg.loss.lambda_cls,
             cfg.loss.lambda_gp,
         )
         self.d_opt.zero_grad(set_to_none=True)
         loss.backward()
         self.d_opt.step()
-        return parts
+        return self._per_dataset(parts, b.part, "D/loss_cls")
 
     def g_step(self, b: Batch, x_fake: torch.Tensor) -> dict[str, torch.Tensor]:
         """L_G (eq. 7) for x_fake = G(x_real, c_trg), still attached to G's graph."""
@@ -147,19 +185,26 @@ class Trainer:
         finally:
             self.D.requires_grad_(True)
         x_rec = self.G(x_fake, b.c_org)
+        own = self.layout.part(b.part)
         loss, parts = losses.g_loss(
             d_src_fake,
-            d_cls_fake,
-            b.c_trg,
+            d_cls_fake[:, own],
+            b.c_trg[:, own],
             b.x_real,
             x_rec,
-            self.spec.kind,
+            self.layout.specs[b.part].kind,
             cfg.loss.lambda_cls,
             cfg.loss.lambda_rec,
         )
         self.g_opt.zero_grad(set_to_none=True)
         loss.backward()
         self.g_opt.step()
+        return self._per_dataset(parts, b.part, "G/loss_cls")
+
+    def _per_dataset(self, parts: dict[str, torch.Tensor], part: int, key: str):
+        """Joint runs also log each dataset's classification loss on its own."""
+        if self.layout.joint:
+            parts[f"{key}/{self.layout.datasets[part]}"] = parts[key]
         return parts
 
     def set_lr(self, step: int) -> None:
@@ -176,7 +221,8 @@ class Trainer:
         once, with G's graph kept for the G step (the official code computes it twice).
         """
         step = self.state.step
-        update_g = (step + 1) % self.cfg.optim.n_critic == 0
+        cycle = dataset_at(self.schedule, step)[2]
+        update_g = (cycle + 1) % self.cfg.optim.n_critic == 0
         self.set_lr(step)
         batch, gen = self.make_batch(step)
         with torch.set_grad_enabled(update_g):
@@ -191,21 +237,43 @@ class Trainer:
     # ----------------------------------------------------------------- outputs
     @torch.no_grad()
     def sample_grid(self) -> torch.Tensor:
-        """Rows: fixed inputs; columns: input, then one per target domain (paper figures)."""
+        """Rows: fixed inputs; columns: input, then one per target domain of every dataset
+        (paper figures). Labels a row's dataset lacks come from D_cls's estimate."""
         x, c = self.fixed
-        cols = [x] + [self.G(x, c_trg) for _, c_trg in self.spec.single_changes(c)]
-        stacked = torch.stack(cols, dim=1).flatten(0, 1)  # [N * (1 + c), 3, H, W]
+        cols = [x] + [
+            self.G(x, c_trg) for _, c_trg in self.layout.single_changes(self._labels(x, c))
+        ]
+        stacked = torch.stack(cols, dim=1).flatten(0, 1)  # [N * (1 + domains), 3, H, W]
         return to_uint8(stacked)
+
+    def _labels(self, x: torch.Tensor, c: torch.Tensor) -> list[torch.Tensor]:
+        if not self.layout.joint:
+            return [c]
+        logits = self.D(x)[1]
+        known = c[:, self.layout.cls_dim :]  # mask: which dataset each row is from
+        return [
+            torch.where(
+                known[:, i : i + 1] > 0, c[:, self.layout.part(i)], self.layout.estimate(logits, i)
+            )
+            for i in range(len(self.layout.specs))
+        ]
 
     def save_samples(self) -> Path:
         path = self.run_dir / "samples" / f"step-{self.state.step:07d}.png"
-        save_png(make_grid(self.sample_grid(), nrow=1 + self.spec.dim), path)
+        n_cols = 1 + sum(s.dim for s in self.layout.specs)
+        save_png(make_grid(self.sample_grid(), nrow=n_cols), path)
         return path
 
     def checkpoint(self) -> Path:
         t = self.cfg.train
         return save_checkpoint(
-            self.run_dir / "checkpoints", self.state, self.cfg, self.nets, self.optims, t.keep_ckpts
+            self.run_dir / "checkpoints",
+            self.state,
+            self.cfg,
+            self.nets,
+            self.optims,
+            t.keep_ckpts,
+            self.layout.to_dict(),
         )
 
     # ----------------------------------------------------------------- the loop
@@ -249,6 +317,10 @@ class Trainer:
             bar.close()
             logger.close()
         return self.state
+
+
+def _as_list(sets: ImageLabelDataset | list[ImageLabelDataset]) -> list[ImageLabelDataset]:
+    return [sets] if isinstance(sets, ImageLabelDataset) else list(sets)
 
 
 def _short(values: dict[str, float]) -> dict[str, str]:

@@ -10,24 +10,63 @@ import torch
 
 from stargan.config import Config, apply_overrides, load_config, validate
 from stargan.data import check_data_config, load_dataset
+from stargan.data.joint import LabelLayout
 from stargan.errors import StarGANError
 from stargan.train.checkpoint import list_checkpoints, resolve_checkpoint
 from stargan.train.loop import Trainer
 from stargan.train.rundir import list_runs, new_run_dir
 
 
+def label_layout(cfg: Config) -> LabelLayout:
+    """The label layout of a config's datasets, checked without reading pixels."""
+    specs = tuple(check_data_config(d, cfg.model.image_size) for d in cfg.datasets)
+    return LabelLayout(tuple(d.label for d in cfg.datasets), specs)
+
+
 def prepare_config(cfg: Config, overrides: list[str] = ()) -> Config:
-    """Apply overrides, fill c_dim from the data's labels, validate."""
-    cfg = apply_overrides(cfg, list(overrides))
-    spec = check_data_config(cfg.data, cfg.model.image_size)
-    if cfg.model.c_dim == 0:
-        cfg = replace(cfg, model=replace(cfg.model, c_dim=spec.dim))
-    elif cfg.model.c_dim != spec.dim:
+    """Apply overrides, fill c_dim and mask_dim from the data's labels, validate."""
+    cfg = validate(apply_overrides(cfg, list(overrides)))
+    layout = label_layout(cfg)
+    m = cfg.model
+    if m.c_dim == 0:
+        cfg = replace(cfg, model=replace(m, c_dim=layout.cls_dim, mask_dim=layout.mask_dim))
+    elif (m.c_dim, m.mask_dim) != (layout.cls_dim, layout.mask_dim):
         raise StarGANError(
-            f"model.c_dim {cfg.model.c_dim} does not match the data's "
-            f"{spec.dim} domains ({', '.join(spec.names)})"
+            f"model.c_dim {m.c_dim} (mask_dim {m.mask_dim}) does not match the data's "
+            f"{layout.cls_dim} domains ({', '.join(layout.domain_names())}) and "
+            f"{layout.mask_dim} mask entries"
         )
     return validate(cfg)
+
+
+def load_splits(cfg: Config, split: str, progress: bool) -> list:
+    """Each dataset's ``split``, in the config's dataset order."""
+    return [load_dataset(d, cfg.model.image_size, split, progress) for d in cfg.datasets]
+
+
+def data_assignments(
+    cfg: Config, data_args: tuple[str, ...] | list[str], on_bad_image: str | None = None
+) -> list[str]:
+    """``--data [NAME=]PATH`` and ``--on-bad-image`` as ``--set`` assignments.
+
+    One dataset: ``--data PATH``. Joint runs: ``--data NAME=PATH`` for each dataset
+    that reads files (a bare path would be ambiguous)."""
+    labels = [d.label for d in cfg.datasets]
+    out: list[str] = []
+    for arg in data_args:
+        name, sep, path = arg.partition("=")
+        if sep and name in labels:
+            out.append(f"data.{name}.path={path}")
+        elif len(labels) == 1:
+            out.append(f"data.path={arg}")
+        else:
+            raise StarGANError(
+                f"--data {arg}: this config trains on {len(labels)} datasets "
+                f"({', '.join(labels)}); give each as --data NAME=PATH"
+            )
+    if on_bad_image:
+        out += [f"data.{name}.on_bad_image={on_bad_image}" for name in labels]
+    return out
 
 
 def find_resume(outdir: Path, resume: str) -> Path:
@@ -59,18 +98,26 @@ def run_training(
         ckpt = None
     if cfg.train.threads > 0:
         torch.set_num_threads(cfg.train.threads)
-    train_set = load_dataset(cfg.data, cfg.model.image_size, "train", progress)
-    sample_set = load_dataset(cfg.data, cfg.model.image_size, "test", progress)
+    train_sets = load_splits(cfg, "train", progress)
+    for data_cfg, data in zip(cfg.datasets, train_sets, strict=True):
+        if len(data) < cfg.train.batch_size:
+            raise StarGANError(
+                f"dataset {data_cfg.label} has {len(data)} training images, fewer than one "
+                f"batch of {cfg.train.batch_size} (lower train.batch_size)"
+            )
+    sample_sets = load_splits(cfg, "test", progress)
     if ckpt is None:
         run_dir = new_run_dir(outdir, cfg.name)
-    trainer = Trainer(cfg, run_dir, train_set, sample_set)
+    trainer = Trainer(cfg, run_dir, train_sets, sample_sets)
     if ckpt is not None:
         trainer.resume(ckpt)
         _drop_stats_after(run_dir / "stats.jsonl", trainer.state.step)
         if progress:
             print(f"resumed {run_dir} at iteration {trainer.state.step}")
     else:
-        _write_summary(run_dir, train_set.summary())
+        _write_summary(
+            run_dir, {d.label: s.summary() for d, s in zip(cfg.datasets, train_sets, strict=True)}
+        )
     (run_dir / "config.json").write_text(cfg.to_json())
     trainer.fit(progress=progress)
     return run_dir

@@ -1,0 +1,138 @@
+"""The label layout of one or several datasets (paper section 3.2, the mask vector).
+
+One dataset: the label is its own vector c. N >= 2 datasets: the generator's label is
+``[c_1, ..., c_N, m]`` with ``m`` one-hot over the datasets and the other datasets'
+parts zero; D_cls predicts ``[c_1, ..., c_N]`` (no mask), and each dataset's
+classification loss uses only its own slice. Domains of a joint layout are named
+``dataset.domain`` (``ckplus.happy``); a domain name found in one dataset only may
+also be given bare.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+import torch
+
+from stargan.data.labels import LabelSpec
+from stargan.errors import StarGANError
+
+
+@dataclass(frozen=True)
+class LabelLayout:
+    datasets: tuple[str, ...]
+    specs: tuple[LabelSpec, ...]
+
+    def __post_init__(self) -> None:
+        if not self.specs or len(self.specs) != len(self.datasets):
+            raise StarGANError("a label layout needs one label spec per dataset")
+        if len(set(self.datasets)) != len(self.datasets):
+            raise StarGANError(f"dataset names must differ: {list(self.datasets)}")
+
+    @classmethod
+    def single(cls, spec: LabelSpec, dataset: str = "") -> LabelLayout:
+        return cls((dataset,), (spec,))
+
+    @property
+    def joint(self) -> bool:
+        return len(self.specs) > 1
+
+    @property
+    def cls_dim(self) -> int:
+        """Width of D_cls's output: all datasets' labels, no mask."""
+        return sum(s.dim for s in self.specs)
+
+    @property
+    def mask_dim(self) -> int:
+        return len(self.specs) if self.joint else 0
+
+    @property
+    def dim(self) -> int:
+        """Width of the generator's label input."""
+        return self.cls_dim + self.mask_dim
+
+    def part(self, i: int) -> slice:
+        """Columns of dataset ``i`` in the label (and in D_cls's logits)."""
+        start = sum(s.dim for s in self.specs[:i])
+        return slice(start, start + self.specs[i].dim)
+
+    def encode(self, i: int, c_part: torch.Tensor) -> torch.Tensor:
+        """Dataset ``i``'s labels [N, d_i] -> full labels [N, dim]: other parts zero, mask i."""
+        if not self.joint:
+            return c_part
+        c = c_part.new_zeros(c_part.size(0), self.dim)
+        c[:, self.part(i)] = c_part
+        c[:, self.cls_dim + i] = 1.0
+        return c
+
+    def qualified(self, i: int, domain: str) -> str:
+        return f"{self.datasets[i]}.{domain}" if self.joint else domain
+
+    def domain_names(self) -> list[str]:
+        return [self.qualified(i, n) for i, s in enumerate(self.specs) for n in s.names]
+
+    def find(self, name: str) -> tuple[int, str]:
+        """(dataset index, domain) of ``name``: ``dataset.domain``, or a bare domain that
+        only one dataset has."""
+        if not self.joint:
+            self.specs[0].index(name)
+            return 0, name
+        head, dot, tail = name.partition(".")
+        if dot and head in self.datasets:
+            i = self.datasets.index(head)
+            self.specs[i].index(tail)
+            return i, tail
+        owners = [i for i, s in enumerate(self.specs) if name in s.names]
+        if len(owners) == 1:
+            return owners[0], name
+        if len(owners) > 1:
+            both = ", ".join(self.qualified(i, name) for i in owners)
+            raise StarGANError(f"domain {name!r} is in several datasets; write one of {both}")
+        close = difflib.get_close_matches(name, self.domain_names(), n=3, cutoff=0.5)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise StarGANError(
+            f"unknown domain {name!r}{hint}; valid: {', '.join(self.domain_names())}"
+        )
+
+    def resolve(self, assignments: dict[str, float]) -> tuple[int, dict[str, float]]:
+        """One dataset's index and its assignments; a target may not mix datasets."""
+        found = {name: self.find(name) for name in assignments}
+        parts = sorted({i for i, _ in found.values()})
+        if len(parts) > 1:
+            names = ", ".join(self.datasets[i] for i in parts)
+            raise StarGANError(
+                f"a target uses one dataset's labels (paper 3.2); this one mixes {names}"
+            )
+        return parts[0], {found[k][1]: v for k, v in assignments.items()}
+
+    def estimate(self, logits: torch.Tensor, i: int) -> torch.Tensor:
+        """Dataset ``i``'s labels as D_cls sees them in its slice of ``logits``."""
+        return self.specs[i].from_logits(logits[:, self.part(i)])
+
+    def single_changes(self, labels: list[torch.Tensor]) -> list[tuple[str, torch.Tensor]]:
+        """Every domain of every dataset as one target, from per-dataset labels [N, d_i]
+        (each input's own labels where known, D_cls's estimate elsewhere)."""
+        return [
+            (self.qualified(i, name), self.encode(i, c_trg))
+            for i, spec in enumerate(self.specs)
+            for name, c_trg in spec.single_changes(labels[i])
+        ]
+
+    def to_dict(self) -> list[dict]:
+        return [
+            {"name": n, "labels": s.to_dict()}
+            for n, s in zip(self.datasets, self.specs, strict=True)
+        ]
+
+    @classmethod
+    def from_dict(cls, entries: list[dict]) -> LabelLayout:
+        if not isinstance(entries, list) or not entries:
+            raise StarGANError("malformed datasets entry: expected a non-empty list")
+        try:
+            return cls(
+                tuple(str(e["name"]) for e in entries),
+                tuple(LabelSpec.from_dict(e["labels"]) for e in entries),
+            )
+        except (TypeError, KeyError) as err:
+            raise StarGANError(f"malformed datasets entry ({err})") from err

@@ -1,0 +1,205 @@
+"""Joint training of several datasets with the mask vector (paper section 3.2)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from stargan.config import Config, DataConfig, apply_overrides, load_config
+from stargan.data.joint import LabelLayout
+from stargan.data.labels import LabelSpec
+from stargan.errors import StarGANError
+from stargan.presets import get_preset
+from stargan.train import Trainer, prepare_config, run_training
+from stargan.train.checkpoint import list_checkpoints
+from stargan.train.loop import dataset_at
+from stargan.train.run import data_assignments, load_splits
+
+ATTRS = LabelSpec(("Black_Hair", "Blond_Hair", "Male"), "multi", (("Black_Hair", "Blond_Hair"),))
+EXPR = LabelSpec(("happy", "sad", "angry", "Male"), "categorical")
+LAYOUT = LabelLayout(("celeba", "rafd"), (ATTRS, EXPR))
+
+
+# ---------------------------------------------------------------- label layout
+def test_layout_dims_and_encoding_follow_the_paper() -> None:
+    assert (LAYOUT.cls_dim, LAYOUT.mask_dim, LAYOUT.dim) == (7, 2, 9)
+    c = LAYOUT.encode(1, torch.tensor([[0.0, 1.0, 0.0, 0.0]]))
+    # [c_celeba (zero: unknown), c_rafd, mask one-hot on rafd]
+    assert c.tolist() == [[0, 0, 0, 0, 1, 0, 0, 0, 1]]
+    c = LAYOUT.encode(0, torch.tensor([[1.0, 0.0, 1.0]]))
+    assert c.tolist() == [[1, 0, 1, 0, 0, 0, 0, 1, 0]]
+    assert LAYOUT.part(1) == slice(3, 7)
+
+
+def test_single_dataset_layout_has_no_mask() -> None:
+    single = LabelLayout.single(ATTRS)
+    c = torch.tensor([[1.0, 0.0, 1.0]])
+    assert single.dim == 3 and single.mask_dim == 0 and single.encode(0, c) is c
+    assert single.domain_names() == list(ATTRS.names)
+
+
+def test_domain_names_qualified_or_bare_when_unique() -> None:
+    assert LAYOUT.find("happy") == (1, "happy")
+    assert LAYOUT.find("rafd.Male") == (1, "Male")
+    assert LAYOUT.find("celeba.Male") == (0, "Male")
+    with pytest.raises(StarGANError, match="several datasets.*celeba.Male, rafd.Male"):
+        LAYOUT.find("Male")
+    with pytest.raises(StarGANError, match="did you mean rafd.happy"):
+        LAYOUT.find("hapy")
+    with pytest.raises(StarGANError, match="mixes celeba, rafd"):
+        LAYOUT.resolve({"Blond_Hair": 1.0, "happy": 1.0})
+
+
+def test_layout_round_trips_through_json() -> None:
+    back = LabelLayout.from_dict(json.loads(json.dumps(LAYOUT.to_dict())))
+    assert back == LAYOUT
+    with pytest.raises(StarGANError, match="malformed"):
+        LabelLayout.from_dict([{"labels": ATTRS.to_dict()}])
+
+
+def test_single_changes_cover_every_domain_of_every_dataset() -> None:
+    labels = [torch.tensor([[1.0, 0.0, 0.0]]), torch.tensor([[0.0, 0.0, 1.0, 0.0]])]
+    changes = LAYOUT.single_changes(labels)
+    assert [n for n, _ in changes] == LAYOUT.domain_names()
+    by_name = dict(changes)
+    assert by_name["celeba.Blond_Hair"].tolist() == [[0, 1, 0, 0, 0, 0, 0, 1, 0]]
+    assert by_name["rafd.sad"].tolist() == [[0, 0, 0, 0, 1, 0, 0, 0, 1]]
+
+
+# ---------------------------------------------------------------- schedule
+def test_schedule_alternates_and_every_dataset_trains_g() -> None:
+    assert [dataset_at((1, 1), s)[0] for s in range(6)] == [0, 1, 0, 1, 0, 1]
+    assert [dataset_at((2, 1), s)[:2] for s in range(6)] == [
+        (0, 0), (0, 1), (1, 0), (0, 2), (0, 3), (1, 1)
+    ]  # fmt: skip
+    n_critic, schedule = 5, (1, 1, 1, 1, 1)  # 5 datasets: a plain step rule would starve 4
+    g_parts = [
+        dataset_at(schedule, s)[0]
+        for s in range(100)
+        if (dataset_at(schedule, s)[2] + 1) % n_critic == 0
+    ]
+    assert sorted(set(g_parts)) == [0, 1, 2, 3, 4] and len(g_parts) == 20
+
+
+# ---------------------------------------------------------------- config
+def _joint_tiny() -> Config:
+    tiny = get_preset("tiny")
+    attr = replace(tiny.data, name="attr")
+    expr = DataConfig(dataset="faces-expr", name="expr", num_train=64, num_test=8, seed=1)
+    return replace(tiny, name="tiny-joint", data=attr, joint=(expr,))
+
+
+def test_prepare_fills_cls_and_mask_dims() -> None:
+    cfg = prepare_config(_joint_tiny())
+    assert (cfg.model.c_dim, cfg.model.mask_dim) == (5 + 8, 2)
+
+
+def test_set_addresses_a_joint_dataset_by_name() -> None:
+    cfg = apply_overrides(_joint_tiny(), ["data.expr.num_train=32", "data.attr.seed=4"])
+    assert cfg.joint[0].num_train == 32 and cfg.data.seed == 4
+    with pytest.raises(StarGANError, match="no dataset named 'exp'.*attr, expr"):
+        apply_overrides(_joint_tiny(), ["data.exp.num_train=3"])
+
+
+def test_joint_config_round_trips_through_json(tmp_path: Path) -> None:
+    cfg = prepare_config(_joint_tiny())
+    (tmp_path / "c.json").write_text(cfg.to_json())
+    assert load_config(tmp_path / "c.json") == cfg
+
+
+def test_duplicate_dataset_names_and_bad_schedule_are_refused() -> None:
+    cfg = _joint_tiny()
+    with pytest.raises(StarGANError, match="distinct names"):
+        prepare_config(replace(cfg, joint=(replace(cfg.joint[0], name="attr"),)))
+    with pytest.raises(StarGANError, match="one count >= 1 per dataset"):
+        prepare_config(cfg, ["train.dataset_schedule=1,0"])
+
+
+def test_data_arguments_name_each_dataset_of_a_joint_run() -> None:
+    cfg = _joint_tiny()
+    assert data_assignments(cfg, ["expr=/x=y"], "skip") == [
+        "data.expr.path=/x=y",
+        "data.attr.on_bad_image=skip",
+        "data.expr.on_bad_image=skip",
+    ]
+    with pytest.raises(StarGANError, match="2 datasets \\(attr, expr\\); give each as"):
+        data_assignments(cfg, ["/some/path"])
+    assert data_assignments(get_preset("tiny"), ["/p"]) == ["data.path=/p"]
+
+
+# ---------------------------------------------------------------- training
+def _trainer(cfg: Config, run_dir: Path) -> Trainer:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return Trainer(cfg, run_dir, load_splits(cfg, "train", False), load_splits(cfg, "test", False))
+
+
+def test_d_classification_loss_uses_only_the_batch_dataset_slice(tmp_path: Path) -> None:
+    cfg = prepare_config(_joint_tiny())
+    tr = _trainer(cfg, tmp_path / "run")
+    batch, gen = tr.make_batch(1)  # step 1: the expression dataset
+    assert batch.part == 1 and torch.equal(batch.c_org[:, -2:].sum(0), torch.tensor([0.0, 4.0]))
+    assert batch.c_org[:, :5].abs().sum() == 0  # its attribute part is unknown: zero
+    tr.d_step(batch, tr.G(batch.x_real, batch.c_trg).detach(), gen)
+    grad = tr.D.conv_cls.weight.grad
+    assert grad[:5].abs().sum() == 0 and grad[5:].abs().sum() > 0
+
+
+def test_joint_training_resumes_bit_identically(tmp_path: Path) -> None:
+    cfg = prepare_config(_joint_tiny(), ["train.ckpt_every=3"])
+    straight = _trainer(cfg, tmp_path / "a")
+    straight.fit(progress=False)
+    first = _trainer(cfg, tmp_path / "b")
+    first.fit(progress=False, until=6)
+    resumed = _trainer(cfg, tmp_path / "b")
+    resumed.resume(list_checkpoints(tmp_path / "b" / "checkpoints")[-1])
+    resumed.fit(progress=False)
+    for (k, a), b in zip(
+        straight.G.state_dict().items(), resumed.G.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), k
+
+
+@pytest.fixture(scope="module")
+def joint_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from stargan.export import export_model
+
+    run = run_training(_joint_tiny(), tmp_path_factory.mktemp("runs"), progress=False)
+    return export_model(run, run / "model")
+
+
+def test_joint_run_logs_each_dataset_and_grids_every_domain(joint_model: Path) -> None:
+    from PIL import Image
+
+    run = joint_model.parent
+    stats = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    assert any("D/loss_cls/attr" in s for s in stats) and any("D/loss_cls/expr" in s for s in stats)
+    grid = Image.open(sorted((run / "samples").glob("*.png"))[-1])
+    assert grid.width == 2 + (1 + 5 + 8) * (16 + 2)  # input + 5 attributes + 8 expressions
+    assert grid.height == 2 + 8 * (16 + 2)  # 4 inputs from each dataset
+    assert set(json.loads((run / "data_summary.json").read_text())) == {"attr", "expr"}
+
+
+def test_joint_model_translates_across_datasets(joint_model: Path) -> None:
+    from stargan.translate import Translator
+
+    config = json.loads((joint_model / "config.json").read_text())
+    assert config["format_version"] == 2 and [d["name"] for d in config["datasets"]] == [
+        "attr",
+        "expr",
+    ]
+    tr = Translator.from_pretrained(joint_model)
+    x = torch.zeros(2, 3, 16, 16, dtype=torch.uint8)
+    happy = tr.translate(x, "happy")
+    assert happy.shape == x.shape and torch.equal(happy, tr.translate(x, "expr.happy"))
+    assert not torch.equal(happy, tr.translate(x, "expr.sad"))
+    c = tr.target_labels("Male=1", None, tr.preprocess(x))
+    assert c[:, -2:].tolist() == [[1, 0], [1, 0]] and c[:, 5:13].abs().sum() == 0
+    with pytest.raises(StarGANError, match="mixes attr, expr"):
+        tr.translate(x, "Male=1,happy=1")
+    names = [n for n, _ in tr.all_domains(tr.preprocess(x))]
+    assert names[:2] == ["attr.Black_Hair", "attr.Blond_Hair"] and names[-1] == "expr.surprised"
+    assert len(names) == 13
