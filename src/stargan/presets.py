@@ -14,6 +14,10 @@ from stargan.config import (
 )
 from stargan.errors import StarGANError
 
+# Folder names of one-folder-per-expression datasets, as they ship.
+RAFD = ("angry", "contemptuous", "disgusted", "fearful", "happy", "neutral", "sad", "surprised")
+CK_PLUS = ("anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise")
+
 PAPER = Config()  # paper defaults: 128 px, conv_dim 64, 6 res blocks, batch 16, 200k iters
 
 
@@ -87,7 +91,7 @@ def _celeba_rafd_v1() -> Config:
     # RaFD as one folder per expression (train/ and test/ subfolders, or a seeded
     # hold-out), centre-cropped to 256 px before resizing, as the official code.
     celeba = DataConfig(dataset="celeba", name="celeba", test_split="paper")
-    rafd = DataConfig(dataset="folders", name="rafd", crop=256, num_test=400)
+    rafd = DataConfig(dataset="folders", name="rafd", attrs=RAFD, crop=256, num_test=400)
     return replace(PAPER, name="celeba-rafd-v1", data=celeba, joint=(rafd,))
 
 
@@ -121,7 +125,7 @@ def _celeba_subset_v1() -> Config:
 def _joint_celeba_ckplus_v1() -> Config:
     """CelebA 5 attributes + CK+48 expressions (the RaFD stand-in), 64 px, CPU-sized."""
     celeba = DataConfig(dataset="celeba", name="celeba", test_split="official")
-    ckplus = DataConfig(dataset="folders", name="ckplus", num_test=98)
+    ckplus = DataConfig(dataset="folders", name="ckplus", attrs=CK_PLUS, num_test=98)
     return replace(_cpu_64px("joint-celeba-ckplus-v1", 20000), data=celeba, joint=(ckplus,))
 
 
