@@ -203,3 +203,18 @@ def test_joint_model_translates_across_datasets(joint_model: Path) -> None:
     names = [n for n, _ in tr.all_domains(tr.preprocess(x))]
     assert names[:2] == ["attr.Black_Hair", "attr.Blond_Hair"] and names[-1] == "expr.surprised"
     assert len(names) == 13
+
+
+def test_score_judges_cross_dataset_translations_against_ground_truth(joint_model: Path) -> None:
+    from stargan.evaluate.score import format_table, score_model
+    from stargan.translate import Translator
+
+    result = score_model(
+        Translator.from_pretrained(joint_model), n=24, classifier_steps=30, progress=False
+    )
+    assert set(result["by_pair"]) == {"attr > attr", "attr > expr", "expr > attr", "expr > expr"}
+    happy = result["per_domain"]["attr > expr.happy"]  # attribute faces given an expression
+    assert 0 < happy["n"] <= 24 and 0 <= happy["target_acc"] <= 1 and happy["psnr"] > 0
+    assert "expr > attr.Male" in result["per_domain"]
+    assert "expr.happy" in result["classifier_real_acc"]
+    assert "overall attr > expr" in format_table(result)
