@@ -238,7 +238,7 @@ def test_score_refuses_model_not_trained_on_builtin_data(cli, tiny_model, tmp_pa
     model = tmp_path / "m"
     shutil.copytree(tiny_model, model)
     config = json.loads((model / "config.json").read_text())
-    config["dataset"] = "celeba"
+    config["dataset"] = config["sources"][0]["dataset"] = "celeba"
     (model / "config.json").write_text(json.dumps(config))
     code, _, err = cli("score", model, "--quiet")
     assert_one_line_error(code, err, "built-in data")
