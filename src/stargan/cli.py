@@ -199,19 +199,42 @@ def translate(
     default=None,
     help="Also write the scores as JSON here.",
 )
+@click.option(
+    "--data",
+    "data_paths",
+    multiple=True,
+    metavar="[NAME=]PATH",
+    help="Real data: where the model's dataset is now (default: the path it trained on).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def score(model: str, n_test: int, json_path: str | None, quiet: bool) -> None:
-    """Score a model trained on built-in faces against the exact counterfactual ground truth.
+def score(
+    model: str, n_test: int, json_path: str | None, data_paths: tuple[str, ...], quiet: bool
+) -> None:
+    """Score a model's translations of test images.
+
+    Built-in faces: against the exact counterfactual ground truth. Real data (CelebA,
+    folders, tables): judged by a classifier trained on the real training images, whose
+    own accuracy on real test images is printed beside.
 
     \b
-    Example:
+    Examples:
       stargan score my-model --n 500
+      stargan score celeba-model --data ../shared/data/celeba_subset --n 1000
     """
+    from stargan.data.builtin import BUILTIN
+    from stargan.evaluate.real_score import format_real_table, score_real, source_configs
     from stargan.evaluate.score import format_table, score_model
     from stargan.translate import Translator
 
-    result = score_model(Translator.from_pretrained(model), n_test, progress=not quiet)
-    click.echo(format_table(result))
+    tr = Translator.from_pretrained(model)
+    kinds = {s.get("dataset") for s in tr.meta.get("sources", []) if isinstance(s, dict)}
+    if kinds <= set(BUILTIN) and not data_paths:
+        result = score_model(tr, n_test, progress=not quiet)
+        click.echo(format_table(result))
+    else:
+        configs = source_configs(tr, data_paths)
+        result = score_real(tr, configs, n_test, progress=not quiet)
+        click.echo(format_real_table(result))
     if json_path:
         _write_json(Path(json_path), result)
 

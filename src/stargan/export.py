@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -30,7 +31,13 @@ def translator_from_checkpoint(path: Path, device: str = "cpu") -> Translator:
         "data_seed": cfg.data.seed,
         "crop": crop_of(cfg.data),
         "sources": [
-            {"name": d.label, "dataset": d.dataset, "data_seed": d.seed, "crop": crop_of(d)}
+            {
+                "name": d.label,
+                "dataset": d.dataset,
+                "data_seed": d.seed,
+                "crop": crop_of(d),
+                "data": asdict(d),
+            }
             for d in cfg.datasets
         ],
         "run_name": cfg.name,
