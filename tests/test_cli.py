@@ -232,16 +232,18 @@ def test_score_reports_per_domain_and_writes_json(cli, tiny_model, tmp_path) -> 
     assert "overall" in out and "classifier accuracy on real test images" in out
 
 
-def test_score_refuses_model_not_trained_on_builtin_data(cli, tiny_model, tmp_path) -> None:
+def test_score_of_a_real_data_model_whose_data_is_gone(cli, tiny_model, tmp_path) -> None:
     import shutil
 
     model = tmp_path / "m"
     shutil.copytree(tiny_model, model)
     config = json.loads((model / "config.json").read_text())
-    config["dataset"] = config["sources"][0]["dataset"] = "celeba"
+    source = config["sources"][0]
+    source["dataset"] = source["data"]["dataset"] = "celeba"
+    source["data"]["path"] = str(tmp_path / "moved-celeba")
     (model / "config.json").write_text(json.dumps(config))
     code, _, err = cli("score", model, "--quiet")
-    assert_one_line_error(code, err, "built-in data")
+    assert_one_line_error(code, err, "moved-celeba")
 
 
 def test_demo_trains_exports_scores_and_prints_paths(cli, tmp_path) -> None:
