@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
+from stargan.config import DataConfig
+from stargan.data import decode, load_dataset
 from stargan.data.cache import cache_key, cached_images, default_cache_dir
 from stargan.data.celeba import (
     PAPER_ATTRS,
@@ -247,16 +250,55 @@ def test_missing_root(tmp_path) -> None:
         load_celeba(tmp_path / "nope", (), 32, "train")
 
 
-def test_second_load_is_memory_mapped_from_cache(celeba, tmp_path) -> None:
+def test_wrong_folder_says_what_is_expected(celeba, tmp_path) -> None:
+    expected = r"expected list_attr_celeba.txt and img_align_celeba/"
+    with pytest.raises(StarGANError, match=rf"not a CelebA folder: no list_attr.*{expected}"):
+        load_celeba(celeba / "img_align_celeba", (), 32, "train")  # one level too deep
+    with pytest.raises(StarGANError, match=r"no list_attr_celeba.txt or img_align_celeba"):
+        load_dataset(DataConfig(dataset="celeba", path=str(tmp_path)), 32, "train")
+    nested = celeba / "img_align_celeba" / "img_align_celeba"
+    nested.mkdir()
+    with pytest.raises(StarGANError, match="holds another img_align_celeba/"):
+        load_celeba(celeba, (), 32, "train")
+
+
+@pytest.mark.parametrize("damage", ["missing", "corrupt"])
+def test_bad_images_skipped_and_counted(celeba, damage: str) -> None:
+    bad = celeba / "img_align_celeba" / _file(1)
+    if damage == "missing":
+        bad.unlink()
+    else:
+        bad.write_bytes(b"junk")
+    cfg = DataConfig(dataset="celeba", path=str(celeba), test_split="official")
+    with pytest.raises(StarGANError, match=r"000002\.jpg.*--on-bad-image skip"):
+        load_dataset(cfg, 32, "train")
+    ds = load_dataset(replace(cfg, on_bad_image="skip"), 32, "train")
+    assert len(ds) == 3 and ds.skipped == 1 and ds.summary()["skipped"] == 1
+    cols = [CELEBA_ATTRS.index(a) for a in PAPER_ATTRS]
+    np.testing.assert_array_equal(ds.labels, (_values(6)[[0, 2, 3]][:, cols] + 1) // 2)
+    for row, i in enumerate([0, 2, 3]):  # the images stay with their own labels
+        assert np.abs(ds.images[row, :, 5:27].astype(int) - COLOURS[i]).max() <= 10
+
+
+def test_crop_from_config(celeba) -> None:
+    cfg = DataConfig(dataset="celeba", path=str(celeba), test_split="official", crop=100)
+    ds = load_dataset(cfg, 32, "train")
+    assert np.abs(ds.images[0].astype(int) - COLOURS[0]).max() <= 10  # no frame left
+
+
+def test_second_load_is_memory_mapped_from_cache(celeba, tmp_path, monkeypatch) -> None:
     first = load_celeba(celeba, (), 32, "train", "official")
-    assert not isinstance(first.images, np.memmap)  # decoded this time
+    assert isinstance(first.images, np.memmap)  # decoded straight into the cache file
     cached = list((tmp_path / "cache" / "celeba").glob("train-32px-*.npy"))
-    assert len(cached) == 1
+    assert len(cached) == 1 and cached[0].with_suffix(".json").exists()
+    monkeypatch.setattr(decode, "decode_one", lambda *a: pytest.fail("decoded again"))
     second = load_celeba(celeba, (), 32, "train", "official")
     assert isinstance(second.images, np.memmap)
     np.testing.assert_array_equal(np.asarray(second.images), first.images)
     np.testing.assert_array_equal(second.labels, first.labels)
     # another size or split is another cache entry, not a wrong hit
+    monkeypatch.undo()
+    monkeypatch.setenv("STARGAN_CACHE", str(tmp_path / "cache"))
     assert load_celeba(celeba, (), 16, "train", "official").images.shape[1] == 16
     assert len(load_celeba(celeba, (), 32, "test", "official")) == 2
     assert len(list((tmp_path / "cache" / "celeba").glob("*.npy"))) == 3

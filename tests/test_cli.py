@@ -51,7 +51,23 @@ def test_train_dry_run_prints_config_and_data_summary(cli) -> None:
     code, out, _ = cli("train", "--preset", "tiny", "--dry-run", "--quiet")
     assert code == 0
     assert '"c_dim": 5' in out
-    assert 'train: {"images": 64' in out and 'test: {"images": 16' in out
+    assert "faces-attr train: 64 images" in out and "faces-attr test: 16 images" in out
+    assert "largest/smallest domain" in out  # the class-balance report
+
+
+def test_train_dry_run_of_a_joint_preset_reports_every_dataset(cli) -> None:
+    code, out, _ = cli("train", "--preset", "faces-joint-v1", "--dry-run", "--quiet")
+    assert code == 0 and '"mask_dim": 2' in out
+    for name in ("faces-attr train", "faces-attr test", "faces-expr train", "faces-expr test"):
+        assert name in out
+
+
+def test_on_bad_image_follows_a_dataset_changed_by_set(cli, tmp_path: Path) -> None:
+    code, _, err = cli(
+        "train", "--preset", "tiny", "--set", "data.dataset=folders", "--on-bad-image", "skip",
+        "--data", tmp_path / "missing", "--dry-run", "--quiet",
+    )  # fmt: skip
+    assert_one_line_error(code, err, "missing")
 
 
 def test_train_writes_numbered_run_folders_and_resumes(cli, tmp_path: Path) -> None:

@@ -253,6 +253,13 @@ def test_every_preset_validates_after_filling_c_dim(name: str) -> None:
 
     cfg = prepare_config(get_preset(name))
     assert cfg.model.c_dim > 0
-    expected = {"faces-expr-v1": 8}.get(name, 5)  # 8 expressions; else the paper's 5 attrs
-    assert cfg.model.c_dim == expected
+    # 8 expressions; joint: 5 attributes + 8 (RaFD, built-in) or 7 (CK+) expressions and a
+    # mask entry per dataset; else the paper's 5 attributes
+    expected = {
+        "faces-expr-v1": (8, 0),
+        "celeba-rafd-v1": (13, 2),
+        "faces-joint-v1": (13, 2),
+        "joint-celeba-ckplus-v1": (12, 2),
+    }.get(name, (5, 0))
+    assert (cfg.model.c_dim, cfg.model.mask_dim) == expected
     assert validate(cfg) == cfg

@@ -82,13 +82,15 @@ def train(
       stargan train --resume latest
       stargan train --preset faces-v1 --dry-run
     """
+    from stargan.config import apply_overrides
     from stargan.data import summarize
     from stargan.data.report import balance_report
     from stargan.train import prepare_config, run_training
     from stargan.train.run import data_assignments
 
     base = get_preset(preset)
-    sets = list(overrides) + data_assignments(base, data_paths, on_bad_image)
+    named = apply_overrides(base, list(overrides))  # --set may rename or swap datasets
+    sets = list(overrides) + data_assignments(named, data_paths, on_bad_image)
     if dry_run:
         cfg = prepare_config(base, sets)
         click.echo(cfg.to_json())

@@ -61,16 +61,48 @@ def _celeba_kind() -> DatasetKind:
 
     def load(cfg: DataConfig, image_size: int, split: str, progress: bool):
         return celeba.load_celeba(
-            Path(cfg.path), cfg.attrs, image_size, split, cfg.test_split, cfg.seed, progress
+            Path(cfg.path),
+            cfg.attrs,
+            image_size,
+            split,
+            cfg.test_split,
+            cfg.seed,
+            progress,
+            crop=cfg.crop or celeba.CROP,
+            on_bad_image=cfg.on_bad_image,
         )
 
     return DatasetKind(load, lambda cfg: celeba.label_spec(cfg.attrs), default_crop=celeba.CROP)
+
+
+def _folders_kind() -> DatasetKind:
+    from stargan.data import folders
+
+    return DatasetKind(
+        lambda cfg, size, split, progress: folders.load_folders(cfg, size, split, progress),
+        folders.folder_spec,
+        lambda cfg, size, split, progress: folders.folder_summary(cfg, split),
+        lambda cfg, size: folders.check_folders(cfg),
+    )
+
+
+def _table_kind() -> DatasetKind:
+    from stargan.data import table
+
+    return DatasetKind(
+        lambda cfg, size, split, progress: table.load_table(cfg, size, split, progress),
+        table.table_spec,
+        lambda cfg, size, split, progress: table.table_summary(cfg, split),
+        lambda cfg, size: table.check_table(cfg),
+    )
 
 
 LOADERS: dict[str, Callable[[], DatasetKind]] = {
     "faces-attr": _builtin_kind,
     "faces-expr": _builtin_kind,
     "celeba": _celeba_kind,
+    "folders": _folders_kind,
+    "table": _table_kind,
 }
 
 

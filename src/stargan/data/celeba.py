@@ -3,6 +3,7 @@
 As the paper: attributes chosen by name, centre crop 178 then resize; the test split is
 either ``paper`` (a seeded hold-out of 2,000 images) or ``official``
 (``list_eval_partition.txt``: 0 train, 1 validation, 2 test; train uses 0 and 1).
+Images are decoded in parallel into a memory-mapped cache (data/decode.py).
 """
 
 from __future__ import annotations
@@ -10,18 +11,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
-from stargan.data.cache import cache_key, cached_images, default_cache_dir
 from stargan.data.dataset import ImageLabelDataset
+from stargan.data.decode import decode_images
 from stargan.data.labels import LabelSpec
 from stargan.errors import StarGANError
-from stargan.images import center_crop_resize, load_rgb
 
 PAPER_ATTRS = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")
 HAIR_COLOURS = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair")
 PAPER_TEST_SIZE = 2000
 CROP = 178
+ATTR_FILE = "list_attr_celeba.txt"
+IMAGE_DIR = "img_align_celeba"
 
 
 def read_attr_file(path: Path) -> tuple[list[str], list[str], np.ndarray]:
@@ -90,38 +91,51 @@ def load_celeba(
     seed: int = 0,
     progress: bool = False,
     cache_dir: Path | None = None,
+    *,
+    crop: int = CROP,
+    on_bad_image: str = "error",
+    workers: int | None = None,
 ) -> ImageLabelDataset:
+    """A split of CelebA at ``image_size`` px; labels 0/1 in the order of ``attrs``.
+
+    Missing or unreadable images stop the load (``on_bad_image="error"``) or are left
+    out and counted in ``skipped`` (``"skip"``).
+    """
     root = Path(root)
-    if not root.is_dir():
-        raise StarGANError(f"CelebA folder {root} does not exist")
-    names, files, values = read_attr_file(root / "list_attr_celeba.txt")
+    check_layout(root)
+    names, files, values = read_attr_file(root / ATTR_FILE)
     spec = label_spec(attrs, names)
     idx = split_indices(files, root, test_split, split, seed)
     if len(idx) == 0:
         raise StarGANError(f"CelebA {split} split of {root} is empty")
-    cols = [names.index(a) for a in spec.names]
-    labels = (values[idx][:, cols] > 0).astype(np.float32)
-    paths = [root / "img_align_celeba" / files[i] for i in idx]
-    missing = [p for p in paths if not p.exists()]
-    if missing:
-        raise StarGANError(f"{len(missing)} labelled images missing, e.g. {missing[0]}")
-    key = cache_key(
-        "celeba",
-        root.resolve(),
-        split,
-        test_split,
-        seed,
+    paths = [root / IMAGE_DIR / files[i] for i in idx]
+    decoded = decode_images(
+        paths,
         image_size,
-        CROP,
-        *(f"{p.name}:{p.stat().st_mtime_ns}" for p in paths),
+        crop,
+        on_bad_image=on_bad_image,
+        cache_dir=cache_dir,
+        tag="celeba",
+        stem=split,
+        progress=progress,
+        workers=workers,
     )
-    path = (cache_dir or default_cache_dir()) / "celeba" / f"{split}-{image_size}px-{key}.npy"
-    images = cached_images(path, lambda: _decode(paths, image_size, progress))
-    return ImageLabelDataset(images, labels, spec, "celeba")
+    cols = [names.index(a) for a in spec.names]
+    labels = (values[idx[decoded.kept]][:, cols] > 0).astype(np.float32)
+    return ImageLabelDataset(decoded.images, labels, spec, "celeba", len(decoded.skipped))
 
 
-def _decode(paths: list[Path], image_size: int, progress: bool) -> np.ndarray:
-    out = np.empty((len(paths), image_size, image_size, 3), np.uint8)
-    for i, p in enumerate(tqdm(paths, desc="decode CelebA", disable=not progress)):
-        out[i] = np.asarray(center_crop_resize(load_rgb(p), image_size, CROP))
-    return out
+def check_layout(root: Path) -> None:
+    """A clear error when ``root`` is not a CelebA folder in the official layout."""
+    expected = f"expected {ATTR_FILE} and {IMAGE_DIR}/ (the official CelebA layout)"
+    if not root.is_dir():
+        raise StarGANError(f"CelebA folder {root} does not exist; {expected}")
+    lacking = [n for n in (ATTR_FILE, IMAGE_DIR) if not (root / n).exists()]
+    if lacking:
+        raise StarGANError(f"{root} is not a CelebA folder: no {' or '.join(lacking)}; {expected}")
+    nested = root / IMAGE_DIR / IMAGE_DIR
+    if nested.is_dir():
+        raise StarGANError(
+            f"{root / IMAGE_DIR} holds another {IMAGE_DIR}/ (unzipped twice?): move its images "
+            f"up one level"
+        )

@@ -19,6 +19,7 @@ class ImageLabelDataset:
     labels: np.ndarray
     spec: LabelSpec
     name: str = ""
+    skipped: int = 0  # source images left out as unreadable (data.on_bad_image=skip)
 
     def __post_init__(self) -> None:
         if self.images.ndim != 4 or self.images.shape[3] != 3 or self.images.dtype != np.uint8:
@@ -43,9 +44,11 @@ class ImageLabelDataset:
         return x, c
 
     def summary(self) -> dict[str, int]:
-        """Images per domain (count of 1s per label column), plus the total."""
+        """Images per domain (count of 1s per label column), plus the total, plus
+        ``skipped`` (unreadable source images left out) when there were any."""
         counts = {n: int(v) for n, v in zip(self.spec.names, self.labels.sum(0), strict=True)}
-        return {"images": len(self), **counts}
+        skipped = {"skipped": self.skipped} if self.skipped else {}
+        return {"images": len(self), **counts, **skipped}
 
 
 def to_model_range(x_uint8: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:

@@ -58,7 +58,7 @@ def score_model(
         test = load_builtin(
             name, "test", size, n, seed, _attrs(name, layout.specs[i]), progress=progress
         )
-        x_u8 = torch.from_numpy(np.ascontiguousarray(test.images)).permute(0, 3, 1, 2)
+        x_u8 = torch.from_numpy(np.array(test.images)).permute(0, 3, 1, 2)
         x = to_model_range(x_u8)
         params = [faces.params_for(seed, "test", k) for k in range(len(test))]
         for j, target_name, _ in sources:

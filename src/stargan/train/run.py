@@ -64,7 +64,9 @@ def data_assignments(
                 f"--data {arg}: this config trains on {len(labels)} datasets "
                 f"({', '.join(labels)}); give each as --data NAME=PATH"
             )
-    if on_bad_image:
+    if on_bad_image and len(labels) == 1:
+        out.append(f"data.on_bad_image={on_bad_image}")
+    elif on_bad_image:
         out += [f"data.{name}.on_bad_image={on_bad_image}" for name in labels]
     return out
 
