@@ -72,7 +72,13 @@ def _celeba_kind() -> DatasetKind:
             on_bad_image=cfg.on_bad_image,
         )
 
-    return DatasetKind(load, lambda cfg: celeba.label_spec(cfg.attrs), default_crop=celeba.CROP)
+    def check(cfg: DataConfig, image_size: int) -> None:
+        if cfg.path:  # a preset without --data yet is checked when the data is given
+            celeba.check_layout(Path(cfg.path))
+
+    return DatasetKind(
+        load, lambda cfg: celeba.label_spec(cfg.attrs), check=check, default_crop=celeba.CROP
+    )
 
 
 def _folders_kind() -> DatasetKind:
@@ -155,9 +161,9 @@ def crop_of(cfg: DataConfig) -> int:
 
 def _check_path(cfg: DataConfig, kind: DatasetKind) -> None:
     if kind.needs_path and not cfg.path:
+        kind = cfg.dataset if cfg.label == cfg.dataset else f"{cfg.label} ({cfg.dataset})"
         raise StarGANError(
-            f"dataset {cfg.label} ({cfg.dataset}) needs a path: --data PATH "
-            f"(joint runs: --data {cfg.label}=PATH)"
+            f"dataset {kind} needs a path: --data PATH (joint runs: --data {cfg.label}=PATH)"
         )
 
 
