@@ -12,9 +12,27 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 @pytest.fixture(scope="session", autouse=True)
 def _session_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Keep renders and classifiers out of the user's ~/.cache, shared across tests."""
+    """Keep renders and classifiers out of the user's ~/.cache, shared across tests; the
+    evaluation weights (``stargan weights``) are read from where the user has them."""
+    from stargan.weights import weights_dir
+
+    os.environ.setdefault("STARGAN_WEIGHTS", str(weights_dir()))
     if "STARGAN_CACHE" not in os.environ:
         os.environ["STARGAN_CACHE"] = str(tmp_path_factory.mktemp("stargan-cache"))
+
+
+def require_weights(*names: str) -> None:
+    """Skip (saying what to run) when evaluation weights are missing; where
+    ``STARGAN_REQUIRE_WEIGHTS=1`` (CI, after ``stargan weights``) fail instead."""
+    from stargan.weights import weights_dir
+
+    missing = [n for n in names if not (weights_dir() / n).exists()]
+    if not missing:
+        return
+    message = f"weights {missing} missing in {weights_dir()}: run `stargan weights`"
+    if os.environ.get("STARGAN_REQUIRE_WEIGHTS") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 @pytest.fixture(scope="session", autouse=True)
