@@ -132,8 +132,10 @@ def install(names: list[str] | None = None, force: bool = False, log=print) -> l
             ws.convert(files, staging)
             out_dir.mkdir(parents=True, exist_ok=True)
             for p in outputs:
-                shutil.move(str(staging / p.name), str(p.with_name(f".{p.name}.tmp")))
-                os.replace(p.with_name(f".{p.name}.tmp"), p)
+                tmp_file = p.with_name(f".{p.name}.tmp")
+                shutil.move(str(staging / p.name), str(tmp_file))
+                tmp_file.chmod(0o644)  # safetensors writes 0600; the weights are not secret
+                os.replace(tmp_file, p)
         log(f"{name}: wrote {', '.join(str(p) for p in outputs)}")
         written += outputs
     return written
