@@ -47,3 +47,17 @@ def test_benchmark_prints_json_last_line(script: str, args: list[str], keys: set
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert keys <= result.keys()
     assert all(result[k] > 0 for k in keys)
+
+
+@pytest.mark.parametrize(("script", "args"), [("loader_speed.py", ["--image-size", "32"])])
+def test_benchmarks_on_shared_data_print_json(script: str, args: list[str]) -> None:
+    # align_compare.py is left out: its 1024 px CelebA-HQ set alone takes over a minute
+    from conftest import SHARED_DATA
+
+    if not (SHARED_DATA / "celeba_subset").is_dir():
+        pytest.skip(f"{SHARED_DATA / 'celeba_subset'} is absent: these measure real images")
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / script), *args], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert isinstance(json.loads(proc.stdout.strip().splitlines()[-1]), dict)
