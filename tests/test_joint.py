@@ -236,3 +236,43 @@ def test_translate_cli_with_a_joint_model(joint_model: Path, tmp_path: Path) -> 
     assert result.exit_code != 0 and "mixes attr, expr" in str(result.exception)
     result = runner.invoke(cli, [*args, "--all-domains"])
     assert result.exit_code == 0 and len(list((tmp_path / "o").iterdir())) == 1 + 13
+
+
+def test_translator_target_checks(joint_model: Path) -> None:
+    from stargan.translate import Translator
+
+    tr = Translator.from_pretrained(joint_model)
+    x = tr.preprocess(torch.zeros(2, 3, 16, 16, dtype=torch.uint8))
+    with pytest.raises(StarGANError, match="empty target"):
+        tr.target_labels({}, None, x)
+    with pytest.raises(StarGANError, match=r"labels must be \[N, 15\]"):
+        tr.target_labels("happy", torch.zeros(2, 5), x)
+    # rows of the attribute dataset: their expression labels come from D_cls, not zeros
+    c_org = tr.layout.encode(0, torch.tensor([[1.0, 0, 0, 1, 1]] * 2))
+    c = tr.target_labels("Male=0", c_org, x)
+    assert c[:, :5].tolist() == [[1, 0, 0, 0, 1]] * 2
+    c = tr.target_labels("happy", c_org, x)
+    assert torch.equal(c, tr.target_labels("happy", None, x))
+
+
+def test_dataset_names_and_single_dataset_schedule_are_checked() -> None:
+    with pytest.raises(StarGANError, match="letters, digits"):
+        prepare_config(_joint_tiny(), ["data.expr.name=ex.pr"])
+    with pytest.raises(StarGANError, match="for joint runs"):
+        prepare_config(get_preset("tiny"), ["train.dataset_schedule=3"])
+
+
+def test_resume_applies_data_options_to_the_runs_own_datasets(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from stargan.cli import cli
+
+    run_training(_joint_tiny(), tmp_path, overrides=["train.num_iters=5"], progress=False)
+    result = CliRunner().invoke(
+        cli,
+        ["train", "--resume", "latest", "--outdir", str(tmp_path), "--quiet"]
+        + ["--on-bad-image", "skip", "--set", "train.num_iters=6"],
+    )
+    assert result.exit_code == 0, result.output
+    cfg = load_config(next(tmp_path.iterdir()) / "config.json")
+    assert [d.on_bad_image for d in cfg.datasets] == ["skip", "skip"]

@@ -89,6 +89,11 @@ def train(
     from stargan.train.run import data_assignments
 
     base = get_preset(preset)
+    if resume:  # --data names refer to the run being continued, not to --preset
+        from stargan.config import load_config
+        from stargan.train.run import find_resume
+
+        base = load_config(find_resume(Path(outdir), resume) / "config.json")
     named = apply_overrides(base, list(overrides))  # --set may rename or swap datasets
     sets = list(overrides) + data_assignments(named, data_paths, on_bad_image)
     if dry_run:

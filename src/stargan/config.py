@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import re
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
@@ -174,7 +175,15 @@ def _check_datasets(cfg: Config) -> None:
         raise StarGANError(
             f"datasets of a joint run need distinct names, got {labels}; set data.name"
         )
+    bad = [name for name in labels if not re.fullmatch(r"[A-Za-z0-9_-]+", name)]
+    if bad:
+        raise StarGANError(
+            f"dataset names may use letters, digits, _ and - only (they appear in "
+            f"--data NAME=PATH and NAME.domain): {bad}; set data.name"
+        )
     schedule = cfg.train.dataset_schedule
+    if len(labels) == 1 and schedule not in ((), (1,)):
+        raise StarGANError("train.dataset_schedule is for joint runs (several datasets)")
     if schedule and (len(schedule) != len(labels) or min(schedule) < 1):
         raise StarGANError(
             f"train.dataset_schedule needs one count >= 1 per dataset ({', '.join(labels)}), "

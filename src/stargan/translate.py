@@ -152,13 +152,19 @@ class Translator:
     def estimate_labels(self, x: torch.Tensor, part: int = 0) -> torch.Tensor:
         """The input's own labels in dataset ``part``'s domains, from D_cls (0/1
         multi-label, one-hot categorical)."""
+        return self.layout.estimate(self._logits(x), part)
+
+    @torch.no_grad()
+    def _logits(self, x: torch.Tensor | None) -> torch.Tensor:
+        if x is None:
+            raise StarGANError("labels of another dataset need the images to estimate them")
         if self.D is None:
             raise StarGANError(
                 "this model folder has no discriminator.safetensors, so the "
                 "input's own labels cannot be estimated; export it without "
                 "--no-discriminator (Python: pass c_org=)"
             )
-        return self.layout.estimate(self.D(x)[1].float(), part)
+        return self.D(x)[1].float()
 
     def parse_target(self, target: str | Mapping[str, float]) -> tuple[int, dict[str, float]]:
         """``"Blond_Hair=1,Male=0"`` or a dict -> (dataset index, {domain: value})."""
@@ -183,7 +189,8 @@ class Translator:
             return c_trg
         part, assignments = self.parse_target(target)
         if c_org is not None:
-            base = c_org.to(self.device)[:, self.layout.part(part)]
+            logits = lambda: self._logits(x)  # noqa: E731
+            base = self.layout.known_or_estimated(c_org.to(self.device), logits, part)
         else:
             base = self.estimate_labels(x, part)
         return self.layout.encode(part, self.layout.specs[part].apply(base, assignments))
@@ -208,7 +215,8 @@ class Translator:
         if c_org is not None and not self.layout.joint:
             labels = [c_org.to(self.device)]
         else:
-            labels = [self.estimate_labels(x, i) for i in range(len(self.layout.specs))]
+            logits = self._logits(x)  # one D forward for every dataset
+            labels = [self.layout.estimate(logits, i) for i in range(len(self.layout.specs))]
         return [(name, self.G(x, c_trg)) for name, c_trg in self.layout.single_changes(labels)]
 
 

@@ -11,6 +11,7 @@ also be given bare.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -97,6 +98,8 @@ class LabelLayout:
 
     def resolve(self, assignments: dict[str, float]) -> tuple[int, dict[str, float]]:
         """One dataset's index and its assignments; a target may not mix datasets."""
+        if not assignments:
+            raise StarGANError(f"empty target; expected e.g. {self.domain_names()[0]}=1")
         found = {name: self.find(name) for name in assignments}
         parts = sorted({i for i, _ in found.values()})
         if len(parts) > 1:
@@ -109,6 +112,20 @@ class LabelLayout:
     def estimate(self, logits: torch.Tensor, i: int) -> torch.Tensor:
         """Dataset ``i``'s labels as D_cls sees them in its slice of ``logits``."""
         return self.specs[i].from_logits(logits[:, self.part(i)])
+
+    def known_or_estimated(
+        self, c: torch.Tensor, logits: Callable[[], torch.Tensor], i: int
+    ) -> torch.Tensor:
+        """Dataset ``i``'s labels of full labels ``c``: each row's own where its mask marks
+        dataset ``i`` (always, for one dataset), else D_cls's estimate from ``logits()``
+        (called only when some row needs it)."""
+        if c.dim() != 2 or c.size(1) != self.dim:
+            raise StarGANError(f"labels must be [N, {self.dim}], got {list(c.shape)}")
+        own = c[:, self.part(i)]
+        if not self.joint:
+            return own
+        known = c[:, self.cls_dim + i : self.cls_dim + i + 1] > 0
+        return own if bool(known.all()) else torch.where(known, own, self.estimate(logits(), i))
 
     def single_changes(self, labels: list[torch.Tensor]) -> list[tuple[str, torch.Tensor]]:
         """Every domain of every dataset as one target, from per-dataset labels [N, d_i]

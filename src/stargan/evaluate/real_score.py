@@ -61,6 +61,12 @@ def score_real(
 ) -> dict[str, Any]:
     size, layout = tr.image_size, tr.layout
     tests = [load_dataset(c, size, "test", progress) for c in configs]
+    for cfg, test, spec in zip(configs, tests, layout.specs, strict=True):
+        if (test.spec.names, test.spec.kind) != (spec.names, spec.kind):
+            raise StarGANError(
+                f"the data at {cfg.path} has domains {list(test.spec.names)}, but the model "
+                f"was trained on {list(spec.names)}"
+            )
     judges = []
     for cfg in configs:
         train = load_dataset(cfg, size, "train", progress)

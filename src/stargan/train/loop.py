@@ -100,7 +100,9 @@ class Trainer:
         self.g_opt = torch.optim.Adam(self.G.parameters(), o.g_lr, (o.beta1, o.beta2))
         self.d_opt = torch.optim.Adam(self.D.parameters(), o.d_lr, (o.beta1, o.beta2))
         self.state = TrainState(step=0, g_updates=0)
-        self.fixed = self._fixed_inputs(_as_list(sample_sets) if sample_sets else self.datas)
+        self.fixed = self._fixed_inputs(
+            _as_list(sample_sets) if sample_sets is not None else self.datas
+        )
 
     def _fixed_inputs(self, sets: list[ImageLabelDataset]) -> tuple[torch.Tensor, torch.Tensor]:
         """The sample grid's rows: up to N_SAMPLE images shared among the datasets."""
@@ -111,10 +113,6 @@ class Trainer:
             xs.append(to_model_range(x))
             cs.append(self.layout.encode(i, c))
         return torch.cat(xs).to(self.device), torch.cat(cs).to(self.device)
-
-    @property
-    def data(self) -> ImageLabelDataset:
-        return self.datas[0]
 
     @property
     def spec(self):
@@ -247,16 +245,8 @@ class Trainer:
         return to_uint8(stacked)
 
     def _labels(self, x: torch.Tensor, c: torch.Tensor) -> list[torch.Tensor]:
-        if not self.layout.joint:
-            return [c]
-        logits = self.D(x)[1]
-        known = c[:, self.layout.cls_dim :]  # mask: which dataset each row is from
-        return [
-            torch.where(
-                known[:, i : i + 1] > 0, c[:, self.layout.part(i)], self.layout.estimate(logits, i)
-            )
-            for i in range(len(self.layout.specs))
-        ]
+        logits = _once(lambda: self.D(x)[1])
+        return [self.layout.known_or_estimated(c, logits, i) for i in range(len(self.layout.specs))]
 
     def save_samples(self) -> Path:
         path = self.run_dir / "samples" / f"step-{self.state.step:07d}.png"
@@ -317,6 +307,18 @@ class Trainer:
             bar.close()
             logger.close()
         return self.state
+
+
+def _once(fn):
+    """``fn`` evaluated on first call only (a D forward shared by several datasets)."""
+    cache: list = []
+
+    def call():
+        if not cache:
+            cache.append(fn())
+        return cache[0]
+
+    return call
 
 
 def _as_list(sets: ImageLabelDataset | list[ImageLabelDataset]) -> list[ImageLabelDataset]:
