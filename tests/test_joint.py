@@ -276,3 +276,15 @@ def test_resume_applies_data_options_to_the_runs_own_datasets(tmp_path: Path) ->
     assert result.exit_code == 0, result.output
     cfg = load_config(next(tmp_path.iterdir()) / "config.json")
     assert [d.on_bad_image for d in cfg.datasets] == ["skip", "skip"]
+
+
+def test_resume_refuses_data_whose_domains_changed(tmp_path: Path) -> None:
+    from stargan.train.run import find_resume
+
+    run_training(_joint_tiny(), tmp_path, overrides=["train.num_iters=5"], progress=False)
+    ckpt = find_resume(tmp_path, "latest")
+    state = json.loads((ckpt / "state.json").read_text())
+    state["labels"][1]["labels"]["names"][0] = "furious"  # as if a folder were renamed
+    (ckpt / "state.json").write_text(json.dumps(state))
+    with pytest.raises(StarGANError, match="differ from those"):
+        run_training(get_preset("tiny"), tmp_path, "latest", ["train.num_iters=6"], False)

@@ -42,6 +42,6 @@ def test_joint_data_arguments_must_be_named(tiny_model: Path, tmp_path: Path) ->
     config["sources"][1]["data"] = dict(config["sources"][1]["data"], name="second")
     (model / "config.json").write_text(json.dumps(config))
     tr = Translator.from_pretrained(model)
-    with pytest.raises(StarGANError, match="give each dataset as NAME=PATH"):
+    with pytest.raises(StarGANError, match="give each as --data NAME=PATH"):
         source_configs(tr, ["/x"])
     assert [c.path for c in source_configs(tr, ["second=/y"])] == ["", "/y"]

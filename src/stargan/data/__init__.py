@@ -159,6 +159,24 @@ def crop_of(cfg: DataConfig) -> int:
     return cfg.crop or dataset_kind(cfg).default_crop
 
 
+def named_paths(labels: list[str], data_args: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """``--data [NAME=]PATH`` values by dataset name; a bare path only where there is one
+    dataset (several would make it ambiguous)."""
+    paths: dict[str, str] = {}
+    for arg in data_args:
+        name, sep, path = arg.partition("=")
+        if sep and name in labels:
+            paths[name] = path
+        elif len(labels) == 1:
+            paths[labels[0]] = arg
+        else:
+            raise StarGANError(
+                f"--data {arg}: there are {len(labels)} datasets ({', '.join(labels)}); "
+                f"give each as --data NAME=PATH"
+            )
+    return paths
+
+
 def _check_path(cfg: DataConfig, kind: DatasetKind) -> None:
     if kind.needs_path and not cfg.path:
         kind = cfg.dataset if cfg.label == cfg.dataset else f"{cfg.label} ({cfg.dataset})"
@@ -177,5 +195,6 @@ __all__ = [
     "dataset_kind",
     "dataset_spec",
     "load_dataset",
+    "named_paths",
     "summarize",
 ]

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from stargan.config import DataConfig, from_dict
-from stargan.data import load_dataset
+from stargan.data import load_dataset, named_paths
 from stargan.data.dataset import to_model_range
 from stargan.data.labels import LabelSpec
 from stargan.errors import StarGANError
@@ -32,16 +32,7 @@ def source_configs(tr: Translator, data_args: tuple[str, ...] | list[str] = ()) 
     if not sources or not all(isinstance(s, dict) and "data" in s for s in sources):
         raise StarGANError("this model folder does not record its data; re-export it")
     configs = [from_dict(DataConfig, s["data"], "model sources") for s in sources]
-    names = [c.label for c in configs]
-    paths: dict[str, str] = {}
-    for arg in data_args:
-        name, sep, path = arg.partition("=")
-        if sep and name in names:
-            paths[name] = path
-        elif len(names) == 1:
-            paths[names[0]] = arg
-        else:
-            raise StarGANError(f"--data {arg}: give each dataset as NAME=PATH ({', '.join(names)})")
+    paths = named_paths([c.label for c in configs], data_args)
     return [_with_path(c, paths.get(c.label)) for c in configs]
 
 

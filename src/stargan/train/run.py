@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from stargan.config import Config, apply_overrides, load_config, validate
-from stargan.data import check_data_config, load_dataset
+from stargan.data import check_data_config, load_dataset, named_paths
 from stargan.data.joint import LabelLayout
 from stargan.errors import StarGANError
 from stargan.train.checkpoint import list_checkpoints, resolve_checkpoint
@@ -52,18 +52,11 @@ def data_assignments(
     One dataset: ``--data PATH``. Joint runs: ``--data NAME=PATH`` for each dataset
     that reads files (a bare path would be ambiguous)."""
     labels = [d.label for d in cfg.datasets]
-    out: list[str] = []
-    for arg in data_args:
-        name, sep, path = arg.partition("=")
-        if sep and name in labels:
-            out.append(f"data.{name}.path={path}")
-        elif len(labels) == 1:
-            out.append(f"data.path={arg}")
-        else:
-            raise StarGANError(
-                f"--data {arg}: this config trains on {len(labels)} datasets "
-                f"({', '.join(labels)}); give each as --data NAME=PATH"
-            )
+    paths = named_paths(labels, data_args)
+    if len(labels) == 1:
+        out = [f"data.path={path}" for path in paths.values()]
+    else:
+        out = [f"data.{name}.path={path}" for name, path in paths.items()]
     if on_bad_image and len(labels) == 1:
         out.append(f"data.on_bad_image={on_bad_image}")
     elif on_bad_image:
@@ -112,6 +105,7 @@ def run_training(
         run_dir = new_run_dir(outdir, cfg.name)
     trainer = Trainer(cfg, run_dir, train_sets, sample_sets)
     if ckpt is not None:
+        _check_same_labels(ckpt, trainer.layout)
         trainer.resume(ckpt)
         _drop_stats_after(run_dir / "stats.jsonl", trainer.state.step)
         if progress:
@@ -123,6 +117,20 @@ def run_training(
     (run_dir / "config.json").write_text(cfg.to_json())
     trainer.fit(progress=progress)
     return run_dir
+
+
+def _check_same_labels(ckpt: Path, layout: LabelLayout) -> None:
+    """A resumed run must see its data's domains in the order it trained on them (a
+    renamed or reordered folder or column would silently remap the labels)."""
+    try:
+        recorded = json.loads((ckpt / "state.json").read_text()).get("labels")
+    except (OSError, ValueError, AttributeError):
+        recorded = None
+    if recorded is not None and LabelLayout.from_dict(recorded) != layout:
+        raise StarGANError(
+            f"the data's domains ({', '.join(layout.domain_names())}) differ from those "
+            f"{ckpt} was trained on; resume with the same data"
+        )
 
 
 def _drop_stats_after(path: Path, step: int) -> None:
