@@ -81,26 +81,33 @@ def _celeba_kind() -> DatasetKind:
     )
 
 
-def _folders_kind() -> DatasetKind:
-    from stargan.data import folders
+def _listed_kind(load, spec, summary, plan_split) -> DatasetKind:
+    """A kind whose files are listed before decoding (folders, tables): its summary and
+    checks come from the file lists; ``plan_split(cfg, split)`` raises on bad input."""
+
+    def check(cfg: DataConfig, image_size: int) -> None:
+        if cfg.path:  # a preset without --data yet is checked when the data is given
+            for split in ("train", "test"):
+                plan_split(cfg, split)
 
     return DatasetKind(
-        lambda cfg, size, split, progress: folders.load_folders(cfg, size, split, progress),
-        folders.folder_spec,
-        lambda cfg, size, split, progress: folders.folder_summary(cfg, split),
-        lambda cfg, size: folders.check_folders(cfg),
+        lambda cfg, size, split, progress: load(cfg, size, split, progress),
+        spec,
+        lambda cfg, size, split, progress: summary(cfg, split),
+        check,
     )
+
+
+def _folders_kind() -> DatasetKind:
+    from stargan.data import folders as f
+
+    return _listed_kind(f.load_folders, f.folder_spec, f.folder_summary, f.plan_split)
 
 
 def _table_kind() -> DatasetKind:
-    from stargan.data import table
+    from stargan.data import table as t
 
-    return DatasetKind(
-        lambda cfg, size, split, progress: table.load_table(cfg, size, split, progress),
-        table.table_spec,
-        lambda cfg, size, split, progress: table.table_summary(cfg, split),
-        lambda cfg, size: table.check_table(cfg),
-    )
+    return _listed_kind(t.load_table, t.table_spec, t.table_summary, t.plan_split)
 
 
 LOADERS: dict[str, Callable[[], DatasetKind]] = {

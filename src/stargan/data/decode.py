@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from stargan.config import DataConfig
 from stargan.data.cache import (
     building,
     cache_key,
@@ -60,6 +61,34 @@ class Decoded:
 def decode_one(path: Path, size: int, crop: int) -> np.ndarray:
     """One file -> uint8 [size, size, 3]: centre crop (0: largest square), then resize."""
     return np.asarray(center_crop_resize(load_rgb(path), size, crop), dtype=np.uint8)
+
+
+def decode_split(
+    cfg: DataConfig,
+    paths: Sequence[Path],
+    image_size: int,
+    split: str,
+    tag: str,
+    *,
+    progress: bool = False,
+    cache_dir: Path | None = None,
+    workers: int | None = None,
+    origins: Sequence[str] | None = None,
+) -> Decoded:
+    """:func:`decode_images` with a data config's crop and bad-image policy, cached under
+    ``tag`` per split."""
+    return decode_images(
+        paths,
+        image_size,
+        cfg.crop,
+        on_bad_image=cfg.on_bad_image,
+        cache_dir=cache_dir,
+        tag=tag,
+        stem=split,
+        progress=progress,
+        workers=workers,
+        origins=origins,
+    )
 
 
 def decode_images(

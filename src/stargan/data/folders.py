@@ -29,7 +29,7 @@ import numpy as np
 
 from stargan.config import DataConfig
 from stargan.data.dataset import ImageLabelDataset
-from stargan.data.decode import decode_images
+from stargan.data.decode import decode_split
 from stargan.data.labels import LabelSpec
 from stargan.errors import StarGANError
 from stargan.images import IMAGE_SUFFIXES
@@ -141,16 +141,15 @@ def load_folders(
     workers: int | None = None,
 ) -> ImageLabelDataset:
     """The ``split`` of the domain folders at ``cfg.path``: uint8 images, one-hot labels."""
-    layout, spec, items = _plan(cfg, split)
-    decoded = decode_images(
+    layout, spec, items = plan_split(cfg, split)
+    decoded = decode_split(
+        cfg,
         [f for f, _ in items],
         image_size,
-        cfg.crop,
-        on_bad_image=cfg.on_bad_image,
-        cache_dir=cache_dir,
-        tag="folders",
-        stem=split,
+        split,
+        "folders",
         progress=progress,
+        cache_dir=cache_dir,
         workers=workers,
     )
     classes = np.asarray([k for _, k in items], np.int64)[decoded.kept]
@@ -168,22 +167,14 @@ def folder_spec(cfg: DataConfig) -> LabelSpec:
 
 def folder_summary(cfg: DataConfig, split: str) -> dict[str, int]:
     """Images per domain of a split, counted from the file lists (no image decoded)."""
-    _, spec, items = _plan(cfg, split)
+    _, spec, items = plan_split(cfg, split)
     counts = np.bincount([k for _, k in items], minlength=spec.dim)
     return {"images": len(items), **{n: int(c) for n, c in zip(spec.names, counts, strict=True)}}
 
 
-def check_folders(cfg: DataConfig) -> None:
-    """Every check of the layout and both splits that needs no pixels (none without a
-    path: a preset is checked again once ``--data`` gives one)."""
-    if not cfg.path:
-        return
-    for split in ("train", "test"):
-        _plan(cfg, split)
-
-
-# ---------------------------------------------------------------- helpers
-def _plan(cfg: DataConfig, split: str) -> tuple[Layout, LabelSpec, list[tuple[Path, int]]]:
+def plan_split(cfg: DataConfig, split: str) -> tuple[Layout, LabelSpec, list[tuple[Path, int]]]:
+    """The layout, label spec and (file, class) items of ``split``; every check that
+    needs no pixels raises here."""
     layout = scan_layout(_root(cfg))
     spec = label_spec(layout.names, cfg.attrs)
     _require_images(layout, spec)
@@ -194,6 +185,7 @@ def _plan(cfg: DataConfig, split: str) -> tuple[Layout, LabelSpec, list[tuple[Pa
     return layout, spec, items
 
 
+# ---------------------------------------------------------------- helpers
 def _require_images(layout: Layout, spec: LabelSpec) -> None:
     folders = [(layout.train_dir, layout.train)]
     if layout.test_dir is not None and layout.test is not None:

@@ -34,7 +34,7 @@ import numpy as np
 
 from stargan.config import DataConfig
 from stargan.data.dataset import ImageLabelDataset
-from stargan.data.decode import decode_images
+from stargan.data.decode import decode_split
 from stargan.data.labels import LabelSpec
 from stargan.errors import StarGANError
 
@@ -176,17 +176,16 @@ def load_table(
     workers: int | None = None,
 ) -> ImageLabelDataset:
     """The ``split`` rows of the table at ``cfg.path``: uint8 images, 0/1 labels."""
-    table, spec, rows = _plan(cfg, split)
+    table, spec, rows = plan_split(cfg, split)
     image_root = Path(cfg.image_dir) if cfg.image_dir else table.path.parent
-    decoded = decode_images(
+    decoded = decode_split(
+        cfg,
         [image_root / table.files[i] for i in rows],
         image_size,
-        cfg.crop,
-        on_bad_image=cfg.on_bad_image,
-        cache_dir=cache_dir,
-        tag="table",
-        stem=split,
+        split,
+        "table",
         progress=progress,
+        cache_dir=cache_dir,
         workers=workers,
         origins=[table.where(i) for i in rows],
     )
@@ -208,28 +207,21 @@ def table_spec(cfg: DataConfig) -> LabelSpec:
 
 def table_summary(cfg: DataConfig, split: str) -> dict[str, int]:
     """Rows per attribute of a split, from the table alone (no image decoded)."""
-    table, spec, rows = _plan(cfg, split)
+    table, spec, rows = plan_split(cfg, split)
     cols = [table.names.index(n) for n in spec.names]
     counts = table.values[rows][:, cols].sum(0)
     return {"images": len(rows), **{n: int(c) for n, c in zip(spec.names, counts, strict=True)}}
 
 
-def check_table(cfg: DataConfig) -> None:
-    """Every check of the table and both splits that needs no pixels (none without a
-    path: a preset is checked again once ``--data`` gives one)."""
-    if not cfg.path:
-        return
-    for split in ("train", "test"):
-        _plan(cfg, split)
-
-
-# ---------------------------------------------------------------- helpers
-def _plan(cfg: DataConfig, split: str) -> tuple[Table, LabelSpec, np.ndarray]:
+def plan_split(cfg: DataConfig, split: str) -> tuple[Table, LabelSpec, np.ndarray]:
+    """The table, label spec and row indices of ``split``; every check that needs no
+    pixels raises here."""
     table = read_table(_table_path(cfg))
     spec = label_spec(table, cfg.attrs, cfg.exclusive)
     return table, spec, split_rows(table, split, cfg.num_test, cfg.seed)
 
 
+# ---------------------------------------------------------------- helpers
 def _table_path(cfg: DataConfig) -> Path:
     if not cfg.path:
         raise StarGANError(
