@@ -70,8 +70,8 @@ def translate_files(
     tr = Translator.from_pretrained(model, device=_device(device))
     assignments = None
     if target:
-        tr.parse_target(target)  # unknown or mixed domains: one error before any work
         assignments = parse_pairs(target)
+        tr.parse_target(assignments)  # unknown or mixed domains: one error before any work
     _ensure_writable(out)
     paths = find_images(inputs)
     if not paths:

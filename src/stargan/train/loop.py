@@ -250,8 +250,7 @@ class Trainer:
 
     def save_samples(self) -> Path:
         path = self.run_dir / "samples" / f"step-{self.state.step:07d}.png"
-        n_cols = 1 + sum(s.dim for s in self.layout.specs)
-        save_png(make_grid(self.sample_grid(), nrow=n_cols), path)
+        save_png(make_grid(self.sample_grid(), nrow=1 + self.layout.cls_dim), path)
         return path
 
     def checkpoint(self) -> Path:
