@@ -129,6 +129,12 @@ def _joint_celeba_ckplus_v1() -> Config:
     return replace(_cpu_64px("joint-celeba-ckplus-v1", 20000), data=celeba, joint=(ckplus,))
 
 
+def _ckplus_v1() -> Config:
+    """CK+48 expressions as one folder per expression (the RaFD stand-in), 64 px, CPU-sized."""
+    ckplus = DataConfig(dataset="folders", name="ckplus", attrs=CK_PLUS, num_test=98)
+    return replace(_cpu_64px("ckplus-v1", 6000), data=ckplus)
+
+
 def _faces_joint_v1() -> Config:
     """Built-in faces-attr + faces-expr jointly (mask vector), demo-sized at 32 px."""
     demo = _demo()
@@ -154,6 +160,7 @@ PRESETS = {
     "celeba-rafd-v1": _celeba_rafd_v1,
     "celeba-subset-v1": _celeba_subset_v1,
     "joint-celeba-ckplus-v1": _joint_celeba_ckplus_v1,
+    "ckplus-v1": _ckplus_v1,
     "faces-joint-v1": _faces_joint_v1,
 }
 
