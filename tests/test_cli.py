@@ -259,6 +259,8 @@ def test_score_of_a_real_data_model_whose_data_is_gone(cli, tiny_model, tmp_path
     source["data"]["path"] = str(tmp_path / "moved-celeba")
     (model / "config.json").write_text(json.dumps(config))
     code, _, err = cli("score", model, "--quiet")
+    assert_one_line_error(code, err, "stargan eval MODEL --data PATH")
+    code, _, err = cli("eval", model, "--quiet", "-o", tmp_path / "eval")
     assert_one_line_error(code, err, "moved-celeba")
 
 

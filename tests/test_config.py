@@ -260,6 +260,7 @@ def test_every_preset_validates_after_filling_c_dim(name: str) -> None:
         "celeba-rafd-v1": (13, 2),
         "faces-joint-v1": (13, 2),
         "joint-celeba-ckplus-v1": (12, 2),
+        "ckplus-v1": (7, 0),
     }.get(name, (5, 0))
     assert (cfg.model.c_dim, cfg.model.mask_dim) == expected
     assert validate(cfg) == cfg

@@ -231,44 +231,217 @@ def translate(
     default=None,
     help="Also write the scores as JSON here.",
 )
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def score(model: str, n_test: int, json_path: str | None, quiet: bool) -> None:
+    """Quick counterfactual scores of a model trained on built-in faces: its translations
+    of test images against the exact ground truth (L1, PSNR, SSIM, target attribute
+    right). Models of real data, and the full protocols: `stargan eval`.
+
+    \b
+    Example:
+      stargan score my-model --n 500
+    """
+    from stargan.evaluate.score import format_table, score_model
+    from stargan.translate import Translator
+
+    result = score_model(Translator.from_pretrained(model), n_test, progress=not quiet)
+    click.echo(format_table(result))
+    if json_path:
+        _write_json(Path(json_path), result)
+
+
+# ---------------------------------------------------------------------- eval
+@cli.command("eval")
+@click.argument("models", nargs=-1, required=True, type=click.Path())
+@click.option(
+    "--metrics",
+    default="auto",
+    help="Comma-separated: classification, counterfactual, fid, params, speed; auto = all "
+    "but fid (counterfactual only for built-in data).",
+)
 @click.option(
     "--data",
     "data_paths",
     multiple=True,
     metavar="[NAME=]PATH",
-    help="Real data: where the model's dataset is now (default: the path it trained on).",
+    help="Where the model's dataset is now (default: the path it trained on).",
+)
+@click.option(
+    "--classifier",
+    "classifiers",
+    multiple=True,
+    metavar="[NAME=]PATH",
+    help="A folder from `stargan classifier train` (default: train one once and cache it).",
+)
+@click.option(
+    "--inception",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Standard pt_inception-2015-12-05 weights (.pth/.safetensors) for FID.",
+)
+@click.option(
+    "--n",
+    "n_test",
+    type=click.IntRange(1, 1_000_000),
+    default=1000,
+    help="Test images per dataset (a seeded subset when there are more).",
+)
+@click.option(
+    "--fid-real",
+    type=click.IntRange(2, 1_000_000),
+    default=2000,
+    help="Real training images per dataset that FID compares against.",
+)
+@click.option("--seed", type=int, default=0)
+@click.option("--batch-size", type=click.IntRange(1, 4096), default=50)
+@click.option("--device", default="cpu", help="cpu, cuda or cuda:N.")
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(file_okay=False),
+    default="eval",
+    help="Folder for metrics.jsonl and the report (kept across calls).",
 )
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def score(
-    model: str, n_test: int, json_path: str | None, data_paths: tuple[str, ...], quiet: bool
+def evaluate(
+    models,
+    metrics,
+    data_paths,
+    classifiers,
+    inception,
+    n_test,
+    fid_real,
+    seed,
+    batch_size,
+    device,
+    out,
+    quiet,
 ) -> None:
-    """Score a model's translations of test images.
-
-    Built-in faces: against the exact counterfactual ground truth. Real data (CelebA,
-    folders, tables): judged by a classifier trained on the real training images, whose
-    own accuracy on real test images is printed beside.
+    """Measure models the papers' way; append to OUT/metrics.jsonl, write OUT/report.html.
 
     \b
     Examples:
-      stargan score my-model --n 500
-      stargan score celeba-model --data ../shared/data/celeba_subset --n 1000
+      stargan eval runs/00001-demo/model
+      stargan eval ck-model --data ../shared/data/ck_plus_48 --metrics classification,fid
+      stargan eval model-a model-b --metrics params,speed -o compare/
     """
-    from stargan.data.builtin import BUILTIN
-    from stargan.evaluate.real_score import format_real_table, score_real, source_configs
-    from stargan.evaluate.score import format_table, score_model
-    from stargan.translate import Translator
+    from stargan.evaluate.metrics import EvalSettings
+    from stargan.evaluate.runner import choose_metrics, format_summary, run_eval
 
-    tr = Translator.from_pretrained(model)
-    kinds = {s.get("dataset") for s in tr.meta.get("sources", []) if isinstance(s, dict)}
-    if kinds <= set(BUILTIN) and not data_paths:
-        result = score_model(tr, n_test, progress=not quiet)
-        click.echo(format_table(result))
-    else:
-        configs = source_configs(tr, data_paths)
-        result = score_real(tr, configs, n_test, progress=not quiet)
-        click.echo(format_real_table(result))
-    if json_path:
-        _write_json(Path(json_path), result)
+    settings = EvalSettings(n_test, seed, batch_size, classifiers, inception, fid_real, not quiet)
+    records, html = run_eval(
+        [Path(m) for m in models],
+        choose_metrics(metrics),
+        settings,
+        Path(out),
+        data_paths,
+        device,
+        log=click.echo,
+    )
+    click.echo(format_summary(records))
+    if html:
+        click.echo(f"report: {html}")
+
+
+# ---------------------------------------------------------------------- classifier
+@cli.group()
+def classifier() -> None:
+    """Evaluation classifiers: a ResNet-18 trained on a dataset's real images."""
+
+
+@classifier.command("train")
+@click.option(
+    "--model",
+    "model_path",
+    type=click.Path(),
+    default=None,
+    help="Take the data (and image size) from this model folder.",
+)
+@click.option(
+    "--preset",
+    type=click.Choice(sorted(PRESETS)),
+    default=None,
+    help="Take the data and image size from this preset.",
+)
+@click.option(
+    "--data",
+    "data_paths",
+    multiple=True,
+    metavar="[NAME=]PATH",
+    help="Dataset folder or label table (joint: NAME=PATH).",
+)
+@click.option(
+    "--dataset", "dataset_name", default=None, help="Which dataset of a joint model or preset."
+)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+@click.option("--epochs", type=click.IntRange(1, 10000), default=None, help="Default 30.")
+@click.option(
+    "--max-steps",
+    type=click.IntRange(0),
+    default=None,
+    help="Cap on steps (default 1500; 0: none).",
+)
+@click.option("--batch-size", type=click.IntRange(1, 4096), default=None)
+@click.option("--seed", type=int, default=None)
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(file_okay=False),
+    required=True,
+    help="Classifier folder to write.",
+)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def classifier_train(
+    model_path,
+    preset,
+    data_paths,
+    dataset_name,
+    overrides,
+    epochs,
+    max_steps,
+    batch_size,
+    seed,
+    out,
+    quiet,
+) -> None:
+    """Train the Table 3 judge: a ResNet-18 from scratch on the real training images,
+    scored on the real test images.
+
+    \b
+    Examples:
+      stargan classifier train --preset ckplus-v1 --data ../shared/data/ck_plus_48 -o clf-ck
+      stargan classifier train --model my-model -o clf
+    """
+    from stargan.evaluate.classifier_cli import train_classifier_folder
+
+    if (model_path is None) == (preset is None):
+        raise StarGANError("give exactly one of --model MODEL or --preset NAME")
+    train_kwargs = {
+        k: v
+        for k, v in {
+            "epochs": epochs,
+            "max_steps": max_steps,
+            "batch_size": batch_size,
+            "seed": seed,
+        }.items()
+        if v is not None
+    }
+    clf = train_classifier_folder(
+        model_path,
+        preset,
+        data_paths,
+        dataset_name,
+        overrides,
+        train_kwargs,
+        Path(out),
+        progress=not quiet,
+    )
+    real = clf.meta.get("real_test", {})
+    click.echo(
+        f"real test error: {real.get('error', float('nan')) * 100:.2f}% "
+        f"on {real.get('n', 0)} images"
+    )
+    click.echo(f"classifier folder: {out}")
 
 
 # ---------------------------------------------------------------------- demo

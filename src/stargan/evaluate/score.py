@@ -21,20 +21,10 @@ from stargan.data.joint import LabelLayout
 from stargan.data.labels import LabelSpec
 from stargan.errors import StarGANError
 from stargan.evaluate.classifier import cached_classifier, predict
+from stargan.evaluate.image_metrics import l1, psnr, ssim
 from stargan.translate import Translator
 
 CLASSIFIER_TRAIN_IMAGES = 10000
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per-image PSNR in dB of uint8 images [N, 3, H, W] (peak 255), capped at 100."""
-    mse = (a.float() - b.float()).pow(2).flatten(1).mean(1)
-    return (10 * torch.log10(255.0**2 / mse.clamp_min(1e-10))).clamp_max(100.0)
-
-
-def l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per-image mean absolute difference of uint8 images, on a [0, 1] scale."""
-    return (a.float() - b.float()).abs().flatten(1).mean(1) / 255.0
 
 
 def score_model(
@@ -43,10 +33,13 @@ def score_model(
     batch_size: int = 100,
     classifier_steps: int = 600,
     progress: bool = True,
+    lpips_model: torch.nn.Module | None = None,
 ) -> dict[str, Any]:
     """Score every built-in dataset of the model against every built-in dataset's domains:
     for joint models this includes cross-dataset translations (faces-attr images given
-    faces-expr expressions, paper Fig. 1 right), judged against the exact ground truth."""
+    faces-expr expressions, paper Fig. 1 right), judged against the exact ground truth.
+    With ``lpips_model`` (images of 32 px or more) LPIPS to the ground truth is added."""
+    scorer = _Scorer(tr, batch_size, lpips_model)
     sources = _builtin_sources(tr)
     size, layout = tr.image_size, tr.layout
     judges = {
@@ -68,7 +61,7 @@ def score_model(
                 real_acc |= _real_accuracy(judges[j], x, c_own, spec, layout.qualified(j, ""))
             rows_scored = {}
             for k, (domain, c_trg) in enumerate(spec.single_changes(c_own)):
-                result = _score_domain(tr, judges[j], x, x_u8, seed, c_own, c_trg, j, k, batch_size)
+                result = scorer.domain(judges[j], x_u8, seed, c_own, c_trg, j, k)
                 if result is not None:
                     rows_scored[f"{prefix}{layout.qualified(j, domain)}"] = result
             per_domain |= rows_scored
@@ -100,8 +93,8 @@ def _builtin_sources(tr: Translator) -> list[tuple[int, str, int]]:
     if not found:
         trained_on = ", ".join(str(s.get("dataset")) for s in sources if isinstance(s, dict))
         raise StarGANError(
-            f"score needs a model trained on built-in data ({', '.join(BUILTIN)})"
-            f"; this one was trained on {trained_on!r}"
+            f"score needs a model trained on built-in data ({', '.join(BUILTIN)}); this one "
+            f"was trained on {trained_on!r}: use `stargan eval MODEL --data PATH`"
         )
     return found
 
@@ -130,27 +123,48 @@ def _real_accuracy(judge, x, c_org, spec: LabelSpec, prefix: str) -> dict[str, f
     }
 
 
-def _score_domain(tr, judge, x, x_u8, seed, c_own, c_trg, j, k, batch_size):
-    """Scores of the translations of the rows whose labels the target changes, or None."""
-    clf, spec = judge
-    rows = (c_trg != c_own).any(1).nonzero().flatten()
-    truth, valid = counterfactual_images(
-        seed, "test", rows.tolist(), x.size(-1), spec, c_trg[rows].numpy()
-    )
-    rows, truth = rows[torch.from_numpy(valid)], torch.from_numpy(truth[valid])
-    if len(rows) == 0:
-        return None
-    truth = truth.permute(0, 3, 1, 2)
-    fake = _translate(tr, x[rows], tr.layout.encode(j, c_trg[rows]), batch_size)
-    pred = predict(clf, to_model_range(fake), spec.kind)
-    return {
-        "n": len(rows),
-        "target_acc": float((pred[:, k] == c_trg[rows, k]).float().mean()),
-        "l1": float(l1(fake, truth).mean()),
-        "psnr": float(psnr(fake, truth).mean()),
-        "identity_l1": float(l1(x_u8[rows], truth).mean()),
-        "identity_psnr": float(psnr(x_u8[rows], truth).mean()),
-    }
+class _Scorer:
+    """Translations of the rows a target changes, compared with their ground truth."""
+
+    def __init__(self, tr: Translator, batch_size: int, lpips_model) -> None:
+        self.tr, self.batch_size, self.lpips_model = tr, batch_size, lpips_model
+
+    def domain(self, judge, x_u8, seed, c_own, c_trg, j, k):
+        clf, spec = judge
+        rows = (c_trg != c_own).any(1).nonzero().flatten()
+        truth, valid = counterfactual_images(
+            seed, "test", rows.tolist(), x_u8.size(-1), spec, c_trg[rows].numpy()
+        )
+        rows, truth = rows[torch.from_numpy(valid)], torch.from_numpy(truth[valid])
+        if len(rows) == 0:
+            return None
+        truth = truth.permute(0, 3, 1, 2)
+        x = to_model_range(x_u8[rows])
+        fake = _translate(self.tr, x, self.tr.layout.encode(j, c_trg[rows]), self.batch_size)
+        hit = (predict(clf, to_model_range(fake), spec.kind)[:, k] == c_trg[rows, k]).float()
+        scores = {"target_acc": hit, **self._compare(fake, truth)}
+        scores |= {f"identity_{m}": v for m, v in self._compare(x_u8[rows], truth).items()}
+        result = _means(scores)
+        if spec.kind == "categorical":
+            source = c_own[rows].argmax(1)
+            result["by_source"] = {
+                spec.names[s]: _means(scores, source == s) for s in source.unique().tolist()
+            }
+        return result
+
+    def _compare(self, images: torch.Tensor, truth: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = {"l1": l1(images, truth), "psnr": psnr(images, truth), "ssim": ssim(images, truth)}
+        if self.lpips_model is not None:
+            from stargan.evaluate.lpips import lpips_distance
+
+            out["lpips"] = lpips_distance(images, truth, model=self.lpips_model)
+        return out
+
+
+def _means(scores: dict[str, torch.Tensor], mask: torch.Tensor | None = None) -> dict:
+    first = next(iter(scores.values()))
+    mask = torch.ones(len(first), dtype=torch.bool) if mask is None else mask
+    return {"n": int(mask.sum()), **{k: float(v[mask].double().mean()) for k, v in scores.items()}}
 
 
 def _translate(
@@ -168,7 +182,8 @@ def _overall(per_domain: dict[str, dict[str, float]]) -> dict[str, float]:
     total = sum(d["n"] for d in per_domain.values())
     if total == 0:
         return {}
-    keys = ("target_acc", "l1", "psnr", "identity_l1", "identity_psnr")
+    first = next(iter(per_domain.values()))
+    keys = [k for k, v in first.items() if k != "n" and not isinstance(v, dict)]
     out = {k: sum(d[k] * d["n"] for d in per_domain.values()) / total for k in keys}
     return {"n": total, **out}
 
@@ -179,8 +194,8 @@ def format_table(result: dict[str, Any]) -> str:
     rows += [("overall", result["overall"])]
     width = max(14, *(len(name) + 2 for name, _ in rows))
     lines = [
-        f"{'domain':<{width}}{'n':>6}{'target acc':>12}{'L1':>8}{'PSNR dB':>9}"
-        f"{'input L1':>10}{'input PSNR':>12}"
+        f"{'domain':<{width}}{'n':>6}{'target acc':>12}{'L1':>8}{'PSNR dB':>9}{'SSIM':>7}"
+        f"{'input L1':>10}{'input PSNR':>12}{'input SSIM':>12}"
     ]
     for name, d in rows:
         if not d:
@@ -188,7 +203,8 @@ def format_table(result: dict[str, Any]) -> str:
         n = d.get("n", sum(v["n"] for v in result["per_domain"].values()))
         lines.append(
             f"{name:<{width}}{n:>6}{d['target_acc'] * 100:>11.1f}%{d['l1']:>8.4f}"
-            f"{d['psnr']:>9.2f}{d['identity_l1']:>10.4f}{d['identity_psnr']:>12.2f}"
+            f"{d['psnr']:>9.2f}{d['ssim']:>7.3f}{d['identity_l1']:>10.4f}"
+            f"{d['identity_psnr']:>12.2f}{d['identity_ssim']:>12.3f}"
         )
     acc = ", ".join(f"{k} {v * 100:.1f}%" for k, v in result["classifier_real_acc"].items())
     lines.append(f"classifier accuracy on real test images: {acc}")

@@ -1,0 +1,240 @@
+"""Classification error of translations (StarGAN paper, Table 3 protocol).
+
+A ResNet-18 trained from scratch on the real training images of a dataset's domains
+classifies the model's translations of real test images. Categorical labels (RaFD,
+expressions): every test image is translated to every other domain and the error is
+the share the classifier does not assign to the target, per (source, target) pair and
+overall. Multi-label attributes (CelebA): per changed attribute, the accuracy on that
+attribute and the preservation rate of the attributes the target leaves unchanged
+(the classifier reads them as it read the input). The classifier's error on the same
+real test images is reported beside: it bounds what its judgements can mean.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from stargan.data import named_paths
+from stargan.data.cache import cache_key, default_cache_dir
+from stargan.data.dataset import to_model_range
+from stargan.data.labels import LabelSpec
+from stargan.errors import StarGANError
+from stargan.evaluate.domain_classifier import (
+    ClassifierTrainConfig,
+    DomainClassifier,
+    train_domain_classifier,
+)
+from stargan.evaluate.metrics import EvalContext, Metric, register
+from stargan.images import make_grid, save_png
+
+GRID_ROWS = 8
+
+
+def classifier_for(ctx: EvalContext, i: int, log=print) -> DomainClassifier:
+    """The judge of dataset ``i``: ``--classifier [NAME=]PATH``, else one trained on the
+    real training images with default settings (once; cached under $STARGAN_CACHE)."""
+    labels = [d.label for d in ctx.data]
+    given = named_paths(labels, ctx.settings.classifiers).get(labels[i])
+    if given:
+        clf = DomainClassifier.load(given)
+    else:
+        clf = ctx.cached(("classifier", i), lambda: _cached_classifier(ctx, i, log))
+    spec, size = ctx.tr.layout.specs[i], ctx.tr.image_size
+    if (clf.spec.names, clf.spec.kind) != (spec.names, spec.kind) or clf.image_size != size:
+        raise StarGANError(
+            f"classifier {given or ''} judges {list(clf.spec.names)} at {clf.image_size} px; "
+            f"the model's {labels[i]} domains are {list(spec.names)} at {size} px"
+        )
+    return clf
+
+
+def default_classifier_dir(ctx: EvalContext, i: int) -> Path:
+    cfg = ClassifierTrainConfig()
+    key = cache_key("resnet18", asdict(ctx.data[i]), ctx.tr.image_size, asdict(cfg))
+    return default_cache_dir() / "classifiers" / f"{ctx.data[i].label}-{key}"
+
+
+def _cached_classifier(ctx: EvalContext, i: int, log) -> DomainClassifier:
+    path = default_classifier_dir(ctx, i)
+    if (path / "model.safetensors").exists():
+        return DomainClassifier.load(path)
+    log(
+        f"no --classifier for {ctx.data[i].label}: training a ResNet-18 on its real training "
+        f"images (once; saved to {path})"
+    )
+    train, test = ctx.dataset(i, "train"), ctx.dataset(i, "test")
+    clf = train_domain_classifier(train, ClassifierTrainConfig(), ctx.settings.progress, test)
+    clf.save(path)
+    return clf
+
+
+def run_classification(ctx: EvalContext) -> dict[str, Any]:
+    summary, tables, images, n_total = {}, [], [], 0
+    joint = ctx.tr.layout.joint
+    for i, spec in enumerate(ctx.tr.layout.specs):
+        label = ctx.data[i].label
+        clf = classifier_for(ctx, i)
+        x_u8, c_org = ctx.test_images(i)
+        pred_real = clf.predict(to_model_range(x_u8))
+        judged = _categorical if spec.kind == "categorical" else _multi_label
+        part_summary, part_tables = judged(ctx, i, clf, x_u8, c_org, pred_real)
+        prefix = f"{label}." if joint else ""
+        summary |= {prefix + k: v for k, v in part_summary.items()}
+        tables += [t | {"title": f"{label}: {t['title']}"} if joint else t for t in part_tables]
+        images.append(_sample_grid(ctx, i, x_u8[:GRID_ROWS], c_org[:GRID_ROWS]))
+        n_total += len(x_u8)
+    return {"n": n_total, "summary": summary, "tables": tables, "images": images}
+
+
+def _categorical(ctx, i, clf, x_u8, c_org, pred_real):
+    spec: LabelSpec = clf.spec
+    src = c_org.argmax(1)
+    wrong = torch.zeros(spec.dim, spec.dim)
+    count = torch.zeros(spec.dim, spec.dim)
+    for t in range(spec.dim):
+        rows = (src != t).nonzero().flatten()
+        if len(rows) == 0:
+            continue
+        c_trg = torch.nn.functional.one_hot(torch.full((len(rows),), t), spec.dim).float()
+        fake = ctx.translate(x_u8[rows], ctx.tr.layout.encode(i, c_trg))
+        miss = (clf.predict(to_model_range(fake)).argmax(1) != t).float()
+        wrong[:, t].index_add_(0, src[rows], miss)
+        count[:, t].index_add_(0, src[rows], torch.ones_like(miss))
+    real_miss = (pred_real.argmax(1) != src).float()
+    pair = [
+        [float(wrong[s, t] / count[s, t]) if count[s, t] else None for t in range(spec.dim)]
+        for s in range(spec.dim)
+    ]
+    per_target = wrong.sum(0) / count.sum(0).clamp_min(1)
+    real_per_domain = [_mean_where(real_miss, src == d) for d in range(spec.dim)]
+    summary = {
+        "error": float(wrong.sum() / count.sum().clamp_min(1)),
+        "real_error": float(real_miss.mean()),
+        "translations": int(count.sum()),
+    }
+    tables = [
+        {
+            "title": "Classification error of translations by (source, target)",
+            "kind": "matrix",
+            "row_label": "source",
+            "col_label": "target",
+            "columns": list(spec.names),
+            "rows": [[name, *pair[s]] for s, name in enumerate(spec.names)],
+            "format": "percent",
+        },
+        {
+            "title": "Classification error by domain",
+            "kind": "bars",
+            "columns": ["domain", "translated into it", "real images of it"],
+            "rows": [
+                [name, float(per_target[d]), real_per_domain[d]]
+                for d, name in enumerate(spec.names)
+            ],
+            "format": "percent",
+        },
+    ]
+    return summary, tables
+
+
+def _multi_label(ctx, i, clf, x_u8, c_org, pred_real):
+    spec: LabelSpec = clf.spec
+    names, rows_out = list(spec.names), []
+    kept_matrix = []
+    hits = kept_hits = kept_total = changed_total = 0
+    for k, (name, c_trg) in enumerate(spec.single_changes(c_org)):
+        rows = (c_trg != c_org).any(1).nonzero().flatten()
+        if len(rows) == 0:
+            rows_out.append([name, None, None, _accuracy(pred_real[:, k], c_org[:, k])])
+            kept_matrix.append([name] + [None] * spec.dim)
+            continue
+        fake = ctx.translate(x_u8[rows], ctx.tr.layout.encode(i, c_trg[rows]))
+        pred = clf.predict(to_model_range(fake))
+        unchanged = c_trg[rows] == c_org[rows]
+        same = pred == pred_real[rows]
+        hit = pred[:, k] == c_trg[rows, k]
+        per_attr = [_mean_where(same[:, m].float(), unchanged[:, m]) for m in range(spec.dim)]
+        kept = float(same[unchanged].float().mean()) if unchanged.any() else None
+        rows_out.append(
+            [name, float(hit.float().mean()), kept, _accuracy(pred_real[:, k], c_org[:, k])]
+        )
+        kept_matrix.append([name, *per_attr])
+        hits += int(hit.sum())
+        changed_total += len(rows)
+        kept_hits += int(same[unchanged].sum())
+        kept_total += int(unchanged.sum())
+    real_acc = (pred_real == c_org).float().mean(0)
+    summary = {
+        "target_acc": hits / max(changed_total, 1),
+        "kept": kept_hits / max(kept_total, 1),
+        "real_error": float(1 - real_acc.mean()),
+        "translations": changed_total,
+    }
+    tables = [
+        {
+            "title": "Per changed attribute",
+            "kind": "bars",
+            "columns": ["attribute", "target accuracy", "others kept", "classifier on real"],
+            "rows": rows_out,
+            "format": "percent",
+        },
+        {
+            "title": "Preservation of each unchanged attribute (column) when changing (row)",
+            "kind": "matrix",
+            "row_label": "changed",
+            "col_label": "kept",
+            "columns": names,
+            "rows": kept_matrix,
+            "format": "percent",
+        },
+    ]
+    return summary, tables
+
+
+def _accuracy(pred: torch.Tensor, truth: torch.Tensor) -> float:
+    return float((pred == truth).float().mean())
+
+
+def _mean_where(values: torch.Tensor, mask: torch.Tensor) -> float | None:
+    return float(values[mask].mean()) if mask.any() else None
+
+
+def _sample_grid(ctx: EvalContext, i: int, x_u8: torch.Tensor, c_org: torch.Tensor) -> str:
+    """Rows: a test image, then its translation to each domain of dataset ``i``."""
+    spec = ctx.tr.layout.specs[i]
+    columns = [x_u8]
+    for _, c_trg in spec.single_changes(c_org):
+        columns.append(ctx.translate(x_u8, ctx.tr.layout.encode(i, c_trg)))
+    tiles = torch.stack(columns, 1).flatten(0, 1)
+    path = ctx.out_dir / "samples" / f"{_slug(ctx.model_path)}-{ctx.data[i].label}.png"
+    save_png(make_grid(tiles, len(columns)), path)
+    return ctx.relative(path)
+
+
+def _slug(path: Path) -> str:
+    """The folder's name and a hash of its full path: runs/a/model and runs/b/model differ."""
+    import hashlib
+
+    full = str(path.resolve())
+    name = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in Path(full).name)
+    return f"{name or 'model'}-{hashlib.sha1(full.encode()).hexdigest()[:6]}"
+
+
+register(
+    Metric(
+        "classification",
+        "classification error of translations by a ResNet-18 trained on real images "
+        "(StarGAN Table 3)",
+        run_classification,
+        formats={
+            "error": "percent",
+            "real_error": "percent",
+            "target_acc": "percent",
+            "kept": "percent",
+            "translations": "int",
+        },
+    )
+)

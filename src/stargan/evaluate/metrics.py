@@ -1,0 +1,231 @@
+"""The metric registry behind ``stargan eval``, and what every metric is given.
+
+A metric is a function of an :class:`EvalContext` that returns the measured part of a
+record: ``summary`` (headline numbers), ``tables`` (see :mod:`stargan.evaluate.report`),
+``images`` and ``notes``. :func:`evaluate_model` adds what was measured and how (model,
+data, sample count, seed, time) and appends one JSON line per metric to
+``metrics.jsonl``. Metric modules register themselves; ``METRIC_MODULES`` lists them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from stargan.config import DataConfig, from_dict
+from stargan.data import load_dataset, named_paths
+from stargan.data.dataset import ImageLabelDataset, to_model_range, to_uint8
+from stargan.errors import StarGANError
+from stargan.translate import Translator
+
+METRIC_MODULES = (
+    "stargan.evaluate.counterfactual",
+    "stargan.evaluate.classification",
+    "stargan.evaluate.translation_fid",
+    "stargan.evaluate.model_stats",
+)
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    n: int = 1000  # test images per dataset at most (a seeded subset when there are more)
+    seed: int = 0
+    batch_size: int = 50
+    classifiers: tuple[str, ...] = ()  # --classifier [NAME=]PATH
+    inception: str | None = None  # standard pt_inception weights instead of the default
+    fid_real: int = 2000  # real training images per dataset that FID compares against
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    about: str
+    run: Callable[[EvalContext], dict[str, Any]]
+    applies: Callable[[EvalContext], str | None] = lambda ctx: None  # why not, or None
+    formats: dict[str, str] = field(default_factory=dict)  # summary key -> percent|int|float
+
+
+METRICS: dict[str, Metric] = {}
+
+
+def register(metric: Metric) -> Metric:
+    METRICS[metric.name] = metric
+    return metric
+
+
+def load_metrics() -> dict[str, Metric]:
+    for module in METRIC_MODULES:
+        importlib.import_module(module)
+    return METRICS
+
+
+@dataclass
+class EvalContext:
+    """One model under evaluation: its translator, data, settings and output folder.
+    Datasets, test subsets and helper networks are loaded once and shared by metrics."""
+
+    model_path: Path
+    tr: Translator
+    data: list[DataConfig]
+    settings: EvalSettings
+    out_dir: Path
+    _cache: dict[Any, Any] = field(default_factory=dict)
+
+    def cached(self, key: Any, make: Callable[[], Any]) -> Any:
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    def dataset(self, i: int, split: str) -> ImageLabelDataset:
+        def load() -> ImageLabelDataset:
+            data = load_dataset(self.data[i], self.tr.image_size, split, self.settings.progress)
+            self._check_domains(i, data)
+            return data
+
+        return self.cached(("dataset", i, split), load)
+
+    def _check_domains(self, i: int, data: ImageLabelDataset) -> None:
+        spec = self.tr.layout.specs[i]
+        if (data.spec.names, data.spec.kind) != (spec.names, spec.kind):
+            raise StarGANError(
+                f"the data of {self.data[i].label} ({self.data[i].path}) has domains "
+                f"{list(data.spec.names)}, but the model was trained on {list(spec.names)}"
+            )
+
+    def test_images(self, i: int, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Up to ``n`` (default settings.n) test images of dataset ``i`` as uint8
+        [N, 3, S, S] and their labels [N, c]: all of them, or a seeded subset in order."""
+        data = self.dataset(i, "test")
+        rows = subset(len(data), n or self.settings.n, self.settings.seed)
+        x_u8, c_org = data.batch(torch.from_numpy(rows))
+        return x_u8, c_org.float()
+
+    def translate(self, x_u8: torch.Tensor, c_trg: torch.Tensor) -> torch.Tensor:
+        """G(x, c_trg) for uint8 inputs, batched, as uint8 [N, 3, S, S] on the CPU."""
+        outs, step = [], self.settings.batch_size
+        with torch.no_grad():
+            for s in range(0, len(x_u8), step):
+                x = to_model_range(x_u8[s : s + step]).to(self.tr.device)
+                outs.append(to_uint8(self.tr.G(x, c_trg[s : s + step].to(self.tr.device))).cpu())
+        if not outs:
+            return torch.empty(0, 3, self.tr.image_size, self.tr.image_size, dtype=torch.uint8)
+        return torch.cat(outs)
+
+    def relative(self, path: Path) -> str:
+        return path.relative_to(self.out_dir).as_posix()
+
+
+def subset(total: int, n: int, seed: int) -> np.ndarray:
+    """Indices of at most ``n`` of ``total`` items: all, or a seeded sample kept in order."""
+    if total <= n:
+        return np.arange(total)
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(total, n, replace=False))
+
+
+def parse_metrics(text: str, ctx_kind: str = "") -> list[str]:
+    """``"fid,classification"`` -> names, checked against the registry."""
+    import difflib
+
+    known = load_metrics()
+    names = [m.strip() for m in text.split(",") if m.strip()]
+    if not names:
+        raise StarGANError(f"--metrics is empty; valid: {', '.join(known)}")
+    for name in names:
+        if name not in known:
+            hint = difflib.get_close_matches(name, known, 1)
+            extra = f" (did you mean {hint[0]}?)" if hint else ""
+            raise StarGANError(f"unknown metric {name!r}{extra}; valid: {', '.join(known)}")
+    return list(dict.fromkeys(names))
+
+
+def evaluate_model(
+    ctx: EvalContext, names: list[str], log: Callable[[str], None] = print
+) -> list[dict[str, Any]]:
+    """Run the metrics on one model; each record is appended to metrics.jsonl as soon as
+    it is measured (a crash later loses nothing already measured)."""
+    metrics = load_metrics()
+    records = []
+    for name in names:
+        why_not = metrics[name].applies(ctx)
+        if why_not:
+            log(f"{name}: skipped ({why_not})")
+            continue
+        log(f"{name}: {metrics[name].about}")
+        start = time.time()
+        result = metrics[name].run(ctx)
+        record = _header(ctx, name, time.time() - start) | result
+        record["summary_formats"] = _formats(metrics[name], record.get("summary", {}))
+        append_record(ctx.out_dir / "metrics.jsonl", record)
+        records.append(record)
+    return records
+
+
+def _header(ctx: EvalContext, name: str, elapsed: float) -> dict[str, Any]:
+    return {
+        "metric": name,
+        "model": str(ctx.model_path.resolve()),
+        "data": [f"{d.label}={d.path}" if d.path else d.label for d in ctx.data],
+        "n": ctx.settings.n,
+        "seed": ctx.settings.seed,
+        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "elapsed_s": round(elapsed, 2),
+    }
+
+
+def _formats(metric: Metric, summary: dict[str, Any]) -> dict[str, str]:
+    """Formats by key; joint models prefix keys with the dataset (``celeba.error``)."""
+    return {
+        key: metric.formats[key.rsplit(".", 1)[-1]]
+        for key in summary
+        if key.rsplit(".", 1)[-1] in metric.formats
+    }
+
+
+def append_record(path: Path, record: dict[str, Any]) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as fh:
+            fh.write(json.dumps(_finite(record), allow_nan=False, default=_jsonable) + "\n")
+    except OSError as err:
+        raise StarGANError(f"cannot write {path}: {err.strerror}") from err
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities (e.g. an undefined per-pair figure) become null."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def source_configs(tr: Translator, data_args: tuple[str, ...] | list[str] = ()) -> list[DataConfig]:
+    """Each dataset's config as the model was trained, with ``--data [NAME=]PATH`` values
+    replacing the recorded paths (a bare path: the model's only dataset)."""
+    sources = tr.meta.get("sources") or []
+    if not sources or not all(isinstance(s, dict) and "data" in s for s in sources):
+        raise StarGANError("this model folder does not record its data; re-export it")
+    configs = [from_dict(DataConfig, s["data"], "model sources") for s in sources]
+    paths = named_paths([c.label for c in configs], data_args)
+    return [replace(c, path=paths[c.label]) if c.label in paths else c for c in configs]

@@ -1,0 +1,82 @@
+"""Size and speed of a model: parameters per network (paper Table 3 lists them) and
+translation throughput on this machine (batched images/s, batch-1 latency)."""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+from typing import Any
+
+import torch
+
+from stargan.evaluate.metrics import EvalContext, Metric, register
+
+MIN_SECONDS = 2.0  # time each setting for at least this long (after one warm-up call)
+MAX_REPEATS = 50
+
+
+def count_params(net: torch.nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+def run_params(ctx: EvalContext) -> dict[str, Any]:
+    nets = {"G": ctx.tr.G}
+    if ctx.tr.D is not None:
+        nets["D"] = ctx.tr.D
+    counts = {name: count_params(net) for name, net in nets.items()}
+    summary = {f"{name}_params": n for name, n in counts.items()}
+    summary["total_params"] = sum(counts.values())
+    table = {
+        "title": "Parameters per network",
+        "kind": "table",
+        "columns": ["network", "parameters"],
+        "rows": [[name, n] for name, n in counts.items()],
+        "format": "int",
+    }
+    notes = [] if "D" in counts else ["no discriminator in this model folder"]
+    return {"n": None, "summary": summary, "tables": [table], "notes": notes}
+
+
+def run_speed(ctx: EvalContext) -> dict[str, Any]:
+    size, batch = ctx.tr.image_size, ctx.settings.batch_size
+    gen = torch.Generator().manual_seed(ctx.settings.seed)
+    x_u8 = torch.randint(0, 256, (batch, 3, size, size), generator=gen, dtype=torch.uint8)
+    c_trg = ctx.tr.layout.encode(
+        0,
+        ctx.tr.layout.specs[0].set_domain(
+            torch.zeros(batch, ctx.tr.layout.specs[0].dim), ctx.tr.layout.specs[0].names[0]
+        ),
+    )
+    batched = _median_seconds(lambda: ctx.translate(x_u8, c_trg))
+    single = _median_seconds(lambda: ctx.translate(x_u8[:1], c_trg[:1]))
+    summary = {
+        "images_per_s": batch / batched,
+        "ms_per_image_batched": 1000 * batched / batch,
+        "ms_batch1": 1000 * single,
+        "batch_size": batch,
+        "threads": torch.get_num_threads(),
+    }
+    device = str(ctx.tr.device)
+    note = f"{device}, torch {torch.__version__}, {platform.processor() or platform.machine()}"
+    return {"n": None, "summary": summary, "notes": [f"measured on {note}; median of repeats"]}
+
+
+def _median_seconds(fn) -> float:
+    fn()  # warm-up: allocator, kernels, caches
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < 3 or (
+        time.perf_counter() - start < MIN_SECONDS and len(times) < MAX_REPEATS
+    ):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+COUNTS = {"G_params": "int", "D_params": "int", "total_params": "int"}
+register(Metric("params", "parameters per network", run_params, formats=COUNTS))
+register(
+    Metric("speed", "translation speed on this machine (images/s, batch-1 latency)", run_speed)
+)

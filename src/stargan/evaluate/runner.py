@@ -1,0 +1,80 @@
+"""``stargan eval``: metrics for one or more models into one folder, then the report.
+
+The folder keeps ``metrics.jsonl`` across calls (one line per metric per model), so
+evaluating another model into the same folder adds it to the comparison; the report
+(``report.md``, ``report.html``, ``plots/``, ``samples/``) is rewritten from all lines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from stargan.errors import StarGANError
+from stargan.evaluate.metrics import (
+    EvalContext,
+    EvalSettings,
+    evaluate_model,
+    load_metrics,
+    parse_metrics,
+    source_configs,
+)
+from stargan.translate import Translator
+
+AUTO = ("counterfactual", "classification", "params", "speed")
+
+
+def choose_metrics(text: str) -> list[str]:
+    """Names from ``--metrics``; ``auto`` stands for the metrics that need no FID pass
+    (those that do not apply to a model are skipped with the reason)."""
+    return parse_metrics(text.replace("auto", ",".join(AUTO)))
+
+
+def run_eval(
+    models: list[Path],
+    metric_names: list[str],
+    settings: EvalSettings,
+    out_dir: Path,
+    data_args: tuple[str, ...] = (),
+    device: str = "cpu",
+    log: Callable[[str], None] = print,
+) -> tuple[list[dict[str, Any]], Path]:
+    """Evaluate each model; returns this call's records and the HTML report's path."""
+    from stargan.evaluate.report import read_records, write_report
+
+    load_metrics()
+    _check_out_dir(out_dir)
+    records = []
+    for model in models:
+        tr = Translator.from_pretrained(model, device=device)
+        ctx = EvalContext(model, tr, source_configs(tr, data_args), settings, out_dir)
+        log(f"== {model}")
+        records += evaluate_model(ctx, metric_names, log)
+    all_records = read_records(out_dir / "metrics.jsonl") if records else []
+    _, html = write_report(all_records, out_dir) if records else (None, None)
+    return records, html
+
+
+def _check_out_dir(out_dir: Path) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise StarGANError(f"--out {out_dir} exists and is not a folder")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise StarGANError(f"cannot create {out_dir}: {err.strerror}") from err
+
+
+def format_summary(records: list[dict[str, Any]]) -> str:
+    """Console lines: model, metric, then its headline figures."""
+    lines = []
+    for rec in records:
+        figures = ", ".join(f"{k} {_fmt(v)}" for k, v in rec.get("summary", {}).items())
+        lines.append(f"{Path(rec['model']).name:<20} {rec['metric']:<15} {figures}")
+    return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "-" if value is None else str(value)

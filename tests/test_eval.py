@@ -1,0 +1,279 @@
+"""``stargan eval``: the metric registry, the paper protocols on known answers, records."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from stargan.config import DataConfig, ModelConfig
+from stargan.data.dataset import ImageLabelDataset
+from stargan.data.labels import LabelSpec
+from stargan.errors import StarGANError
+from stargan.evaluate.domain_classifier import (
+    ClassifierTrainConfig,
+    DomainClassifier,
+    train_domain_classifier,
+)
+from stargan.evaluate.metrics import (
+    EvalContext,
+    EvalSettings,
+    evaluate_model,
+    parse_metrics,
+    source_configs,
+    subset,
+)
+from stargan.translate import Translator
+
+SIZE = 16
+COLOURS = torch.tensor([[1.0, -1, -1], [-1, 1, -1], [-1, -1, 1]])  # red, green, blue
+
+
+def _colour_images(classes: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Solid colour per class in [-1, 1] with a little noise, [N, 3, S, S]."""
+    x = COLOURS[classes][:, :, None, None].expand(-1, -1, SIZE, SIZE)
+    return (0.8 * x + 0.1 * torch.randn(x.shape, generator=gen)).clamp(-1, 1)
+
+
+def _halves_images(labels: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Attribute 0: top half bright; attribute 1: bottom half bright (flips keep both)."""
+    x = torch.full((len(labels), 3, SIZE, SIZE), -0.8)
+    x[:, :, : SIZE // 2] += 1.6 * labels[:, 0, None, None, None]
+    x[:, :, SIZE // 2 :] += 1.6 * labels[:, 1, None, None, None]
+    return (x + 0.1 * torch.randn(x.shape, generator=gen)).clamp(-1, 1)
+
+
+def _dataset(x: torch.Tensor, labels: torch.Tensor, spec: LabelSpec) -> ImageLabelDataset:
+    u8 = ((x + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return ImageLabelDataset(np.ascontiguousarray(u8), labels.numpy().astype(np.float32), spec)
+
+
+class Painter(nn.Module):
+    """A stand-in generator: ``oracle`` paints the target domain exactly, else identity."""
+
+    def __init__(self, kind: str, oracle: bool) -> None:
+        super().__init__()
+        self.kind, self.oracle = kind, oracle
+        self.anchor = nn.Parameter(torch.zeros(1))  # gives the translator a device
+        self.gen = torch.Generator().manual_seed(1)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        if not self.oracle:
+            return x
+        if self.kind == "categorical":
+            return _colour_images(c.argmax(1), self.gen)
+        return _halves_images(c, self.gen)
+
+
+@functools.cache
+def _toy(kind: str) -> tuple[ImageLabelDataset, ImageLabelDataset, DomainClassifier]:
+    """Train and test data of an easy problem and a classifier for it, once per kind."""
+    gen = torch.Generator().manual_seed(0)
+    if kind == "categorical":
+        spec = LabelSpec(("red", "green", "blue"), "categorical")
+
+        def make(n):
+            classes = torch.arange(n) % 3
+            return _colour_images(classes, gen), nn.functional.one_hot(classes, 3).float()
+    else:
+        spec = LabelSpec(("top", "bottom"), "multi")
+
+        def make(n):
+            labels = torch.randint(0, 2, (n, 2), generator=gen).float()
+            return _halves_images(labels, gen), labels
+
+    train, test = _dataset(*make(96), spec), _dataset(*make(30), spec)
+    clf = train_domain_classifier(train, ClassifierTrainConfig(epochs=3, batch_size=32), False)
+    return train, test, clf
+
+
+def _context(kind: str, oracle: bool, tmp_path: Path, **settings) -> EvalContext:
+    train, test, clf = _toy(kind)
+    tr = Translator(Painter(kind, oracle), ModelConfig(image_size=SIZE), train.spec)
+    data = [DataConfig(dataset="folders", name="toy", path="/nowhere")]
+    settings = EvalSettings(progress=False, **settings)
+    ctx = EvalContext(Path("toy-model"), tr, data, settings, tmp_path)
+    ctx._cache |= {("dataset", 0, "train"): train, ("dataset", 0, "test"): test}
+    ctx._cache[("classifier", 0)] = clf
+    return ctx
+
+
+@pytest.mark.parametrize("oracle", [True, False])
+def test_categorical_protocol_error_is_zero_for_an_oracle_and_total_for_identity(
+    oracle: bool, tmp_path: Path
+) -> None:
+    ctx = _context("categorical", oracle, tmp_path)
+    (record,) = evaluate_model(ctx, ["classification"], log=lambda _: None)
+    summary = record["summary"]
+    assert summary["real_error"] == 0.0
+    assert summary["translations"] == 30 * 2  # every test image to both other domains
+    assert summary["error"] == (0.0 if oracle else 1.0)
+    matrix = next(t for t in record["tables"] if t["kind"] == "matrix")
+    assert matrix["columns"] == ["red", "green", "blue"]
+    assert [row[1 + i] for i, row in enumerate(matrix["rows"])] == [None, None, None]  # diagonal
+    assert (tmp_path / record["images"][0]).exists()
+
+
+@pytest.mark.parametrize("oracle", [True, False])
+def test_multi_label_protocol_target_accuracy_and_preservation(
+    oracle: bool, tmp_path: Path
+) -> None:
+    ctx = _context("multi", oracle, tmp_path)
+    (record,) = evaluate_model(ctx, ["classification"], log=lambda _: None)
+    summary = record["summary"]
+    assert summary["target_acc"] == (1.0 if oracle else 0.0)
+    assert summary["kept"] == 1.0  # a flip of one half leaves the other as it was
+    assert summary["translations"] == 2 * 30  # a flip changes every image
+    bars = next(t for t in record["tables"] if t["kind"] == "bars")
+    assert [row[0] for row in bars["rows"]] == ["top", "bottom"]
+
+
+def test_records_are_appended_as_json_lines_with_provenance(tmp_path: Path) -> None:
+    ctx = _context("categorical", True, tmp_path, n=12, seed=3)
+    evaluate_model(ctx, ["classification", "params"], log=lambda _: None)
+    evaluate_model(ctx, ["params"], log=lambda _: None)
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert [r["metric"] for r in records] == ["classification", "params", "params"]
+    first = records[0]
+    assert first["n"] == 12 and first["seed"] == 3 and first["data"] == ["toy=/nowhere"]
+    assert first["model"].endswith("toy-model") and first["elapsed_s"] >= 0
+    assert "T" in first["time"]
+
+
+def test_test_subset_is_seeded_and_ordered() -> None:
+    a, b, c = subset(100, 10, 0), subset(100, 10, 0), subset(100, 10, 1)
+    assert (a == b).all() and (a != c).any()
+    assert (np.diff(a) > 0).all() and len(a) == 10
+    assert (subset(5, 10, 0) == np.arange(5)).all()
+
+
+def test_unknown_metric_is_refused_with_a_hint() -> None:
+    with pytest.raises(StarGANError, match="did you mean classification"):
+        parse_metrics("clasification")
+    assert parse_metrics("fid, params,fid") == ["fid", "params"]
+
+
+def test_source_configs_are_the_trained_ones_with_new_paths(tiny_model: Path) -> None:
+    tr = Translator.from_pretrained(tiny_model)
+    (cfg,) = source_configs(tr, ["/new/place"])
+    assert cfg.dataset == "faces-attr" and cfg.path == "/new/place" and cfg.num_test == 16
+    assert source_configs(tr)[0].path == ""
+
+
+# ------------------------------------------------------------------ command line
+def _cli(capsys, monkeypatch, *args) -> tuple[int, str, str]:
+    import sys
+
+    from stargan.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["stargan", *map(str, args)])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    out, err = capsys.readouterr()
+    return exit_info.value.code, out, err
+
+
+@pytest.fixture(scope="module")
+def tiny_classifier(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``stargan classifier train`` of the tiny model's data: a 1-epoch ResNet-18."""
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("clf") / "clf"
+    cmd = [sys.executable, "-m", "stargan", "classifier", "train", "--model", str(tiny_model)]
+    done = subprocess.run(
+        [*cmd, "--epochs", "1", "-o", str(out), "--quiet"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "real test error:" in done.stdout and (out / "model.safetensors").exists()
+    return out
+
+
+def test_eval_writes_records_and_a_report_and_accumulates_models(
+    capsys, monkeypatch, tiny_model: Path, tiny_classifier: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "eval"
+    args = ("eval", tiny_model, "--classifier", tiny_classifier, "--n", 12, "-o", out, "--quiet")
+    code, stdout, _ = _cli(capsys, monkeypatch, *args)
+    assert code == 0 and "report:" in stdout
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["metric"] for r in records] == ["counterfactual", "classification", "params", "speed"]
+    counter = records[0]["summary"]
+    assert counter["identity_psnr"] > counter["psnr"] > 0 and 0 <= counter["ssim"] <= 1
+    assert "lpips" not in counter  # 16 px: below LPIPS's minimum, and the record says so
+    assert any("LPIPS" in note for note in records[0]["notes"])
+    assert records[2]["summary"]["G_params"] > 0 and records[3]["summary"]["images_per_s"] > 0
+    html = (out / "report.html").read_text()
+    assert "classification" in html and (out / "plots").is_dir()
+    code, _, _ = _cli(capsys, monkeypatch, "eval", tiny_model, "--metrics", "params", "-o", out)
+    assert code == 0 and len((out / "metrics.jsonl").read_text().splitlines()) == 5
+
+
+def test_eval_is_deterministic_under_a_seed(
+    capsys, monkeypatch, tiny_model: Path, tiny_classifier: Path, tmp_path: Path
+) -> None:
+    summaries = []
+    for name in ("a", "b"):
+        args = ("eval", tiny_model, "--metrics", "classification", "--n", 10, "--seed", 4)
+        code, _, _ = _cli(
+            capsys, monkeypatch, *args, "--classifier", tiny_classifier, "-o", tmp_path / name
+        )
+        assert code == 0
+        line = (tmp_path / name / "metrics.jsonl").read_text()
+        summaries.append((json.loads(line)["summary"], json.loads(line)["tables"]))
+    assert summaries[0] == summaries[1]
+
+
+def test_fid_metric_reports_tasks_and_a_real_floor(
+    capsys, monkeypatch, tiny_model: Path, tmp_path: Path
+) -> None:
+    from conftest import require_weights
+
+    require_weights("fid_inception.safetensors")
+    args = ("eval", tiny_model, "--metrics", "fid", "--n", 6, "--fid-real", 12, "--quiet")
+    code, _, err = _cli(capsys, monkeypatch, *args, "-o", tmp_path)
+    assert code == 0, err
+    (record,) = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    summary = record["summary"]
+    assert summary["tasks"] >= 2 and summary["fid_real_floor"] > 0
+    assert summary["fid_mean"] > 0 and summary["fid_all"] > 0
+    (table,) = record["tables"]
+    assert table["columns"] == ["task", "translations", "real images", "FID"]
+    assert all(" > " in row[0] for row in table["rows"])
+
+
+@pytest.mark.parametrize(
+    ("args", "text"),
+    [
+        (("--metrics", "fidd"), "did you mean fid"),
+        (("--metrics", "classification", "--classifier", "/no/clf"), "stargan classifier train"),
+        (("--n", "0"), "0 is not in the range"),
+    ],
+)
+def test_eval_errors_are_one_line(
+    capsys, monkeypatch, tiny_model: Path, tmp_path: Path, args, text
+) -> None:
+    code, _, err = _cli(capsys, monkeypatch, "eval", tiny_model, *args, "-o", tmp_path, "--quiet")
+    lines = [x for x in err.splitlines() if x.strip()]
+    assert code == 2 and len(lines) == 1 and text in lines[0], err
+
+
+def test_a_classifier_of_other_domains_is_refused(
+    capsys, monkeypatch, tiny_model: Path, tmp_path: Path
+) -> None:
+    _, _, clf = _toy("categorical")
+    clf.save(tmp_path / "toy-clf")
+    args = ("eval", tiny_model, "--metrics", "classification", "--classifier", tmp_path / "toy-clf")
+    code, _, err = _cli(capsys, monkeypatch, *args, "-o", tmp_path / "ev", "--quiet")
+    assert code == 2 and "judges ['red', 'green', 'blue'] at 16 px" in err
+
+
+def test_classifier_train_needs_one_data_source(capsys, monkeypatch, tmp_path: Path) -> None:
+    code, _, err = _cli(capsys, monkeypatch, "classifier", "train", "-o", tmp_path / "c")
+    assert code == 2 and "exactly one of --model MODEL or --preset NAME" in err
