@@ -61,3 +61,31 @@ def test_benchmarks_on_shared_data_print_json(script: str, args: list[str]) -> N
     )
     assert proc.returncode == 0, proc.stderr
     assert isinstance(json.loads(proc.stdout.strip().splitlines()[-1]), dict)
+
+
+@pytest.mark.parametrize(
+    ("script", "args", "weights", "needs_shared"),
+    [
+        ("lpips_pairs.py", ["--size", "32", "--n", "2"], "lpips_alex.safetensors", False),
+        (
+            "fid_speed.py",
+            ["--n", "6", "--image-size", "32", "--threads", "1"],
+            "fid_inception.safetensors",
+            True,
+        ),
+    ],
+)
+def test_evaluation_benchmarks_print_json(script, args, weights, needs_shared) -> None:
+    from conftest import SHARED_DATA, require_weights
+
+    require_weights(weights)
+    if needs_shared and not (SHARED_DATA / "celeba_subset").is_dir():
+        pytest.skip(f"{SHARED_DATA / 'celeba_subset'} is absent: this measures real images")
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / script), *args], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert isinstance(result, dict) and result
+    if script == "lpips_pairs.py":
+        assert result["identical"] == 0 and result["noise_sigma_32"] > result["noise_sigma_4"]

@@ -133,6 +133,54 @@ def export(run: str, out: str, no_discriminator: bool) -> None:
     click.echo(f"model folder: {path}")
 
 
+# ---------------------------------------------------------------------- import-official
+@cli.command("import-official")
+@click.argument("generator", type=click.Path())
+@click.option(
+    "--attrs",
+    required=True,
+    help="The official --selected_attrs in order, e.g. Black_Hair,Blond_Hair,Brown_Hair,Male,Young",
+)
+@click.option("--image-size", type=click.IntRange(8, 1024), required=True)
+@click.option("--d", "discriminator", type=click.Path(), default=None, help="The {iter}-D.ckpt.")
+@click.option("--categorical", is_flag=True, help="RaFD-style one-hot labels.")
+@click.option(
+    "--exclusive",
+    multiple=True,
+    metavar="A|B|C",
+    help="Mutually exclusive attributes (default: CelebA's hair colours).",
+)
+@click.option("--crop", type=click.IntRange(0), default=None, help="Default 178 (256 categorical).")
+@click.option("-o", "--out", type=click.Path(file_okay=False), required=True)
+def import_official_cmd(
+    generator, attrs, image_size, discriminator, categorical, exclusive, crop, out
+):
+    """Convert an official yunjey/stargan checkpoint ({iter}-G.ckpt, plain state dict) to a
+    model folder. Loaded with weights_only: a pickle that needs code is refused.
+
+    \b
+    Example:
+      stargan import-official 200000-G.ckpt --d 200000-D.ckpt --image-size 128 \\
+        --attrs Black_Hair,Blond_Hair,Brown_Hair,Male,Young -o celeba-official
+    """
+    from stargan.import_official import import_official
+
+    names = [a.strip() for a in attrs.split(",") if a.strip()]
+    if not names:
+        raise StarGANError("--attrs is empty")
+    path = import_official(
+        Path(generator),
+        Path(out),
+        names,
+        image_size,
+        d_path=Path(discriminator) if discriminator else None,
+        categorical=categorical,
+        exclusive_groups=list(exclusive) or None,
+        crop=crop,
+    )
+    click.echo(f"model folder: {path}")
+
+
 # ---------------------------------------------------------------------- translate
 @cli.command()
 @click.argument("model", type=click.Path())

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm import tqdm
 
 from stargan.data import named_paths
 from stargan.data.cache import cache_key, default_cache_dir
@@ -95,7 +96,7 @@ def _categorical(ctx, i, clf, x_u8, c_org, pred_real):
     src = c_org.argmax(1)
     wrong = torch.zeros(spec.dim, spec.dim)
     count = torch.zeros(spec.dim, spec.dim)
-    for t in range(spec.dim):
+    for t in _bar(ctx, range(spec.dim), "translate and classify"):
         rows = (src != t).nonzero().flatten()
         if len(rows) == 0:
             continue
@@ -145,7 +146,8 @@ def _multi_label(ctx, i, clf, x_u8, c_org, pred_real):
     names, rows_out = list(spec.names), []
     kept_matrix = []
     hits = kept_hits = kept_total = changed_total = 0
-    for k, (name, c_trg) in enumerate(spec.single_changes(c_org)):
+    changes = list(enumerate(spec.single_changes(c_org)))
+    for k, (name, c_trg) in _bar(ctx, changes, "translate and classify"):
         rows = (c_trg != c_org).any(1).nonzero().flatten()
         if len(rows) == 0:
             rows_out.append([name, None, None, _accuracy(pred_real[:, k], c_org[:, k])])
@@ -192,6 +194,10 @@ def _multi_label(ctx, i, clf, x_u8, c_org, pred_real):
         },
     ]
     return summary, tables
+
+
+def _bar(ctx: EvalContext, items, desc: str):
+    return tqdm(items, desc=desc, unit="domain", disable=not ctx.settings.progress)
 
 
 def _accuracy(pred: torch.Tensor, truth: torch.Tensor) -> float:
