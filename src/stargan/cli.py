@@ -110,27 +110,57 @@ def train(
 
 # ---------------------------------------------------------------------- export
 @cli.command()
-@click.argument("run", type=click.Path())
+@click.argument("source", type=click.Path())
 @click.option(
-    "-o", "--out", type=click.Path(file_okay=False), required=True, help="Model folder to write."
+    "-o", "--out", type=click.Path(), required=True, help="Model folder, or .onnx / .pt file."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["folder", "onnx", "torchscript"]),
+    default="folder",
+    help="folder: config.json + safetensors; onnx / torchscript: G alone, with a .json sidecar.",
 )
 @click.option(
     "--no-discriminator",
     is_flag=True,
-    help="Leave D out (smaller; then inputs' own labels must be given).",
+    help="Folder: leave D out (smaller; then inputs' own labels must be given).",
 )
-def export(run: str, out: str, no_discriminator: bool) -> None:
+@click.option("--opset", type=click.IntRange(13, 23), default=17, help="ONNX opset.")
+@click.option("--no-check", is_flag=True, help="Skip the parity check against eager G.")
+def export(source: str, out: str, fmt: str, no_discriminator: bool, opset: int, no_check: bool):
     """Write an inference folder (config.json + model.safetensors) from a run's latest
-    checkpoint, or from a given checkpoint folder.
+    checkpoint or a checkpoint folder; or G as ONNX / TorchScript from a run or a model
+    folder, checked against eager G (max abs diff printed).
 
     \b
-    Example:
+    Examples:
       stargan export runs/00001-demo -o my-model
+      stargan export my-model --format onnx -o my-model.onnx
+      stargan export my-model --format torchscript -o my-model.pt
     """
     from stargan.export import export_model
 
-    path = export_model(Path(run), Path(out), with_discriminator=not no_discriminator)
-    click.echo(f"model folder: {path}")
+    if fmt == "folder":
+        path = export_model(Path(source), Path(out), with_discriminator=not no_discriminator)
+        click.echo(f"model folder: {path}")
+        return
+    import tempfile
+
+    from stargan import export_formats
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = Path(source)
+        if not (model_dir / "model.safetensors").is_file():  # a run or checkpoint folder
+            model_dir = export_model(model_dir, Path(tmp) / "model", with_discriminator=False)
+        if fmt == "onnx":
+            info = export_formats.export_onnx(model_dir, Path(out), opset=opset)
+        else:
+            info = export_formats.export_torchscript(model_dir, Path(out))
+        if not no_check:
+            parity = export_formats.check_parity(model_dir, Path(out), batch_sizes=(1, 3))
+            click.echo(f"parity with eager G: max abs diff {parity['max_abs_diff']:.2e}")
+    click.echo(f"{fmt} file: {info['file']} (labels and preprocessing: {info['sidecar']})")
 
 
 # ---------------------------------------------------------------------- import-official
