@@ -37,6 +37,11 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
             {"ms_per_image", "batch1_ms"},
         ),
         ("render_speed.py", ["--size", "32", "--n", "20"], {"images_per_s", "ms_per_image"}),
+        (
+            "export_speed.py",
+            ["--image-size", "16", "--conv-dim", "8", "--batch-size", "2", "--repeats", "1"],
+            {"onnx_b1_ms", "torchscript_b1_ms", "onnx_max_abs_diff_x1e6"},
+        ),
     ],
 )
 def test_benchmark_prints_json_last_line(script: str, args: list[str], keys: set[str]) -> None:
