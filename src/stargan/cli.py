@@ -567,6 +567,39 @@ def demo(preset: str, overrides: tuple[str, ...], outdir: str, n_score: int, qui
     click.echo(f"scores:       {run_dir / 'score.json'}")
 
 
+# ---------------------------------------------------------------------- serve
+@cli.command()
+@click.argument("model", type=click.Path())
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    help="127.0.0.1: this machine only. 0.0.0.0 exposes the page to the network (no login).",
+)
+@click.option("--port", type=click.IntRange(0, 65535), default=7860)
+@click.option("--workers", type=click.IntRange(1, 64), default=2, help="Translation threads.")
+@click.option("--max-upload-mb", type=click.FloatRange(0.1, 1024), default=10.0)
+@click.option("--device", default="cpu", help="cpu, cuda or cuda:N.")
+def serve(model: str, host: str, port: int, workers: int, max_upload_mb: float, device: str):
+    """A web page to translate photos with a model: upload (or pick a sample face), choose
+    the target domains, download the result. Needs: pip install 'stargan[serve]'.
+
+    \b
+    Example:
+      stargan serve runs/00001-demo/model      # then open http://127.0.0.1:7860
+    """
+    from stargan.serve import run
+
+    run(
+        model,
+        host,
+        port,
+        workers=workers,
+        max_upload_mb=max_upload_mb,
+        device=device,
+        echo=click.echo,
+    )
+
+
 @cli.command("weights")
 @click.argument("names", nargs=-1)
 @click.option("--force", is_flag=True, help="Download and convert again.")

@@ -1,0 +1,333 @@
+"""The web app: one page and a small API over a model folder.
+
+    GET  /                 the page (page.html: inline CSS and JS, nothing from the internet)
+    GET  /api/model        the controls to draw, as JSON (kinds.py)
+    GET  /api/sample/{k}   built-in sample face k (0..7) as PNG
+    GET  /api/health       {"ok": true}
+    POST /api/translate    multipart: image (file), target ("Blond_Hair=1,Male=0" or a JSON
+                           object), all_domains, align, grid (0/1) -> PNG: one row, the model
+                           input then each output (grid=0: the output alone); column names in
+                           the X-Stargan-Columns header (a JSON list)
+
+Every error is JSON ``{"error": "..."}`` with its status: 400 bad request, 413 too large (bytes
+or pixels), 415 not an image, 422 no face found, 503 busy. A refused request costs the server
+nothing lasting: it answers the next one as before.
+
+Concurrency: the event loop only reads bodies and checks fields; decoding, alignment and the
+networks run in a thread pool of ``workers`` threads. The model is shared read-only: eval mode,
+no_grad, and every request builds its own tensors (instance norm uses each image's own
+statistics, so nothing is batched or carried across requests), hence results cannot mix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import io
+import json
+import logging
+import re
+import threading
+from collections.abc import AsyncIterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from functools import cache
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from PIL import Image
+from starlette.datastructures import FormData, UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from stargan.align import detect_faces, frame_transform, opencv, warp_to_frame
+from stargan.data.dataset import to_model_range, to_uint8
+from stargan.data.faces import params_for, render
+from stargan.errors import StarGANError
+from stargan.images import MAX_PIXELS, center_crop_resize, make_grid, pil_to_uint8_tensor
+from stargan.serve.kinds import KINDS, flag, kind_of
+from stargan.serve.uploads import FORMAT_NAMES, MAX_UPLOAD_BYTES, UploadError, decode_image
+
+log = logging.getLogger("stargan.serve")
+
+N_SAMPLES = 8
+SAMPLE_SIZE = (128, 256)  # samples are drawn at the model's size, at least 128 and at most 256
+FORM_SLACK = 64 * 1024  # room in a request body for the form fields around the image
+ACCEPT = "image/png,image/jpeg,image/webp,image/bmp,image/gif,image/tiff"
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+# OpenCV's CascadeClassifier is not safe to share between threads, and detection is a small
+# part of a request: one detection at a time.
+_DETECT_LOCK = threading.Lock()
+
+
+def create_app(
+    model_dir: str | Path,
+    *,
+    max_upload_bytes: int = MAX_UPLOAD_BYTES,
+    max_pixels: int = MAX_PIXELS,
+    workers: int = 2,
+    max_pending: int = 32,
+    device: str = "cpu",
+    allowed_hosts: list[str] | None = None,
+) -> FastAPI:
+    """The app for one model folder. ``workers``: translations run at once; ``max_pending``:
+    requests accepted at once (more get 503 before their body is read); ``allowed_hosts``:
+    the Host header names answered (None: any; ``server.serve`` sets the loopback names when
+    bound to loopback, against DNS rebinding)."""
+    path = Path(model_dir)
+    kind_name = kind_of(path)
+    kind = KINDS[kind_name]
+    model = kind.load(path, device)
+    size, crop = kind.image_size(model), kind.crop(model)
+    # torch's intra-op thread count is per thread under OpenMP: the workers take this one's
+    executor = ThreadPoolExecutor(
+        workers,
+        thread_name_prefix="stargan-serve",
+        initializer=torch.set_num_threads,
+        initargs=(torch.get_num_threads(),),
+    )
+    page, csp = _page()
+    seed = getattr(model, "meta", {}).get("data_seed", 0)
+    sample_size = min(max(size, SAMPLE_SIZE[0]), SAMPLE_SIZE[1])
+    align_note = _align_note()
+    description = {
+        "kind": kind_name,
+        "name": path.name,
+        "image_size": size,
+        "samples": N_SAMPLES,
+        "max_upload_bytes": max_upload_bytes,
+        "max_pixels": max_pixels,
+        "formats": FORMAT_NAMES,
+        "accept": ACCEPT,
+        "align": {"available": align_note is None, "note": align_note or ""},
+        **kind.describe(model),
+    }
+    pending = 0  # requests in /api/translate now; touched only on the event loop's thread
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        executor.shutdown(wait=False, cancel_futures=True)
+
+    # no /docs: Swagger UI loads its scripts from a CDN, which a loopback tool cannot assume
+    app = FastAPI(
+        title="stargan serve", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
+    )
+    app.state.model, app.state.kind, app.state.executor = model, kind, executor
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next: Any) -> Response:
+        if allowed_hosts is not None and _host(request) not in allowed_hosts:
+            return _error(
+                400,
+                f"this server answers only to {', '.join(allowed_hosts)} (Host header "
+                f"{request.headers.get('host', '')[:60]!r} refused: DNS rebinding guard)",
+            )
+        response = await call_next(request)
+        response.headers.update(SECURITY_HEADERS)
+        return response
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, err: StarletteHTTPException) -> Response:
+        return _error(err.status_code, str(err.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, err: RequestValidationError) -> Response:
+        return _error(400, f"bad request: {err.errors()[0].get('msg', err)}")
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> Response:
+        return HTMLResponse(page, headers={"Content-Security-Policy": csp})
+
+    @app.get("/api/health")
+    async def health() -> dict[str, bool]:
+        return {"ok": True}
+
+    @app.get("/api/model")
+    async def describe() -> dict[str, Any]:
+        return description
+
+    @app.get("/api/sample/{k}")
+    async def sample(k: str) -> Response:
+        if not re.fullmatch(r"[0-9]", k) or int(k) >= N_SAMPLES:
+            return _error(404, f"no sample {k[:20]!r}: samples are 0..{N_SAMPLES - 1}")
+        png = _sample_png(seed, int(k), sample_size)
+        return Response(png, media_type="image/png", headers={"Cache-Control": "max-age=3600"})
+
+    def work(data: bytes, align: bool, req: Any, grid: bool) -> tuple[bytes, list[str]]:
+        """One request's decoding and translation (a worker thread)."""
+        photo = decode_image(data, max_pixels)
+        face = _aligned(photo, size, crop) if align else center_crop_resize(photo, size, crop)
+        x_u8 = pil_to_uint8_tensor(face)  # [3, S, S]
+        x = to_model_range(x_u8[None]).to(device)  # [1, 3, S, S], this request's own
+        outputs = kind.outputs(model, x, req)
+        cells = [x_u8] + [to_uint8(y[0]).cpu() for _, y in outputs]
+        names = ["input"] + [name for name, _ in outputs]
+        if not grid and len(outputs) == 1:
+            return _png(cells[1].permute(1, 2, 0).numpy()), names[1:]
+        return _png(make_grid(torch.stack(cells), nrow=len(cells))), names
+
+    async def translate_request(request: Request) -> Response:
+        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+            raise UploadError(415, "send multipart/form-data with the photo in the field 'image'")
+        body = await _read_body(request, max_upload_bytes + FORM_SLACK, max_upload_bytes)
+        form = await _form(request, body)
+        try:
+            upload = form.get("image")
+            if not isinstance(upload, UploadFile):
+                raise UploadError(400, "no image: send the photo as the file field 'image'")
+            data = await upload.read()
+        finally:
+            await form.close()
+        if len(data) > max_upload_bytes:
+            raise UploadError(413, _too_big(max_upload_bytes))
+        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        req = kind.parse(model, fields)
+        align = flag(fields, "align")
+        if align and align_note:
+            raise UploadError(400, align_note)
+        grid = flag(fields, "grid") if "grid" in fields else True
+        loop = asyncio.get_running_loop()
+        png, names = await loop.run_in_executor(executor, work, data, align, req, grid)
+        return Response(
+            png,
+            media_type="image/png",
+            headers={
+                "X-Stargan-Columns": json.dumps(names),  # ASCII: json escapes the rest
+                "Content-Disposition": 'inline; filename="stargan-result.png"',
+                "Cache-Control": "no-store",
+            },
+        )
+
+    @app.post("/api/translate")
+    async def translate(request: Request) -> Response:
+        nonlocal pending
+        if pending >= max_pending:
+            return _error(503, f"server busy ({pending} requests in progress); try again soon")
+        pending += 1
+        try:
+            return await translate_request(request)
+        except UploadError as err:
+            return _error(err.status, str(err))
+        except StarGANError as err:  # the model's own checks: unknown domains, mixed datasets
+            return _error(400, str(err))
+        except Exception:  # one request's failure must not end the server
+            log.exception("translate failed")
+            return _error(500, "internal error while translating (see the server's log)")
+        finally:
+            pending -= 1
+
+    return app
+
+
+# ---------------------------------------------------------------------- helpers
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse(
+        {"error": message}, status_code=status, headers={"Cache-Control": "no-store"}
+    )
+
+
+def _too_big(limit: int) -> str:
+    size = f"{limit / 2**20:.3g} MB" if limit >= 2**20 else f"{limit / 1024:.3g} KB"
+    return f"upload too large: at most {size}"
+
+
+async def _read_body(request: Request, limit: int, file_limit: int) -> bytes:
+    """The request body, refused (413) as soon as it is known to pass ``limit`` bytes: from
+    Content-Length before reading anything, else while counting what arrives."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise UploadError(400, "bad Content-Length header")
+        if int(declared) > limit:
+            raise UploadError(413, _too_big(file_limit))
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise UploadError(413, _too_big(file_limit))
+    return bytes(body)
+
+
+async def _form(request: Request, body: bytes) -> FormData:
+    """Starlette's multipart parser over a body already read (and counted)."""
+
+    async def receive() -> Mapping[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        return await Request(request.scope, receive).form(
+            max_files=2, max_fields=16, max_part_size=FORM_SLACK
+        )
+    except StarletteHTTPException as err:
+        raise UploadError(400, f"malformed form data: {err.detail}") from err
+
+
+def _host(request: Request) -> str:
+    """The Host header's name, without the port (``[::1]:7860`` -> ``::1``)."""
+    host = request.headers.get("host", "")
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def _aligned(photo: Image.Image, size: int, crop: int) -> Image.Image:
+    """The largest face of ``photo`` in CelebA's aligned layout, as a model input."""
+    with _DETECT_LOCK:
+        faces = detect_faces(photo)
+    if not faces:
+        raise UploadError(
+            422,
+            "no face found in the photo (try without face alignment, or a larger, frontal photo)",
+        )
+    return center_crop_resize(warp_to_frame(photo, frame_transform(faces[0])), size, crop)
+
+
+def _align_note() -> str | None:
+    """None when face alignment can run, else why not."""
+    try:
+        opencv()
+    except StarGANError as err:
+        return str(err)
+    return None
+
+
+@cache
+def _sample_png(seed: int, k: int, size: int) -> bytes:
+    return _png(render(params_for(seed, "test", k), size))
+
+
+def _png(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG", compress_level=3)
+    return buf.getvalue()
+
+
+def _page() -> tuple[str, str]:
+    """page.html and its Content-Security-Policy: only its own inline script and style run
+    (by their hashes), and it talks only to this server."""
+    page = files("stargan.serve").joinpath("page.html").read_text(encoding="utf-8")
+
+    def hashes(tag: str) -> str:
+        blocks = re.findall(rf"<{tag}>(.*?)</{tag}>", page, flags=re.S)
+        return " ".join(
+            "'sha256-" + base64.b64encode(hashlib.sha256(b.encode()).digest()).decode() + "'"
+            for b in blocks
+        )
+
+    csp = (
+        f"default-src 'none'; script-src {hashes('script')}; style-src {hashes('style')}; "
+        "img-src 'self' blob: data:; connect-src 'self'; form-action 'none'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    )
+    return page, csp
