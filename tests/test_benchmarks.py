@@ -38,6 +38,11 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
         ),
         ("render_speed.py", ["--size", "32", "--n", "20"], {"images_per_s", "ms_per_image"}),
         (
+            "serve_load.py",
+            ["--image-size", "16", "--requests", "4", "--clients", "2", "--threads", "1"],
+            {"requests_per_s", "p50_ms", "p95_ms"},
+        ),
+        (
             "export_speed.py",
             ["--image-size", "16", "--conv-dim", "8", "--batch-size", "2", "--repeats", "1"],
             {"onnx_b1_ms", "torchscript_b1_ms", "onnx_max_abs_diff_x1e6"},
