@@ -462,3 +462,14 @@ def test_make_grid() -> None:
         assert (grid[y : y + 4, x : x + 6] == i * 10).all()
     assert (grid[:2] == 255).all() and (grid[:, :2] == 255).all()  # padding is white
     assert (grid[8:12, 18:24] == 255).all()  # the unused sixth cell stays white
+
+
+def test_model_files_follow_the_umask(saved, tmp_path) -> None:
+    import os
+
+    old = os.umask(0o022)
+    try:
+        out = saved[0].save_pretrained(tmp_path / "copy")
+    finally:
+        os.umask(old)
+    assert (out / "model.safetensors").stat().st_mode & 0o777 == 0o644  # readable by others

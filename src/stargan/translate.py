@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from PIL import Image
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 
 from stargan.config import ModelConfig, from_dict
 from stargan.data.dataset import to_model_range, to_uint8
@@ -284,7 +285,9 @@ def _checked_model(path: Path, config: dict[str, Any]) -> tuple[ModelConfig, Lab
 
 
 def _save_weights(net: torch.nn.Module, path: Path) -> None:
-    save_file({k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}, str(path))
+    """As bytes, so the file follows the umask (save_file makes it owner-only: 0600)."""
+    state = {k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}
+    path.write_bytes(safetensors_bytes(state))
 
 
 def _load_weights(net: torch.nn.Module, path: Path) -> None:
