@@ -277,3 +277,19 @@ def test_a_classifier_of_other_domains_is_refused(
 def test_classifier_train_needs_one_data_source(capsys, monkeypatch, tmp_path: Path) -> None:
     code, _, err = _cli(capsys, monkeypatch, "classifier", "train", "-o", tmp_path / "c")
     assert code == 2 and "exactly one of --model MODEL or --preset NAME" in err
+
+
+def test_preservation_leaves_out_the_target_attribute_itself(tmp_path: Path) -> None:
+    """CelebA rows can carry two hair colours; setting one keeps it unchanged while the
+    other is cleared. The target's own column is judged by target accuracy only."""
+    train, _, clf = _toy("multi")
+    spec = LabelSpec(("top", "bottom"), "multi", (("top", "bottom"),))
+    both = torch.ones(12, 2)
+    test = _dataset(_halves_images(both, torch.Generator().manual_seed(2)), both, spec)
+    ctx = _context("multi", True, tmp_path)
+    ctx.tr = Translator(Painter("multi", True), ModelConfig(image_size=SIZE), spec)
+    ctx._cache[("dataset", 0, "test")] = test
+    (record,) = evaluate_model(ctx, ["classification"], log=lambda _: None)
+    matrix = next(t for t in record["tables"] if t["kind"] == "matrix")
+    assert [row[1 + i] for i, row in enumerate(matrix["rows"])] == [None, None]
+    assert record["summary"]["translations"] == 24 and record["summary"]["target_acc"] == 1.0

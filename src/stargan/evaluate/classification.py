@@ -156,6 +156,7 @@ def _multi_label(ctx, i, clf, x_u8, c_org, pred_real):
         fake = ctx.translate(x_u8[rows], ctx.tr.layout.encode(i, c_trg[rows]))
         pred = clf.predict(to_model_range(fake))
         unchanged = c_trg[rows] == c_org[rows]
+        unchanged[:, k] = False  # the target attribute is judged by target accuracy
         same = pred == pred_real[rows]
         hit = pred[:, k] == c_trg[rows, k]
         per_attr = [_mean_where(same[:, m].float(), unchanged[:, m]) for m in range(spec.dim)]
