@@ -293,3 +293,42 @@ def test_preservation_leaves_out_the_target_attribute_itself(tmp_path: Path) -> 
     matrix = next(t for t in record["tables"] if t["kind"] == "matrix")
     assert [row[1 + i] for i, row in enumerate(matrix["rows"])] == [None, None]
     assert record["summary"]["translations"] == 24 and record["summary"]["target_acc"] == 1.0
+
+
+class JointPainter(Painter):
+    """Oracle for a joint model: paints the target of whichever dataset the mask names."""
+
+    def __init__(self, layout) -> None:
+        super().__init__("joint", True)
+        self.layout = layout
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        out = torch.empty_like(x)
+        to_colour = c[:, self.layout.cls_dim] == 1
+        colour, halves = c[:, self.layout.part(0)], c[:, self.layout.part(1)]
+        out[to_colour] = _colour_images(colour[to_colour].argmax(1), self.gen)
+        out[~to_colour] = _halves_images(halves[~to_colour], self.gen)
+        return out
+
+
+def test_joint_models_are_also_judged_across_datasets(tmp_path: Path) -> None:
+    from stargan.data.joint import LabelLayout
+
+    colours, halves = _toy("categorical"), _toy("multi")
+    layout = LabelLayout(("colours", "halves"), (colours[0].spec, halves[0].spec))
+    tr = Translator(JointPainter(layout), ModelConfig(image_size=SIZE), layout)
+    data = [DataConfig(dataset="folders", name=name, path="/nowhere") for name in layout.datasets]
+    ctx = EvalContext(Path("joint"), tr, data, EvalSettings(progress=False), tmp_path)
+    for i, (train, test, clf) in enumerate((colours, halves)):
+        ctx._cache |= {("dataset", i, "train"): train, ("dataset", i, "test"): test}
+        ctx._cache[("classifier", i)] = clf
+    (record,) = evaluate_model(ctx, ["classification"], log=lambda _: None)
+    summary = record["summary"]
+    assert summary["colours.error"] == 0.0 and summary["halves.target_acc"] == 1.0
+    assert summary["halves>colours.error"] == 0.0  # top/bottom faces painted a colour
+    assert summary["colours>halves.target_acc"] == 1.0
+    assert "colours>halves.real_error" not in summary and "colours.real_error" in summary
+    titles = [t["title"] for t in record["tables"]]
+    assert any(t.startswith("colours>halves: ") for t in titles)
+    cross_bars = next(t for t in record["tables"] if t["title"].startswith("colours>halves: "))
+    assert "classifier on real" not in cross_bars["columns"]

@@ -74,24 +74,47 @@ def _cached_classifier(ctx: EvalContext, i: int, log) -> DomainClassifier:
 
 
 def run_classification(ctx: EvalContext) -> dict[str, Any]:
+    """Each dataset's translations judged on its own test images; for joint models also
+    every other dataset's domains given to them (a CelebA face given a CK+ expression),
+    where the input's labels in those terms are the judge's reading of it."""
     summary, tables, images, n_total = {}, [], [], 0
-    joint = ctx.tr.layout.joint
-    for i, spec in enumerate(ctx.tr.layout.specs):
-        label = ctx.data[i].label
-        clf = classifier_for(ctx, i)
-        x_u8, c_org = ctx.test_images(i)
-        pred_real = clf.predict(to_model_range(x_u8))
-        judged = _categorical if spec.kind == "categorical" else _multi_label
-        part_summary, part_tables = judged(ctx, i, clf, x_u8, c_org, pred_real)
-        prefix = f"{label}." if joint else ""
-        summary |= {prefix + k: v for k, v in part_summary.items()}
-        tables += [t | {"title": f"{label}: {t['title']}"} if joint else t for t in part_tables]
-        images.append(_sample_grid(ctx, i, x_u8[:GRID_ROWS], c_org[:GRID_ROWS]))
+    layout = ctx.tr.layout
+    for i in range(len(layout.specs)):
+        x_u8, c_own = ctx.test_images(i)
         n_total += len(x_u8)
+        for j, spec in enumerate(layout.specs):
+            if i != j and not layout.joint:
+                continue
+            clf = classifier_for(ctx, j)
+            pred_real = clf.predict(to_model_range(x_u8))
+            base = c_own if i == j else pred_real
+            judged = _categorical if spec.kind == "categorical" else _multi_label
+            part_summary, part_tables = judged(ctx, j, clf, x_u8, base, pred_real)
+            if i != j:  # the judge's reading is the reference: its "error" would be 0
+                part_summary.pop("real_error")
+                part_tables = [_without_real_column(t) for t in part_tables]
+            name = _pair_name(ctx, i, j)
+            summary |= {f"{name}.{k}" if name else k: v for k, v in part_summary.items()}
+            tables += [t | {"title": f"{name}: {t['title']}"} if name else t for t in part_tables]
+        images.append(_sample_grid(ctx, i, x_u8[:GRID_ROWS], c_own[:GRID_ROWS]))
     return {"n": n_total, "summary": summary, "tables": tables, "images": images}
 
 
-def _categorical(ctx, i, clf, x_u8, c_org, pred_real):
+def _without_real_column(table: dict[str, Any]) -> dict[str, Any]:
+    """Bars end with the judge on real images; drop that column (matrices have none)."""
+    if table["kind"] != "bars":
+        return table
+    return table | {"columns": table["columns"][:-1], "rows": [r[:-1] for r in table["rows"]]}
+
+
+def _pair_name(ctx: EvalContext, i: int, j: int) -> str:
+    """ "" (single dataset), "celeba" (its own domains), "celeba>ckplus" (another's)."""
+    if not ctx.tr.layout.joint:
+        return ""
+    return ctx.data[i].label if i == j else f"{ctx.data[i].label}>{ctx.data[j].label}"
+
+
+def _categorical(ctx, part, clf, x_u8, c_org, pred_real):
     spec: LabelSpec = clf.spec
     src = c_org.argmax(1)
     wrong = torch.zeros(spec.dim, spec.dim)
@@ -101,7 +124,7 @@ def _categorical(ctx, i, clf, x_u8, c_org, pred_real):
         if len(rows) == 0:
             continue
         c_trg = torch.nn.functional.one_hot(torch.full((len(rows),), t), spec.dim).float()
-        fake = ctx.translate(x_u8[rows], ctx.tr.layout.encode(i, c_trg))
+        fake = ctx.translate(x_u8[rows], ctx.tr.layout.encode(part, c_trg))
         miss = (clf.predict(to_model_range(fake)).argmax(1) != t).float()
         wrong[:, t].index_add_(0, src[rows], miss)
         count[:, t].index_add_(0, src[rows], torch.ones_like(miss))
@@ -141,7 +164,7 @@ def _categorical(ctx, i, clf, x_u8, c_org, pred_real):
     return summary, tables
 
 
-def _multi_label(ctx, i, clf, x_u8, c_org, pred_real):
+def _multi_label(ctx, part, clf, x_u8, c_org, pred_real):
     spec: LabelSpec = clf.spec
     names, rows_out = list(spec.names), []
     kept_matrix = []
@@ -153,7 +176,7 @@ def _multi_label(ctx, i, clf, x_u8, c_org, pred_real):
             rows_out.append([name, None, None, _accuracy(pred_real[:, k], c_org[:, k])])
             kept_matrix.append([name] + [None] * spec.dim)
             continue
-        fake = ctx.translate(x_u8[rows], ctx.tr.layout.encode(i, c_trg[rows]))
+        fake = ctx.translate(x_u8[rows], ctx.tr.layout.encode(part, c_trg[rows]))
         pred = clf.predict(to_model_range(fake))
         unchanged = c_trg[rows] == c_org[rows]
         unchanged[:, k] = False  # the target attribute is judged by target accuracy
