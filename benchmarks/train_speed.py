@@ -33,6 +33,9 @@ def main() -> None:
     ap.add_argument("--warmup-cycles", type=int, default=1)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    ap.add_argument(
+        "--flops", action="store_true", help="also count FLOPs over one more (untimed) cycle"
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -66,6 +69,7 @@ def main() -> None:
             trainer.train_step()
             _sync(args.device)
             (d_and_g if g_iter else d_only).append(time.perf_counter() - start)
+        flops_per_iter = _cycle_flops(trainer, n_critic) if args.flops else None
     rss_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     result = {
         "image_size": args.image_size,
@@ -78,6 +82,7 @@ def main() -> None:
         "d_only_sec": statistics.median(d_only),
         "d_and_g_sec": statistics.median(d_and_g),
         "peak_rss_gib": rss_gib,
+        **(_flop_figures(flops_per_iter, d_only, d_and_g) if flops_per_iter else {}),
         "torch": torch.__version__,
         "numpy": np.__version__,
     }
@@ -90,9 +95,49 @@ def main() -> None:
             ("D-only iteration (median)", f"{result['d_only_sec']:.3f} s"),
             ("D+G iteration (median)", f"{result['d_and_g_sec']:.3f} s"),
             ("peak RSS", f"{rss_gib:.2f} GiB"),
+            *(
+                [
+                    ("GFLOP per iteration (cycle mean)", f"{result['gflop_per_iter']:.1f}"),
+                    ("achieved GFLOP/s", f"{result['gflops_achieved']:.1f}"),
+                ]
+                if flops_per_iter
+                else []
+            ),
         ],
         result,
     )
+
+
+def _cycle_flops(trainer: Trainer, n_critic: int) -> float:
+    """FLOPs per iteration, averaged over one whole n_critic cycle, by torch's per-op
+    formulas. (FlopCounterMode itself fails here: its module hooks do not support the
+    autograd.grad of the gradient penalty.)"""
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils.flop_counter import flop_registry
+
+    class Counter(TorchDispatchMode):
+        total = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            out = func(*args, **kwargs)
+            formula = flop_registry.get(func._overloadpacket)
+            if formula is not None:
+                Counter.total += formula(*args, **kwargs, out_val=out)
+            return out
+
+    with Counter():
+        for _ in range(n_critic):
+            trainer.train_step()
+    return Counter.total / n_critic
+
+
+def _flop_figures(flops_per_iter: float, d_only: list[float], d_and_g: list[float]) -> dict:
+    seconds = (sum(d_only) + sum(d_and_g)) / (len(d_only) + len(d_and_g))
+    return {
+        "gflop_per_iter": flops_per_iter / 1e9,
+        "gflops_achieved": flops_per_iter / 1e9 / seconds,
+    }
 
 
 def _sync(device: str) -> None:

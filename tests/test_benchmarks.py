@@ -38,6 +38,13 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
         ),
         ("render_speed.py", ["--size", "32", "--n", "20"], {"images_per_s", "ms_per_image"}),
         (
+            "train_speed.py",
+            ["--image-size", "16", "--batch-size", "2", "--conv-dim", "8", "--cycles", "1"]
+            + ["--warmup-cycles", "0", "--flops", "--threads", "1"],
+            {"sec_per_iter", "gflop_per_iter", "gflops_achieved"},
+        ),
+        ("matmul_peak.py", ["--size", "256", "--repeats", "2"], {"gflops_best", "gflops_median"}),
+        (
             "serve_load.py",
             ["--image-size", "16", "--requests", "4", "--clients", "2", "--threads", "1"],
             {"requests_per_s", "p50_ms", "p95_ms"},
