@@ -16,6 +16,13 @@ from stargan.presets import PRESETS, get_preset
 SET_HELP = "Override a config value, e.g. --set train.num_iters=1000 (repeatable)."
 
 
+def data_option(help_text: str):
+    """``--data [NAME=]PATH`` (repeatable), as train, eval and classifier train take it."""
+    return click.option(
+        "--data", "data_paths", multiple=True, metavar="[NAME=]PATH", help=help_text
+    )
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(package_name="stargan")
 def cli() -> None:
@@ -33,12 +40,8 @@ def cli() -> None:
     "--preset", type=click.Choice(sorted(PRESETS)), default="demo", help="Starting configuration."
 )
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
-@click.option(
-    "--data",
-    "data_paths",
-    multiple=True,
-    metavar="[NAME=]PATH",
-    help="Dataset folder or label table (sets data.path); joint presets: NAME=PATH per dataset.",
+@data_option(
+    "Dataset folder or label table (sets data.path); joint presets: NAME=PATH per dataset."
 )
 @click.option(
     "--on-bad-image",
@@ -337,13 +340,7 @@ def score(model: str, n_test: int, json_path: str | None, quiet: bool) -> None:
     help="Comma-separated: classification, counterfactual, fid, params, speed; auto = all "
     "but fid (counterfactual only for built-in data).",
 )
-@click.option(
-    "--data",
-    "data_paths",
-    multiple=True,
-    metavar="[NAME=]PATH",
-    help="Where the model's dataset is now (default: the path it trained on).",
-)
+@data_option("Where the model's dataset is now (default: the path it trained on).")
 @click.option(
     "--classifier",
     "classifiers",
@@ -441,13 +438,7 @@ def classifier() -> None:
     default=None,
     help="Take the data and image size from this preset.",
 )
-@click.option(
-    "--data",
-    "data_paths",
-    multiple=True,
-    metavar="[NAME=]PATH",
-    help="Dataset folder or label table (joint: NAME=PATH).",
-)
+@data_option("Dataset folder or label table (joint: NAME=PATH).")
 @click.option(
     "--dataset", "dataset_name", default=None, help="Which dataset of a joint model or preset."
 )
@@ -490,7 +481,7 @@ def classifier_train(
       stargan classifier train --preset ckplus-v1 --data ../shared/data/ck_plus_48 -o clf-ck
       stargan classifier train --model my-model -o clf
     """
-    from stargan.evaluate.classifier_cli import train_classifier_folder
+    from stargan.evaluate.classifier_cli import classifier_data, train_classifier_folder
 
     if (model_path is None) == (preset is None):
         raise StarGANError("give exactly one of --model MODEL or --preset NAME")
@@ -504,16 +495,8 @@ def classifier_train(
         }.items()
         if v is not None
     }
-    clf = train_classifier_folder(
-        model_path,
-        preset,
-        data_paths,
-        dataset_name,
-        overrides,
-        train_kwargs,
-        Path(out),
-        progress=not quiet,
-    )
+    data_cfg, size = classifier_data(model_path, preset, data_paths, dataset_name, overrides)
+    clf = train_classifier_folder(data_cfg, size, train_kwargs, Path(out), progress=not quiet)
     real = clf.meta.get("real_test", {})
     click.echo(
         f"real test error: {real.get('error', float('nan')) * 100:.2f}% "

@@ -40,10 +40,10 @@ def classifier_for(ctx: EvalContext, i: int, log=print) -> DomainClassifier:
     real training images with default settings (once; cached under $STARGAN_CACHE)."""
     labels = [d.label for d in ctx.data]
     given = named_paths(labels, ctx.settings.classifiers).get(labels[i])
-    if given:
-        clf = DomainClassifier.load(given)
-    else:
-        clf = ctx.cached(("classifier", i), lambda: _cached_classifier(ctx, i, log))
+    load = (
+        (lambda: DomainClassifier.load(given)) if given else lambda: _cached_classifier(ctx, i, log)
+    )
+    clf = ctx.cached(("classifier", i), load)  # loaded once: joint models ask per pair
     spec, size = ctx.tr.layout.specs[i], ctx.tr.image_size
     if (clf.spec.names, clf.spec.kind) != (spec.names, spec.kind) or clf.image_size != size:
         raise StarGANError(

@@ -59,16 +59,14 @@ def _pick(configs: list[DataConfig], name: str | None) -> DataConfig:
 
 
 def train_classifier_folder(
-    model_path: str | None,
-    preset: str | None,
-    data_args: tuple[str, ...],
-    dataset_name: str | None,
-    overrides: tuple[str, ...],
+    data_cfg: DataConfig,
+    size: int,
     train_kwargs: dict[str, Any],
     out: Path,
     progress: bool = True,
 ) -> DomainClassifier:
-    data_cfg, size = classifier_data(model_path, preset, data_args, dataset_name, overrides)
+    """Train on ``data_cfg``'s training images at ``size`` px, score on its test images,
+    save to ``out``."""
     settings = replace(ClassifierTrainConfig(), **train_kwargs)
     train = load_dataset(data_cfg, size, "train", progress)
     test = load_dataset(data_cfg, size, "test", progress)

@@ -12,17 +12,16 @@ from stargan.evaluate.metrics import EvalContext, Metric, register
 from stargan.evaluate.score import score_model
 
 MEASURES = ("l1", "psnr", "ssim", "lpips")
-LPIPS_MIN_SIZE = 32
 
 
 def run_counterfactual(ctx: EvalContext) -> dict[str, Any]:
-    lpips_model, notes = None, []
-    if ctx.tr.image_size >= LPIPS_MIN_SIZE:
-        from stargan.evaluate.lpips import load_lpips
+    from stargan.evaluate.lpips import MIN_SIZE, load_lpips
 
+    lpips_model, notes = None, []
+    if ctx.tr.image_size >= MIN_SIZE:
         lpips_model = load_lpips(ctx.tr.device)
     else:
-        notes.append(f"LPIPS left out: it needs images of {LPIPS_MIN_SIZE} px or more")
+        notes.append(f"LPIPS left out: it needs images of {MIN_SIZE} px or more")
     result = score_model(
         ctx.tr,
         ctx.settings.n,

@@ -23,8 +23,9 @@ import torch
 
 from stargan.config import DataConfig, from_dict
 from stargan.data import load_dataset, named_paths
-from stargan.data.dataset import ImageLabelDataset, to_model_range, to_uint8
+from stargan.data.dataset import ImageLabelDataset
 from stargan.errors import StarGANError
+from stargan.evaluate.score import translate_batched
 from stargan.translate import Translator
 
 METRIC_MODULES = (
@@ -112,14 +113,7 @@ class EvalContext:
 
     def translate(self, x_u8: torch.Tensor, c_trg: torch.Tensor) -> torch.Tensor:
         """G(x, c_trg) for uint8 inputs, batched, as uint8 [N, 3, S, S] on the CPU."""
-        outs, step = [], self.settings.batch_size
-        with torch.no_grad():
-            for s in range(0, len(x_u8), step):
-                x = to_model_range(x_u8[s : s + step]).to(self.tr.device)
-                outs.append(to_uint8(self.tr.G(x, c_trg[s : s + step].to(self.tr.device))).cpu())
-        if not outs:
-            return torch.empty(0, 3, self.tr.image_size, self.tr.image_size, dtype=torch.uint8)
-        return torch.cat(outs)
+        return translate_batched(self.tr, x_u8, c_trg, self.settings.batch_size)
 
     def relative(self, path: Path) -> str:
         return path.relative_to(self.out_dir).as_posix()
@@ -133,7 +127,7 @@ def subset(total: int, n: int, seed: int) -> np.ndarray:
     return np.sort(rng.choice(total, n, replace=False))
 
 
-def parse_metrics(text: str, ctx_kind: str = "") -> list[str]:
+def parse_metrics(text: str) -> list[str]:
     """``"fid,classification"`` -> names, checked against the registry."""
     import difflib
 

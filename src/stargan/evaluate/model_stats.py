@@ -11,20 +11,17 @@ from typing import Any
 import torch
 
 from stargan.evaluate.metrics import EvalContext, Metric, register
+from stargan.models import count_parameters
 
 MIN_SECONDS = 2.0  # time each setting for at least this long (after one warm-up call)
 MAX_REPEATS = 50
-
-
-def count_params(net: torch.nn.Module) -> int:
-    return sum(p.numel() for p in net.parameters())
 
 
 def run_params(ctx: EvalContext) -> dict[str, Any]:
     nets = {"G": ctx.tr.G}
     if ctx.tr.D is not None:
         nets["D"] = ctx.tr.D
-    counts = {name: count_params(net) for name, net in nets.items()}
+    counts = {name: count_parameters(net) for name, net in nets.items()}
     summary = {f"{name}_params": n for name, n in counts.items()}
     summary["total_params"] = sum(counts.values())
     table = {
@@ -42,12 +39,8 @@ def run_speed(ctx: EvalContext) -> dict[str, Any]:
     size, batch = ctx.tr.image_size, ctx.settings.batch_size
     gen = torch.Generator().manual_seed(ctx.settings.seed)
     x_u8 = torch.randint(0, 256, (batch, 3, size, size), generator=gen, dtype=torch.uint8)
-    c_trg = ctx.tr.layout.encode(
-        0,
-        ctx.tr.layout.specs[0].set_domain(
-            torch.zeros(batch, ctx.tr.layout.specs[0].dim), ctx.tr.layout.specs[0].names[0]
-        ),
-    )
+    spec = ctx.tr.layout.specs[0]
+    c_trg = ctx.tr.layout.encode(0, spec.set_domain(torch.zeros(batch, spec.dim), spec.names[0]))
     batched = _median_seconds(lambda: ctx.translate(x_u8, c_trg))
     single = _median_seconds(lambda: ctx.translate(x_u8[:1], c_trg[:1]))
     summary = {

@@ -16,7 +16,6 @@ from stargan.evaluate.metrics import (
     EvalContext,
     EvalSettings,
     evaluate_model,
-    load_metrics,
     parse_metrics,
     source_configs,
 )
@@ -39,11 +38,10 @@ def run_eval(
     data_args: tuple[str, ...] = (),
     device: str = "cpu",
     log: Callable[[str], None] = print,
-) -> tuple[list[dict[str, Any]], Path]:
+) -> tuple[list[dict[str, Any]], Path | None]:
     """Evaluate each model; returns this call's records and the HTML report's path."""
     from stargan.evaluate.report import read_records, write_report
 
-    load_metrics()
     _check_out_dir(out_dir)
     records = []
     for model in models:
@@ -51,8 +49,9 @@ def run_eval(
         ctx = EvalContext(model, tr, source_configs(tr, data_args), settings, out_dir)
         log(f"== {model}")
         records += evaluate_model(ctx, metric_names, log)
-    all_records = read_records(out_dir / "metrics.jsonl") if records else []
-    _, html = write_report(all_records, out_dir) if records else (None, None)
+    if not records:  # every metric skipped: nothing new to report
+        return records, None
+    _, html = write_report(read_records(out_dir / "metrics.jsonl"), out_dir)
     return records, html
 
 
@@ -66,15 +65,11 @@ def _check_out_dir(out_dir: Path) -> None:
 
 
 def format_summary(records: list[dict[str, Any]]) -> str:
-    """Console lines: model, metric, then its headline figures."""
+    """Console lines: model, metric, then its headline figures (as the report writes them)."""
+    from stargan.evaluate.report import fmt_value
+
     lines = []
     for rec in records:
-        figures = ", ".join(f"{k} {_fmt(v)}" for k, v in rec.get("summary", {}).items())
+        figures = ", ".join(f"{k} {fmt_value(v)}" for k, v in rec.get("summary", {}).items())
         lines.append(f"{Path(rec['model']).name:<20} {rec['metric']:<15} {figures}")
     return "\n".join(lines)
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return "-" if value is None else str(value)

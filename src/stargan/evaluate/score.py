@@ -139,8 +139,8 @@ class _Scorer:
         if len(rows) == 0:
             return None
         truth = truth.permute(0, 3, 1, 2)
-        x = to_model_range(x_u8[rows])
-        fake = _translate(self.tr, x, self.tr.layout.encode(j, c_trg[rows]), self.batch_size)
+        c_rows = self.tr.layout.encode(j, c_trg[rows])
+        fake = translate_batched(self.tr, x_u8[rows], c_rows, self.batch_size)
         hit = (predict(clf, to_model_range(fake), spec.kind)[:, k] == c_trg[rows, k]).float()
         scores = {"target_acc": hit, **self._compare(fake, truth)}
         scores |= {f"identity_{m}": v for m, v in self._compare(x_u8[rows], truth).items()}
@@ -167,13 +167,18 @@ def _means(scores: dict[str, torch.Tensor], mask: torch.Tensor | None = None) ->
     return {"n": int(mask.sum()), **{k: float(v[mask].double().mean()) for k, v in scores.items()}}
 
 
-def _translate(
+def translate_batched(
     tr: Translator, x: torch.Tensor, c_trg: torch.Tensor, batch_size: int
 ) -> torch.Tensor:
-    outs = []
+    """G(x, c_trg) in batches: uint8 [N, 3, S, S] on the CPU. ``x``: uint8 images (each
+    batch brought to [-1, 1] as it goes) or floats already in [-1, 1]."""
+    outs = [torch.empty(0, 3, tr.image_size, tr.image_size, dtype=torch.uint8)]
     with torch.no_grad():
         for s in range(0, x.size(0), batch_size):
-            y = tr.G(x[s : s + batch_size].to(tr.device), c_trg[s : s + batch_size].to(tr.device))
+            x_batch = x[s : s + batch_size]
+            if x_batch.dtype == torch.uint8:
+                x_batch = to_model_range(x_batch)
+            y = tr.G(x_batch.to(tr.device), c_trg[s : s + batch_size].to(tr.device))
             outs.append(to_uint8(y).cpu())
     return torch.cat(outs)
 
