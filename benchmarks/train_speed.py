@@ -21,7 +21,7 @@ import torch
 from _report import print_report
 from stargan.config import Config, DataConfig, ModelConfig, TrainConfig
 from stargan.data.builtin import load_builtin
-from stargan.train.loop import Trainer
+from stargan.train.v1 import Trainer
 
 
 def main() -> None:

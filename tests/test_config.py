@@ -251,7 +251,9 @@ def test_preset_name_matches_key(name: str) -> None:
 def test_every_preset_validates_after_filling_c_dim(name: str) -> None:
     from stargan.train.run import prepare_config
 
-    cfg = prepare_config(get_preset(name))
+    # celebahq-v2's w_hpf 1 needs the FAN weights' path (only checked to be given here)
+    fan = ["model.fan_path=wing.ckpt"] if name == "celebahq-v2" else []
+    cfg = prepare_config(get_preset(name), fan)
     assert cfg.model.c_dim > 0
     # 8 expressions; joint: 5 attributes + 8 (RaFD, built-in) or 7 (CK+) expressions and a
     # mask entry per dataset; else the paper's 5 attributes
@@ -261,6 +263,11 @@ def test_every_preset_validates_after_filling_c_dim(name: str) -> None:
         "faces-joint-v1": (13, 2),
         "joint-celeba-ckplus-v1": (12, 2),
         "ckplus-v1": (7, 0),
+        "ckplus-v2": (7, 0),
+        "afhq-v2": (3, 0),
+        "celebahq-v2": (2, 0),
+        "faces-v2": (2, 0),
+        "tiny-v2": (2, 0),
     }.get(name, (5, 0))
     assert (cfg.model.c_dim, cfg.model.mask_dim) == expected
     assert validate(cfg) == cfg

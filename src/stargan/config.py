@@ -18,12 +18,23 @@ from typing import Any
 
 from stargan.errors import StarGANError
 
+ARCHS = ("v1", "v2")
+
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """StarGAN v1 networks (paper Tables 4-5). ``c_dim``: D_cls's outputs, the datasets'
-    labels (0: filled from the data). ``mask_dim``: joint runs' mask vector, one entry per
-    dataset (filled from the data); G's label input is ``c_dim + mask_dim`` wide."""
+    """The networks. ``arch``: ``v1`` (StarGAN, paper Tables 4-5) or ``v2`` (StarGAN v2,
+    appendix A). ``c_dim``: the datasets' labels, i.e. D_cls's outputs (v1) or the number of
+    domains (v2; categorical labels only); 0: filled from the data. ``mask_dim``: joint
+    runs' mask vector, one entry per dataset (filled from the data; v1 only); G's label
+    input is ``c_dim + mask_dim`` wide.
+
+    v1 only: ``g_conv_dim``, ``g_repeat_num``, ``d_conv_dim``, ``d_repeat_num``.
+    v2 only: ``latent_dim`` (z), ``style_dim`` (s), ``mapping_dim`` (F's hidden width),
+    ``max_conv_dim``, ``base_dim`` (width after the first conv; 0: the official
+    2**14 / image_size), ``w_hpf`` (high-pass skips, CelebA-HQ: 1; needs ``fan_path``,
+    the face landmark network's weights).
+    """
 
     arch: str = "v1"
     image_size: int = 128
@@ -33,22 +44,45 @@ class ModelConfig:
     g_repeat_num: int = 6
     d_conv_dim: int = 64
     d_repeat_num: int = 6
+    latent_dim: int = 16
+    style_dim: int = 64
+    mapping_dim: int = 512
+    max_conv_dim: int = 512
+    base_dim: int = 0
+    w_hpf: float = 0.0
+    fan_path: str = ""
 
 
 @dataclass(frozen=True)
 class LossConfig:
+    """Loss weights. ``lambda_rec``: the cycle reconstruction loss (v1 paper 10, v2 1).
+    v1 only: ``lambda_cls``, ``lambda_gp`` (WGAN-GP). v2 only: ``lambda_r1`` (R1 on real
+    images), ``lambda_sty`` (style reconstruction), ``lambda_ds`` (diversity sensitive,
+    decayed linearly to 0 over ``ds_iter`` iterations)."""
+
     lambda_cls: float = 1.0
     lambda_rec: float = 10.0
     lambda_gp: float = 10.0
+    lambda_r1: float = 1.0
+    lambda_sty: float = 1.0
+    lambda_ds: float = 1.0
+    ds_iter: int = 100000
 
 
 @dataclass(frozen=True)
 class OptimConfig:
+    """Adam for every network. v1 only: ``n_critic`` (D updates per G update). v2 only:
+    ``f_lr`` (the mapping network's rate), ``ema_beta`` (the running average of G, F, E
+    used for sampling). ``weight_decay``: Adam's L2 term (v2 paper 1e-4)."""
+
     g_lr: float = 1e-4
     d_lr: float = 1e-4
     beta1: float = 0.5
     beta2: float = 0.999
     n_critic: int = 5
+    f_lr: float = 1e-6
+    weight_decay: float = 0.0
+    ema_beta: float = 0.999
 
 
 @dataclass(frozen=True)
@@ -61,6 +95,8 @@ class DataConfig:
     default, e.g. 178 for CelebA, the largest centred square for folders).
     ``exclusive`` declares mutually exclusive groups of a label table, each written
     ``A|B|C``. ``on_bad_image``: ``error`` (stop, naming the file) or ``skip`` (counted).
+    ``random_crop``: the probability of the v2 paper's random resized crop (scale 0.8-1,
+    aspect ratio 0.9-1.1) of a training image; 0: none.
     """
 
     dataset: str = "faces-attr"
@@ -76,6 +112,7 @@ class DataConfig:
     exclusive: tuple[str, ...] = ()
     image_dir: str = ""
     on_bad_image: str = "error"
+    random_crop: float = 0.0
 
     @property
     def label(self) -> str:
@@ -133,9 +170,11 @@ class Config:
 def validate(cfg: Config) -> Config:
     """Reject values no run could use, with the field named."""
     m, t, o = cfg.model, cfg.train, cfg.optim
-    if m.arch != "v1":
-        raise StarGANError(f"model.arch must be 'v1' (got {m.arch!r})")
-    if m.image_size % (2**m.d_repeat_num) or m.image_size < 2**m.d_repeat_num:
+    if m.arch not in ARCHS:
+        raise StarGANError(f"model.arch must be one of {', '.join(ARCHS)} (got {m.arch!r})")
+    if m.arch == "v2":
+        _check_v2(cfg)
+    elif m.image_size % (2**m.d_repeat_num) or m.image_size < 2**m.d_repeat_num:
         raise StarGANError(
             f"model.image_size {m.image_size} must be a positive multiple of 2**d_repeat_num "
             f"= {2**m.d_repeat_num} (the discriminator halves it d_repeat_num times)"
@@ -164,9 +203,43 @@ def validate(cfg: Config) -> Config:
             f"train.num_iters_decay must be in [0, num_iters={t.num_iters}] "
             f"(got {t.num_iters_decay})"
         )
+    for d in cfg.datasets:
+        if not 0.0 <= d.random_crop <= 1.0:
+            raise StarGANError(f"data.random_crop is a probability in [0, 1], got {d.random_crop}")
     _check_device(t.device)
     _check_datasets(cfg)
     return cfg
+
+
+def _check_v2(cfg: Config) -> None:
+    m, loss, o = cfg.model, cfg.loss, cfg.optim
+    size = m.image_size
+    if size < 16 or size & (size - 1):
+        raise StarGANError(f"model.image_size must be a power of two >= 16 for v2, got {size}")
+    if cfg.joint or m.mask_dim:
+        raise StarGANError("v2 trains on one dataset (joint datasets are a v1 feature)")
+    positive = {
+        "model.latent_dim": m.latent_dim,
+        "model.style_dim": m.style_dim,
+        "model.mapping_dim": m.mapping_dim,
+        "model.max_conv_dim": m.max_conv_dim,
+        "loss.ds_iter": loss.ds_iter,
+    }
+    for key, value in positive.items():
+        if value <= 0:
+            raise StarGANError(f"{key} must be > 0 (got {value})")
+    if m.base_dim < 0:
+        raise StarGANError(f"model.base_dim must be >= 0 (0: 2**14 / image_size), got {m.base_dim}")
+    if m.w_hpf < 0:
+        raise StarGANError(f"model.w_hpf must be >= 0, got {m.w_hpf}")
+    if m.w_hpf > 0 and not m.fan_path:
+        raise StarGANError(
+            f"model.w_hpf {m.w_hpf} > 0 masks G's high-pass skips with face landmarks and "
+            "needs the FAN weights (wing.ckpt of the official StarGAN v2, which cannot be "
+            "downloaded here): --set model.fan_path=PATH, or --set model.w_hpf=0"
+        )
+    if not 0.0 <= o.ema_beta < 1.0:
+        raise StarGANError(f"optim.ema_beta must be in [0, 1), got {o.ema_beta}")
 
 
 def _check_datasets(cfg: Config) -> None:

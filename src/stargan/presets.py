@@ -151,6 +151,91 @@ def _faces_joint_v1() -> Config:
     )
 
 
+# ---------------------------------------------------------------- StarGAN v2
+AFHQ = ("cat", "dog", "wild")
+CELEBA_HQ = ("female", "male")
+
+
+def _v2_paper(name: str, data: DataConfig, w_hpf: float, lambda_ds: float) -> Config:
+    """The v2 paper's and official code's settings: 256 px, batch 8, 100k iterations,
+    Adam (0, 0.99) with weight decay 1e-4, F at lr 1e-6, R1 1, EMA 0.999, no lr decay."""
+    return Config(
+        name=name,
+        model=ModelConfig(arch="v2", image_size=256, w_hpf=w_hpf),
+        loss=LossConfig(lambda_rec=1.0, lambda_r1=1.0, lambda_sty=1.0, lambda_ds=lambda_ds),
+        optim=OptimConfig(beta1=0.0, beta2=0.99, f_lr=1e-6, weight_decay=1e-4, n_critic=1),
+        data=replace(data, random_crop=0.5),
+        train=TrainConfig(
+            batch_size=8,
+            num_iters=100000,
+            num_iters_decay=0,
+            sample_every=5000,
+            ckpt_every=10000,
+        ),
+    )
+
+
+def _celebahq_v2() -> Config:
+    """CelebA-HQ female/male folders, w_hpf 1: needs --set model.fan_path=wing.ckpt (or w_hpf=0)."""
+    data = DataConfig(dataset="folders", name="celeba_hq", attrs=CELEBA_HQ, num_test=1000)
+    return _v2_paper("celebahq-v2", data, w_hpf=1.0, lambda_ds=1.0)
+
+
+def _afhq_v2() -> Config:
+    """AFHQ cat/dog/wild as one folder per domain, lambda_ds 2 (paper)."""
+    data = DataConfig(dataset="folders", name="afhq", attrs=AFHQ, num_test=1500)
+    return _v2_paper("afhq-v2", data, w_hpf=0.0, lambda_ds=2.0)
+
+
+def _v2_small(name: str, data: DataConfig, image_size: int, num_iters: int) -> Config:
+    """A reduced v2 network for a CPU; the paper's losses, optimiser and augmentation."""
+    paper = _v2_paper(name, data, w_hpf=0.0, lambda_ds=1.0)
+    return replace(
+        paper,
+        model=replace(
+            paper.model,
+            image_size=image_size,
+            base_dim=32,
+            max_conv_dim=128,
+            style_dim=32,
+            mapping_dim=128,
+        ),
+        optim=replace(paper.optim, g_lr=2e-4, d_lr=2e-4, f_lr=2e-6),
+        loss=replace(paper.loss, ds_iter=num_iters),
+        train=replace(
+            paper.train,
+            num_iters=num_iters,
+            log_every=50,
+            sample_every=500,
+            ckpt_every=500,
+            keep_ckpts=2,
+        ),
+    )
+
+
+def _faces_v2() -> Config:
+    """Built-in faces, female/male domains; hair colour, age, expression are the style."""
+    data = DataConfig(dataset="faces-sex", num_train=12000, num_test=500)
+    return _v2_small("faces-v2", data, 32, 4000)
+
+
+def _ckplus_v2() -> Config:
+    """CK+48 expressions as StarGAN v2 domains, 64 px, CPU-sized."""
+    data = DataConfig(dataset="folders", name="ckplus", attrs=CK_PLUS, num_test=98)
+    return _v2_small("ckplus-v2", data, 64, 3000)
+
+
+def _tiny_v2() -> Config:
+    """Seconds on a CPU: for tests and smoke runs of v2."""
+    tiny = _tiny()
+    small = _v2_small("tiny-v2", DataConfig(dataset="faces-sex", num_train=64, num_test=16), 16, 10)
+    return replace(
+        small,
+        model=replace(small.model, base_dim=8, max_conv_dim=16, style_dim=8, mapping_dim=16),
+        train=replace(tiny.train, num_iters_decay=0),
+    )
+
+
 PRESETS = {
     "tiny": _tiny,
     "demo": _demo,
@@ -162,6 +247,11 @@ PRESETS = {
     "joint-celeba-ckplus-v1": _joint_celeba_ckplus_v1,
     "ckplus-v1": _ckplus_v1,
     "faces-joint-v1": _faces_joint_v1,
+    "tiny-v2": _tiny_v2,
+    "faces-v2": _faces_v2,
+    "celebahq-v2": _celebahq_v2,
+    "afhq-v2": _afhq_v2,
+    "ckplus-v2": _ckplus_v2,
 }
 
 

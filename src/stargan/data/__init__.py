@@ -113,6 +113,7 @@ def _table_kind() -> DatasetKind:
 LOADERS: dict[str, Callable[[], DatasetKind]] = {
     "faces-attr": _builtin_kind,
     "faces-expr": _builtin_kind,
+    "faces-sex": _builtin_kind,
     "celeba": _celeba_kind,
     "folders": _folders_kind,
     "table": _table_kind,

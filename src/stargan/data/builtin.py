@@ -1,7 +1,10 @@
-"""The built-in procedural face datasets ``faces-attr`` and ``faces-expr``.
+"""The built-in procedural face datasets ``faces-attr``, ``faces-expr`` and ``faces-sex``.
 
 ``faces-attr`` mirrors CelebA (multi-label hair colour / Male / Young; expression varies
-unlabelled); ``faces-expr`` mirrors RaFD (8 expression classes; the rest unlabelled).
+unlabelled); ``faces-expr`` mirrors RaFD (8 expression classes; the rest unlabelled);
+``faces-sex`` mirrors CelebA-HQ as StarGAN v2 uses it (two domains, female and male;
+hair colour, age, expression and the rest are the unlabelled style). All three label the
+same renders.
 Renders are cached as uint8 .npy files (memory-mapped), keyed by everything that
 determines their pixels, so later runs start at once.
 """
@@ -19,7 +22,8 @@ from stargan.data.labels import LabelSpec
 from stargan.errors import StarGANError
 
 RENDERER_VERSION = 2  # bump whenever faces.py renders different pixels for the same params
-BUILTIN = ("faces-attr", "faces-expr")
+BUILTIN = ("faces-attr", "faces-expr", "faces-sex")
+SEXES = ("female", "male")
 
 
 def label_spec(name: str, attrs: tuple[str, ...] = ()) -> LabelSpec:
@@ -34,6 +38,10 @@ def label_spec(name: str, attrs: tuple[str, ...] = ()) -> LabelSpec:
         if attrs and tuple(attrs) != faces.EXPRESSIONS:
             raise StarGANError("faces-expr always uses all 8 expressions; leave data.attrs empty")
         return LabelSpec(faces.EXPRESSIONS, "categorical")
+    if name == "faces-sex":
+        if attrs and tuple(attrs) != SEXES:
+            raise StarGANError("faces-sex always uses both domains; leave data.attrs empty")
+        return LabelSpec(SEXES, "categorical")
     raise StarGANError(f"unknown built-in dataset {name!r}; valid: {', '.join(BUILTIN)}")
 
 
@@ -41,6 +49,10 @@ def labels_of(name: str, spec: LabelSpec, params: list[faces.FaceParams]) -> np.
     if name == "faces-expr":
         out = np.zeros((len(params), spec.dim), np.float32)
         out[np.arange(len(params)), [faces.expression_index(p) for p in params]] = 1.0
+        return out
+    if name == "faces-sex":
+        out = np.zeros((len(params), spec.dim), np.float32)
+        out[np.arange(len(params)), [int(p.male) for p in params]] = 1.0
         return out
     cols = [faces.ATTR_NAMES.index(a) for a in spec.names]
     return np.stack([faces.attr_vector(p)[cols] for p in params]).astype(np.float32)
@@ -116,9 +128,12 @@ def counterfactual_params(
 ) -> faces.FaceParams | None:
     """The face with its labels set to ``c_trg`` (in ``spec``'s columns), or None where the
     target has no single ground truth (a hair colour switched off with none switched on)."""
+    full = faces.attr_vector(params)
+    if spec.names == SEXES:
+        full[faces.ATTR_NAMES.index("Male")] = float(np.argmax(c_trg))
+        return faces.counterfactual(params, attrs=full)
     if spec.kind == "categorical":
         return faces.counterfactual(params, expression=int(np.argmax(c_trg)))
-    full = faces.attr_vector(params)
     targets = dict(zip(spec.names, c_trg, strict=True))
     if any(targets.get(h, 0) > 0.5 for h in faces.HAIR_GROUP):
         for h in faces.HAIR_GROUP:  # a new hair colour replaces the old one

@@ -9,8 +9,12 @@ from torch import nn
 from stargan.config import ModelConfig
 from stargan.errors import StarGANError
 from stargan.models.v1 import Discriminator, Generator, build_v1
+from stargan.models.v2 import build_v2_config
 
-BUILDERS: dict[str, Callable[[ModelConfig], dict[str, nn.Module]]] = {"v1": build_v1}
+BUILDERS: dict[str, Callable[[ModelConfig], dict[str, nn.Module]]] = {
+    "v1": build_v1,
+    "v2": build_v2_config,
+}
 
 
 def build(cfg: ModelConfig) -> dict[str, nn.Module]:

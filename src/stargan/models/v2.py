@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stargan.config import ModelConfig
 from stargan.errors import StarGANError
 from stargan.models.layers import instance_norm
 
@@ -383,15 +384,31 @@ def build_v2(
     max_conv_dim: int = 512,
     *,
     base_dim: int | None = None,
+    mapping_dim: int = 512,
 ) -> dict[str, nn.Module]:
     """The four StarGAN v2 networks {"G", "F", "E", "D"}, with PyTorch's default init
     (apply :func:`he_init_` to the trained copies). ``base_dim`` overrides the width after
-    the first conv (default 2**14 // img_size) for tiny test models."""
+    the first conv (default 2**14 // img_size) and ``mapping_dim`` F's hidden width
+    (official 512), for small models."""
     if num_domains < 1:
         raise StarGANError(f"num_domains must be >= 1, got {num_domains}")
     return {
         "G": Generator(img_size, style_dim, max_conv_dim, w_hpf, base_dim),
-        "F": MappingNetwork(latent_dim, style_dim, num_domains),
+        "F": MappingNetwork(latent_dim, style_dim, num_domains, mapping_dim),
         "E": StyleEncoder(img_size, style_dim, num_domains, max_conv_dim, base_dim),
         "D": Discriminator(img_size, num_domains, max_conv_dim, base_dim),
     }
+
+
+def build_v2_config(cfg: ModelConfig) -> dict[str, nn.Module]:
+    """:func:`build_v2` from a run's model config (``c_dim``: the number of domains)."""
+    return build_v2(
+        cfg.image_size,
+        cfg.c_dim,
+        cfg.latent_dim,
+        cfg.style_dim,
+        cfg.w_hpf,
+        cfg.max_conv_dim,
+        base_dim=cfg.base_dim or None,
+        mapping_dim=cfg.mapping_dim,
+    )

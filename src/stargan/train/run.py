@@ -13,8 +13,11 @@ from stargan.data import check_data_config, load_dataset, named_paths
 from stargan.data.joint import LabelLayout
 from stargan.errors import StarGANError
 from stargan.train.checkpoint import list_checkpoints, resolve_checkpoint
-from stargan.train.loop import Trainer
 from stargan.train.rundir import list_runs, new_run_dir
+from stargan.train.v1 import Trainer
+from stargan.train.v2 import V2Trainer
+
+TRAINERS = {"v1": Trainer, "v2": V2Trainer}
 
 
 def label_layout(cfg: Config) -> LabelLayout:
@@ -28,6 +31,12 @@ def prepare_config(cfg: Config, overrides: list[str] = ()) -> Config:
     cfg = validate(apply_overrides(cfg, list(overrides)))
     layout = label_layout(cfg)
     m = cfg.model
+    if m.arch == "v2" and layout.specs[0].kind != "categorical":
+        raise StarGANError(
+            f"StarGAN v2 learns categorical domains (one folder per domain); dataset "
+            f"{cfg.data.label} has multi-label attributes (e.g. use faces-sex, "
+            f"faces-expr or a folders dataset)"
+        )
     if m.c_dim == 0:
         cfg = replace(cfg, model=replace(m, c_dim=layout.cls_dim, mask_dim=layout.mask_dim))
     elif (m.c_dim, m.mask_dim) != (layout.cls_dim, layout.mask_dim):
@@ -103,7 +112,7 @@ def run_training(
     sample_sets = load_splits(cfg, "test", progress)
     if ckpt is None:
         run_dir = new_run_dir(outdir, cfg.name)
-    trainer = Trainer(cfg, run_dir, train_sets, sample_sets)
+    trainer = TRAINERS[cfg.model.arch](cfg, run_dir, train_sets, sample_sets)
     if ckpt is not None:
         _check_same_labels(ckpt, trainer.layout)
         trainer.resume(ckpt)

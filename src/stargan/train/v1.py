@@ -6,15 +6,10 @@ Counting: ``step`` counts iterations; every iteration updates D once, every
 
 from __future__ import annotations
 
-import math
-import signal
-import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from stargan import losses
 from stargan.config import Config
@@ -25,45 +20,14 @@ from stargan.data.dataset import (
     to_model_range,
     to_uint8,
 )
-from stargan.data.joint import LabelLayout
-from stargan.images import make_grid, save_png
-from stargan.models import build
-from stargan.train.checkpoint import TrainState, load_checkpoint, save_checkpoint
-from stargan.train.logging import StatsLogger, mean_parts
-from stargan.train.schedule import linear_decay_lr
-
-N_SAMPLE = 8
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def build_seeded(cfg: Config, device: torch.device) -> dict[str, torch.nn.Module]:
-    """Networks initialised from ``train.seed`` without touching the caller's global RNG."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.train.seed)
-        nets = build(cfg.model)
-    return {k: v.to(device) for k, v in nets.items()}
-
-
-def step_generator(seed: int, step: int) -> torch.Generator:
-    """All randomness of one iteration (flip, targets, interpolation) from (seed, step),
-    so a resumed run is bit-identical to an uninterrupted one."""
-    return torch.Generator().manual_seed(seed * 7_919 + step * 104_729 + 1)
-
-
-def dataset_at(schedule: tuple[int, ...], step: int) -> tuple[int, int, int]:
-    """(dataset index, that dataset's own iteration count, cycle) at ``step``, for a
-    schedule of consecutive iterations per dataset; a pure function of the step."""
-    cycle, pos = divmod(step, sum(schedule))
-    for i, count in enumerate(schedule):
-        if pos < count:
-            return i, cycle * count + pos, cycle
-        pos -= count
-    raise AssertionError("unreachable")
+from stargan.train.base import (
+    N_SAMPLE,
+    TrainerBase,
+    as_list,
+    build_seeded,
+    dataset_at,
+    step_generator,
+)
 
 
 @dataclass
@@ -74,7 +38,7 @@ class Batch:
     part: int = 0  # the dataset the batch comes from
 
 
-class Trainer:
+class Trainer(TrainerBase):
     """Trains G and D on one dataset, or on several with the mask vector (paper 3.2):
     batches come from one dataset at a time, following ``train.dataset_schedule``."""
 
@@ -85,23 +49,17 @@ class Trainer:
         train_sets: ImageLabelDataset | list[ImageLabelDataset],
         sample_sets: ImageLabelDataset | list[ImageLabelDataset] | None = None,
     ) -> None:
-        self.cfg = cfg
-        self.run_dir = run_dir
-        self.datas = _as_list(train_sets)
-        names = tuple(d.label for d in cfg.datasets)
-        if len(self.datas) != len(names):
-            raise ValueError(f"{len(self.datas)} training sets for {len(names)} datasets")
-        self.layout = LabelLayout(names, tuple(d.spec for d in self.datas))
-        self.schedule = cfg.train.dataset_schedule or (1,) * len(self.datas)
-        self.device = pick_device(cfg.train.device)
+        super().__init__(cfg, run_dir, train_sets)
         nets = build_seeded(cfg, self.device)
         self.G, self.D = nets["G"], nets["D"]
         o = cfg.optim
         self.g_opt = torch.optim.Adam(self.G.parameters(), o.g_lr, (o.beta1, o.beta2))
         self.d_opt = torch.optim.Adam(self.D.parameters(), o.d_lr, (o.beta1, o.beta2))
-        self.state = TrainState(step=0, g_updates=0)
+        self.nets = {"G": self.G, "D": self.D}
+        self.optims = {"G": self.g_opt, "D": self.d_opt}
+        self.base_lrs = {"G": o.g_lr, "D": o.d_lr}
         self.fixed = self._fixed_inputs(
-            _as_list(sample_sets) if sample_sets is not None else self.datas
+            as_list(sample_sets) if sample_sets is not None else self.datas
         )
 
     def _fixed_inputs(self, sets: list[ImageLabelDataset]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -113,21 +71,6 @@ class Trainer:
             xs.append(to_model_range(x))
             cs.append(self.layout.encode(i, c))
         return torch.cat(xs).to(self.device), torch.cat(cs).to(self.device)
-
-    @property
-    def spec(self):
-        return self.layout.specs[0]
-
-    @property
-    def nets(self) -> dict[str, torch.nn.Module]:
-        return {"G": self.G, "D": self.D}
-
-    @property
-    def optims(self) -> dict[str, torch.optim.Optimizer]:
-        return {"G": self.g_opt, "D": self.d_opt}
-
-    def resume(self, ckpt: Path) -> None:
-        self.state = load_checkpoint(ckpt, self.nets, self.optims, self.device)
 
     # ----------------------------------------------------------------- one step
     def make_batch(self, step: int) -> tuple[Batch, torch.Generator]:
@@ -205,12 +148,6 @@ class Trainer:
             parts[f"{key}/{self.layout.datasets[part]}"] = parts[key]
         return parts
 
-    def set_lr(self, step: int) -> None:
-        t, o = self.cfg.train, self.cfg.optim
-        for opt, base in ((self.g_opt, o.g_lr), (self.d_opt, o.d_lr)):
-            for group in opt.param_groups:
-                group["lr"] = linear_decay_lr(base, step, t.num_iters, t.num_iters_decay)
-
     def train_step(self) -> dict[str, torch.Tensor]:
         """One iteration: a D update, and a G update every n_critic-th iteration.
 
@@ -233,6 +170,9 @@ class Trainer:
         return parts
 
     # ----------------------------------------------------------------- outputs
+    def sample_grids(self) -> dict[str, tuple[torch.Tensor, int]]:
+        return {"": (self.sample_grid(), 1 + self.layout.cls_dim)}
+
     @torch.no_grad()
     def sample_grid(self) -> torch.Tensor:
         """Rows: fixed inputs; columns: input, then one per target domain of every dataset
@@ -248,65 +188,6 @@ class Trainer:
         logits = _once(lambda: self.D(x)[1])
         return [self.layout.known_or_estimated(c, logits, i) for i in range(len(self.layout.specs))]
 
-    def save_samples(self) -> Path:
-        path = self.run_dir / "samples" / f"step-{self.state.step:07d}.png"
-        save_png(make_grid(self.sample_grid(), nrow=1 + self.layout.cls_dim), path)
-        return path
-
-    def checkpoint(self) -> Path:
-        t = self.cfg.train
-        return save_checkpoint(
-            self.run_dir / "checkpoints",
-            self.state,
-            self.cfg,
-            self.nets,
-            self.optims,
-            t.keep_ckpts,
-            self.layout.to_dict(),
-        )
-
-    # ----------------------------------------------------------------- the loop
-    def fit(self, progress: bool = True, until: int | None = None) -> TrainState:
-        """Train to ``until`` (default: num_iters); checkpoint on SIGINT/SIGTERM and at end."""
-        t = self.cfg.train
-        end = min(until or t.num_iters, t.num_iters)
-        logger = StatsLogger(self.run_dir, t.tensorboard)
-        history: list[dict[str, torch.Tensor]] = []
-        bar = tqdm(
-            total=end,
-            initial=self.state.step,
-            disable=not progress,
-            unit="it",
-            dynamic_ncols=True,
-            desc=self.run_dir.name,
-        )
-        last_tick = time.time()
-        try:
-            with _stop_on_signal() as stop:
-                while self.state.step < end and not stop.requested:
-                    history.append(self.train_step())
-                    bar.update(1)
-                    step = self.state.step
-                    if step % t.log_every == 0 or step == end:
-                        values = mean_parts(history)
-                        now = time.time()
-                        values["sec_per_iter"] = (now - last_tick) / len(history)
-                        values["lr/G"] = self.g_opt.param_groups[0]["lr"]
-                        values["lr/D"] = self.d_opt.param_groups[0]["lr"]
-                        last_tick, history = now, []
-                        logger.log(step, self.state.g_updates, values)
-                        bar.set_postfix(_short(values), refresh=False)
-                    if step % t.sample_every == 0 or step == end:
-                        self.save_samples()
-                    if step % t.ckpt_every == 0 or step == end:
-                        self.checkpoint()
-                if stop.requested and self.state.step % t.ckpt_every:
-                    self.checkpoint()  # nothing lost on Ctrl-C
-        finally:
-            bar.close()
-            logger.close()
-        return self.state
-
 
 def _once(fn):
     """``fn`` evaluated on first call only (a D forward shared by several datasets)."""
@@ -318,42 +199,3 @@ def _once(fn):
         return cache[0]
 
     return call
-
-
-def _as_list(sets: ImageLabelDataset | list[ImageLabelDataset]) -> list[ImageLabelDataset]:
-    return [sets] if isinstance(sets, ImageLabelDataset) else list(sets)
-
-
-def _short(values: dict[str, float]) -> dict[str, str]:
-    keys = {"D/loss": "D", "G/loss": "G", "G/loss_rec": "rec", "D/loss_cls": "cls"}
-    return {
-        v: f"{values[k]:.3g}" for k, v in keys.items() if k in values and math.isfinite(values[k])
-    }
-
-
-class _StopFlag:
-    requested = False
-
-
-@contextmanager
-def _stop_on_signal():
-    """First SIGINT/SIGTERM: finish the step, checkpoint, return. Second: default action."""
-    flag = _StopFlag()
-    previous = {}
-
-    def handler(signum, frame):
-        if flag.requested:
-            signal.signal(signum, previous[signum])
-            signal.raise_signal(signum)
-        flag.requested = True
-
-    try:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, handler)
-    except ValueError:  # not the main thread: no signal handling
-        pass
-    try:
-        yield flag
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
