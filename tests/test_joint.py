@@ -15,8 +15,8 @@ from stargan.data.labels import LabelSpec
 from stargan.errors import StarGANError
 from stargan.presets import get_preset
 from stargan.train import Trainer, prepare_config, run_training
-from stargan.train.checkpoint import list_checkpoints
 from stargan.train.base import dataset_at
+from stargan.train.checkpoint import list_checkpoints
 from stargan.train.run import data_assignments, load_splits
 
 ATTRS = LabelSpec(("Black_Hair", "Blond_Hair", "Male"), "multi", (("Black_Hair", "Blond_Hair"),))

@@ -188,3 +188,30 @@ def test_v2_refuses_multi_label_data_and_hpf_without_fan() -> None:
         validate(replace(cfg, model=replace(cfg.model, w_hpf=1.0)))
     with pytest.raises(StarGANError, match="power of two"):
         validate(replace(cfg, model=replace(cfg.model, image_size=48)))
+
+
+def test_faces_sex_labels_the_renders_by_sex_and_has_exact_counterfactuals() -> None:
+    import numpy as np
+
+    from stargan.data import builtin, faces
+
+    data = builtin.load_builtin("faces-sex", "test", 32, 40)
+    assert data.spec.names == ("female", "male") and data.spec.kind == "categorical"
+    males = [faces.params_for(0, "test", i).male for i in range(40)]
+    assert data.labels.argmax(1).tolist() == [int(m) for m in males]
+    flipped = np.eye(2, dtype=np.float32)[[1 - int(m) for m in males[:4]]]
+    truth, valid = builtin.counterfactual_images(0, "test", range(4), 32, data.spec, flipped)
+    assert valid.all()
+    for i in range(4):  # the other sex, every other parameter kept
+        p = faces.params_for(0, "test", i)
+        other = faces.counterfactual(p, attrs=_with_male(faces.attr_vector(p), not p.male))
+        assert np.array_equal(truth[i], faces.render(other, 32))
+        assert not np.array_equal(truth[i], data.images[i])
+
+
+def _with_male(attrs, male: bool):
+    from stargan.data import faces
+
+    attrs = attrs.copy()
+    attrs[faces.ATTR_NAMES.index("Male")] = float(male)
+    return attrs

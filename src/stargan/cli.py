@@ -168,13 +168,19 @@ def export(source: str, out: str, fmt: str, no_discriminator: bool, opset: int, 
 
 # ---------------------------------------------------------------------- import-official
 @cli.command("import-official")
-@click.argument("generator", type=click.Path())
+@click.argument("generator", metavar="CHECKPOINT", type=click.Path())
 @click.option(
     "--attrs",
-    required=True,
-    help="The official --selected_attrs in order, e.g. Black_Hair,Blond_Hair,Brown_Hair,Male,Young",
+    default=None,
+    help="v1 (required): the official --selected_attrs in order, e.g. "
+    "Black_Hair,Blond_Hair,Brown_Hair,Male,Young",
 )
-@click.option("--image-size", type=click.IntRange(8, 1024), required=True)
+@click.option(
+    "--image-size",
+    type=click.IntRange(8, 1024),
+    default=None,
+    help="v1 (required): the image size trained at. v2: read from the file, checked if given.",
+)
 @click.option("--d", "discriminator", type=click.Path(), default=None, help="The {iter}-D.ckpt.")
 @click.option("--categorical", is_flag=True, help="RaFD-style one-hot labels.")
 @click.option(
@@ -183,28 +189,64 @@ def export(source: str, out: str, fmt: str, no_discriminator: bool, opset: int, 
     metavar="A|B|C",
     help="Mutually exclusive attributes (default: CelebA's hair colours).",
 )
-@click.option("--crop", type=click.IntRange(0), default=None, help="Default 178 (256 categorical).")
+@click.option(
+    "--crop", type=click.IntRange(0), default=None, help="Default 178 (256 categorical; v2: 0)."
+)
+@click.option(
+    "--v2",
+    is_flag=True,
+    help="A StarGAN v2 checkpoint (clovaai/stargan-v2 {step}_nets_ema.ckpt).",
+)
+@click.option(
+    "--domains",
+    default=None,
+    help="v2 (required): the domains in training order (sorted folder names), e.g. cat,dog,wild",
+)
+@click.option(
+    "--w-hpf",
+    type=click.FloatRange(0),
+    default=None,
+    help="v2: the high-pass weight; default: from the file (1 if it has the skips but "
+    "not the kernel).",
+)
 @click.option("-o", "--out", type=click.Path(file_okay=False), required=True)
 def import_official_cmd(
-    generator, attrs, image_size, discriminator, categorical, exclusive, crop, out
-):
-    """Convert an official yunjey/stargan checkpoint ({iter}-G.ckpt, plain state dict) to a
-    model folder. Loaded with weights_only: a pickle that needs code is refused.
+    generator, attrs, image_size, discriminator, categorical, exclusive, crop, v2, domains,
+    w_hpf, out,
+):  # fmt: skip
+    """Convert an official checkpoint to a model folder: StarGAN v1 (yunjey/stargan
+    {iter}-G.ckpt, a plain state dict) or, with --v2, StarGAN v2 (clovaai/stargan-v2
+    {step}_nets_ema.ckpt). Loaded with weights_only: a pickle that needs code is refused.
 
     \b
-    Example:
+    Examples:
       stargan import-official 200000-G.ckpt --d 200000-D.ckpt --image-size 128 \\
         --attrs Black_Hair,Blond_Hair,Brown_Hair,Male,Young -o celeba-official
+      stargan import-official 100000_nets_ema.ckpt --v2 --domains cat,dog,wild -o afhq
+      stargan import-official 100000_nets_ema.ckpt --v2 --domains female,male \\
+        --image-size 256 --w-hpf 1 -o celeba-hq
     """
+    if v2:
+        _check_v2_flags(attrs, discriminator, categorical, exclusive, domains)
+        from stargan.import_official_v2 import import_official_v2
+
+        path = import_official_v2(
+            Path(generator), Path(out), _names(domains, "--domains"), image_size, w_hpf, crop or 0
+        )
+        click.echo(f"model folder: {path}")
+        return
+    if domains is not None or w_hpf is not None:
+        raise click.UsageError("--domains and --w-hpf are for --v2 checkpoints")
+    if attrs is None or image_size is None:
+        raise click.UsageError(
+            f"Missing option '{'--attrs' if attrs is None else '--image-size'}'."
+        )
     from stargan.import_official import import_official
 
-    names = [a.strip() for a in attrs.split(",") if a.strip()]
-    if not names:
-        raise StarGANError("--attrs is empty")
     path = import_official(
         Path(generator),
         Path(out),
-        names,
+        _names(attrs, "--attrs"),
         image_size,
         d_path=Path(discriminator) if discriminator else None,
         categorical=categorical,
@@ -212,6 +254,28 @@ def import_official_cmd(
         crop=crop,
     )
     click.echo(f"model folder: {path}")
+
+
+def _check_v2_flags(attrs, discriminator, categorical, exclusive, domains) -> None:
+    """v1-only flags are errors with --v2 (a v2 file says what they would)."""
+    v1_only = {
+        "--attrs": attrs is not None,
+        "--d": discriminator is not None,
+        "--categorical": categorical,
+        "--exclusive": bool(exclusive),
+    }
+    given = [flag for flag, used in v1_only.items() if used]
+    if given:
+        raise click.UsageError(f"{given[0]} is for v1 checkpoints; --v2 takes --domains")
+    if domains is None:
+        raise click.UsageError("Missing option '--domains' (with --v2).")
+
+
+def _names(text: str, flag: str) -> list[str]:
+    names = [a.strip() for a in text.split(",") if a.strip()]
+    if not names:
+        raise StarGANError(f"{flag} is empty")
+    return names
 
 
 # ---------------------------------------------------------------------- translate
@@ -293,6 +357,88 @@ def translate(
     click.echo(f"translated {done} image(s) into {out}" + (f"; {failed} failed" if failed else ""))
     if failed:
         sys.exit(2)
+
+
+# ---------------------------------------------------------------------- sample
+@cli.command()
+@click.argument("model", type=click.Path())
+@click.option(
+    "--domain",
+    "domains",
+    multiple=True,
+    metavar="NAME[,NAME...]",
+    help="Target domain(s), repeatable or comma-separated; default: every domain. "
+    "With --ref of loose images: the references' own domain.",
+)
+@click.option("--seeds", default="0-7", help="Latent seeds: 0-7, 1,5,9 or 0-3,9.")
+@click.option(
+    "--psi",
+    type=click.FloatRange(0.0, 1.0),
+    default=1.0,
+    help="Truncation: pull each style toward its domain's mean (1: none, 0: the mean).",
+)
+@click.option(
+    "--ref",
+    "refs",
+    multiple=True,
+    type=click.Path(),
+    metavar="IMAGE|FOLDER",
+    help="Reference-guided instead of seeds: reference images (of one --domain), or a "
+    "folder with one subfolder per domain. Repeatable.",
+)
+@click.option(
+    "--inputs",
+    multiple=True,
+    type=click.Path(),
+    metavar="IMAGES/FOLDERS",
+    help="Source images or folders, repeatable; default for models of built-in faces: "
+    "4 built-in test faces.",
+)
+@click.option(
+    "--interpolate",
+    is_flag=True,
+    help="Also write style interpolation strips from the first seed's style to the second's.",
+)
+@click.option("--steps", type=click.IntRange(2, 64), default=8, help="Interpolation steps.")
+@click.option(
+    "--fan",
+    "fan_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="FAN weights (the official wing.ckpt), for w_hpf > 0 models that lack them.",
+)
+@click.option("--batch-size", type=click.IntRange(1, 1024), default=8, help="Sources per pass.")
+@click.option("--device", default="cpu", help="cpu, cuda or cuda:N.")
+@click.option("-o", "--out", type=click.Path(file_okay=False), required=True, help="Output folder.")
+def sample(
+    model, domains, seeds, psi, refs, inputs, interpolate, steps, fan_path, batch_size, device, out
+) -> None:
+    """Synthesise with a StarGAN v2 model folder (or a v2 run: its latest checkpoint's
+    running-average networks): latent-guided from seeds, or reference-guided with --ref.
+    Writes one PNG per output plus grids like the paper's figures.
+
+    \b
+    Examples:
+      stargan sample my-v2-model --domain male --seeds 0-7 -o samples/
+      stargan sample runs/00001-faces-v2 --seeds 0,1 --psi 0.7 --interpolate -o samples/
+      stargan sample afhq --inputs photos/ --ref refs/ -o samples/   # refs/cat/*.jpg ...
+      stargan sample afhq --inputs photos/ --ref dog.jpg --domain dog -o samples/
+    """
+    from stargan.sample_files import SampleOptions, load_model, parse_seeds, sample_files
+
+    options = SampleOptions(
+        tuple(n for text in domains for n in _names(text, "--domain")),
+        tuple(parse_seeds(seeds)),
+        psi,
+        interpolate,
+        steps,
+        batch_size,
+    )
+    style_model = load_model(Path(model), device, fan_path)
+    written, grids = sample_files(
+        style_model, Path(out), [Path(p) for p in inputs], [Path(p) for p in refs], options
+    )
+    click.echo(f"wrote {written} image(s) into {out}; grids: {', '.join(map(str, grids))}")
 
 
 # ---------------------------------------------------------------------- score

@@ -36,6 +36,7 @@ from torch import nn
 import stargan
 from stargan.errors import StarGANError
 from stargan.models.v1 import Generator
+from stargan.stylemodel import is_style_model
 from stargan.translate import Translator, read_model_config
 
 TOLERANCE = 1e-4  # max abs diff (outputs in [-1, 1]) between eager G and an exported file
@@ -54,6 +55,7 @@ def export_onnx(
     ``dynamo=False`` uses torch's TorchScript-based ONNX exporter (still in torch 2.13,
     deprecated, faster to export and checked here the longest); ``dynamo=True`` the
     ``torch.export`` one, which starts at opset 18 and converts down to ``opset``."""
+    _require_v1(model_dir, "ONNX")
     onnx = _require("onnx", "ONNX export")
     translator = Translator.from_pretrained(model_dir)
     out_file = Path(out_file)
@@ -98,6 +100,7 @@ def export_onnx(
 def export_torchscript(model_dir: str | Path, out_file: str | Path) -> dict[str, Any]:
     """Write G of ``model_dir`` as a scripted TorchScript archive (``torch.jit.load``;
     ``forward(image, labels) -> translated``, shapes checked) plus ``<out_file>.json``."""
+    _require_v1(model_dir, "TorchScript")
     translator = Translator.from_pretrained(model_dir)
     out_file = Path(out_file)
     module = _Exported(translator.G, translator.image_size, translator.layout.dim).eval()
@@ -422,6 +425,14 @@ def _as_numpy(v: torch.Tensor | np.ndarray) -> np.ndarray:
     if isinstance(v, torch.Tensor):
         v = v.detach().cpu().numpy()
     return np.ascontiguousarray(v, dtype=np.float32)
+
+
+def _require_v1(model_dir: str | Path, fmt: str) -> None:
+    if is_style_model(Path(model_dir)):
+        raise StarGANError(
+            f"{fmt} export is v1 only for now, and this is a StarGAN v2 model "
+            f"(sample it with stargan sample)"
+        )
 
 
 def _require(module: str, what: str) -> Any:

@@ -54,28 +54,40 @@ RAFD_CROP = 256  # the official --rafd_crop_size; CelebA's 178 is celeba.CROP
 def read_official_state(path: Path) -> State:
     """A plain state dict (name -> tensor) from a ``.ckpt``/``.pth`` pickle, read with
     ``weights_only=True``, or from a ``.safetensors`` file. Anything else is refused."""
+    path = existing_file(path)
+    state = _read_safetensors(path) if path.suffix == ".safetensors" else read_pickle(path)
+    return checked_state(state, str(path), "pass the official {iter}-G.ckpt or {iter}-D.ckpt file")
+
+
+def existing_file(path: Path) -> Path:
     path = Path(path)
     if not path.is_file():
         what = "is not a file" if path.exists() else "does not exist"
         raise StarGANError(f"checkpoint {path} {what}")
-    state = _read_safetensors(path) if path.suffix == ".safetensors" else _read_pickle(path)
+    return path
+
+
+def checked_state(state: Any, where: str, hint: str) -> State:
+    """``state`` if it is a non-empty plain state dict (str -> tensor), else an error
+    naming ``where`` (the file, or an entry of it) and what to pass instead (``hint``)."""
     if not isinstance(state, dict):
         raise StarGANError(
-            f"{path} holds a {type(state).__name__}, not a state dict (name -> tensor)"
+            f"{where} holds a {type(state).__name__}, not a state dict (name -> tensor)"
         )
     if not state:
-        raise StarGANError(f"{path} is an empty state dict")
+        raise StarGANError(f"{where} is an empty state dict")
     for key, value in state.items():
         if not isinstance(key, str) or not isinstance(value, torch.Tensor):
             raise StarGANError(
-                f"{path} is not a plain state dict: {key!r} holds a value of type "
-                f"{type(value).__name__}, not a tensor (pass the official {{iter}}-G.ckpt "
-                f"or {{iter}}-D.ckpt file)"
+                f"{where} is not a plain state dict: {key!r} holds a value of type "
+                f"{type(value).__name__}, not a tensor ({hint})"
             )
     return dict(state)
 
 
-def _read_pickle(path: Path) -> Any:
+def read_pickle(path: Path) -> Any:
+    """A torch pickle read with ``weights_only=True``: tensors and plain containers only,
+    nothing in it is run; any failure is one StarGANError saying why."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
@@ -351,14 +363,27 @@ def _unused_d_fields(image_size: int) -> dict[str, int]:
 
 def _meta(spec: LabelSpec, crop: int, g_path: Path, d_path: Path | None) -> dict[str, Any]:
     """The folder's provenance, in the keys export.py writes, plus ``imported``."""
+    files = {"generator": g_path, **({"discriminator": d_path} if d_path else {})}
+    meta = provenance(spec, crop, files, "yunjey/stargan")
+    step = re.fullmatch(r"(\d+)-G\.(ckpt|pth|safetensors)", g_path.name)
+    if step:
+        meta["step"] = int(step.group(1))
+    return meta
+
+
+def provenance(
+    spec: LabelSpec, crop: int, files: Mapping[str, Path], origin: str
+) -> dict[str, Any]:
+    """Data source keys as export.py writes them (for data like the official code's:
+    CelebA attributes, or one folder per domain), ``source`` (the first file) and
+    ``imported`` (``origin`` and each file's name and sha256)."""
     data = DataConfig(
         dataset="folders" if spec.kind == "categorical" else "celeba",
         attrs=spec.names,
         crop=crop,
         exclusive=tuple("|".join(g) for g in spec.exclusive_groups),
     )
-    files = {"generator": g_path, **({"discriminator": d_path} if d_path else {})}
-    meta: dict[str, Any] = {
+    return {
         "dataset": data.dataset,
         "data_seed": data.seed,
         "crop": crop,
@@ -371,13 +396,9 @@ def _meta(spec: LabelSpec, crop: int, g_path: Path, d_path: Path | None) -> dict
                 "data": asdict(data),
             }
         ],
-        "source": str(g_path),
+        "source": str(next(iter(files.values()))),
         "imported": {
-            "from": "yunjey/stargan",
+            "from": origin,
             **{k: {"file": p.name, "sha256": sha256_of(p)} for k, p in files.items()},
         },
     }
-    step = re.fullmatch(r"(\d+)-G\.(ckpt|pth|safetensors)", g_path.name)
-    if step:
-        meta["step"] = int(step.group(1))
-    return meta

@@ -33,6 +33,7 @@ METRIC_MODULES = (
     "stargan.evaluate.classification",
     "stargan.evaluate.translation_fid",
     "stargan.evaluate.model_stats",
+    "stargan.evaluate.style_protocol",
 )
 
 
@@ -72,11 +73,12 @@ def load_metrics() -> dict[str, Metric]:
 
 @dataclass
 class EvalContext:
-    """One model under evaluation: its translator, data, settings and output folder.
-    Datasets, test subsets and helper networks are loaded once and shared by metrics."""
+    """One model under evaluation: its translator (a v1 ``Translator`` or a v2
+    ``StyleModel``), data, settings and output folder. Datasets, test subsets and helper
+    networks are loaded once and shared by metrics."""
 
     model_path: Path
-    tr: Translator
+    tr: Any
     data: list[DataConfig]
     settings: EvalSettings
     out_dir: Path
@@ -151,18 +153,30 @@ def evaluate_model(
     metrics = load_metrics()
     records = []
     for name in names:
-        why_not = metrics[name].applies(ctx)
+        run, why_not = _runner(ctx, metrics[name])
         if why_not:
             log(f"{name}: skipped ({why_not})")
             continue
         log(f"{name}: {metrics[name].about}")
         start = time.time()
-        result = metrics[name].run(ctx)
+        result = run(ctx)
         record = _header(ctx, name, time.time() - start) | result
         record["summary_formats"] = _formats(metrics[name], record.get("summary", {}))
         append_record(ctx.out_dir / "metrics.jsonl", record)
         records.append(record)
     return records
+
+
+def _runner(ctx: EvalContext, metric: Metric) -> tuple[Callable, str | None]:
+    """The metric's function for this kind of model, or why it does not apply: v2 models
+    (``StyleModel``) are measured by the v2 protocol's version of a metric."""
+    from stargan.evaluate.style_protocol import STYLE_RUNS, is_style_model
+
+    if not is_style_model(ctx):
+        return metric.run, metric.applies(ctx)
+    if metric.name not in STYLE_RUNS:
+        return metric.run, "not defined for StarGAN v2 models"
+    return STYLE_RUNS[metric.name], metric.applies(ctx) if metric.name == "diversity" else None
 
 
 def _header(ctx: EvalContext, name: str, elapsed: float) -> dict[str, Any]:

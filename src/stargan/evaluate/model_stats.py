@@ -21,6 +21,13 @@ def run_params(ctx: EvalContext) -> dict[str, Any]:
     nets = {"G": ctx.tr.G}
     if ctx.tr.D is not None:
         nets["D"] = ctx.tr.D
+    record = params_record(nets)
+    record["notes"] = [] if "D" in nets else ["no discriminator in this model folder"]
+    return record
+
+
+def params_record(nets: dict[str, torch.nn.Module]) -> dict[str, Any]:
+    """Parameters per named network and their total, as a record's summary and table."""
     counts = {name: count_parameters(net) for name, net in nets.items()}
     summary = {f"{name}_params": n for name, n in counts.items()}
     summary["total_params"] = sum(counts.values())
@@ -31,8 +38,7 @@ def run_params(ctx: EvalContext) -> dict[str, Any]:
         "rows": [[name, n] for name, n in counts.items()],
         "format": "int",
     }
-    notes = [] if "D" in counts else ["no discriminator in this model folder"]
-    return {"n": None, "summary": summary, "tables": [table], "notes": notes}
+    return {"n": None, "summary": summary, "tables": [table]}
 
 
 def run_speed(ctx: EvalContext) -> dict[str, Any]:
@@ -50,9 +56,12 @@ def run_speed(ctx: EvalContext) -> dict[str, Any]:
         "batch_size": batch,
         "threads": torch.get_num_threads(),
     }
-    device = str(ctx.tr.device)
-    note = f"{device}, torch {torch.__version__}, {platform.processor() or platform.machine()}"
-    return {"n": None, "summary": summary, "notes": [f"measured on {note}; median of repeats"]}
+    return {"n": None, "summary": summary, "notes": [speed_note(ctx)]}
+
+
+def speed_note(ctx: EvalContext) -> str:
+    machine = platform.processor() or platform.machine()
+    return f"measured on {ctx.tr.device}, torch {torch.__version__}, {machine}; median of repeats"
 
 
 def _median_seconds(fn) -> float:

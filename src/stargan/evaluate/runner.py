@@ -21,7 +21,7 @@ from stargan.evaluate.metrics import (
 )
 from stargan.translate import Translator
 
-AUTO = ("counterfactual", "classification", "params", "speed")
+AUTO = ("counterfactual", "classification", "diversity", "params", "speed")
 
 
 def choose_metrics(text: str) -> list[str]:
@@ -45,7 +45,7 @@ def run_eval(
     _check_out_dir(out_dir)
     records = []
     for model in models:
-        tr = Translator.from_pretrained(model, device=device)
+        tr = load_model(model, device)
         ctx = EvalContext(model, tr, source_configs(tr, data_args), settings, out_dir)
         log(f"== {model}")
         records += evaluate_model(ctx, metric_names, log)
@@ -53,6 +53,15 @@ def run_eval(
         return records, None
     _, html = write_report(read_records(out_dir / "metrics.jsonl"), out_dir)
     return records, html
+
+
+def load_model(path: Path, device: str = "cpu"):
+    """A v1 ``Translator`` or, for a ``stargan-v2`` folder, a v2 ``StyleModel``."""
+    from stargan.stylemodel import StyleModel, is_style_model
+
+    if is_style_model(path):
+        return StyleModel.from_pretrained(path, device=device)
+    return Translator.from_pretrained(path, device=device)
 
 
 def _check_out_dir(out_dir: Path) -> None:
