@@ -1,6 +1,7 @@
-"""stargan: multi-domain image-to-image translation (StarGAN v1)."""
+"""stargan: multi-domain image-to-image translation (StarGAN v1 and v2)."""
 
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 try:
     __version__ = version("stargan")
@@ -11,7 +12,8 @@ __all__ = ["__version__", "load"]
 
 
 def load(path, device: str = "cpu"):
-    """Load an exported model folder (``config.json`` + ``model.safetensors``) as a Translator."""
-    from stargan.translate import Translator
+    """Load an exported model folder: a v1 folder as a ``Translator``, a v2 folder
+    (``stargan-v2``) as a ``StyleModel``."""
+    from stargan.evaluate.runner import load_model
 
-    return Translator.from_pretrained(path, device=device)
+    return load_model(Path(path), device)

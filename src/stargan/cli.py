@@ -73,7 +73,7 @@ def train(
     dry_run: bool,
     quiet: bool,
 ) -> None:
-    """Train StarGAN v1 from a preset.
+    """Train StarGAN (v1) or StarGAN v2 from a preset.
 
     \b
     Examples:
@@ -82,6 +82,8 @@ def train(
       stargan train --preset celeba-v1 --data /data/celeba
       stargan train --preset joint-celeba-ckplus-v1 --data celeba=/data/celeba \\
         --data ckplus=/data/ck_plus_48
+      stargan train --preset faces-v2
+      stargan train --preset afhq-v2 --data /data/afhq
       stargan train --resume latest
       stargan train --preset faces-v1 --dry-run
     """
