@@ -149,6 +149,9 @@ def test_eval_of_a_trained_and_exported_v2_model(
     run = run_training(get_preset("tiny-v2"), tmp_path / "runs", progress=False)
     code, _, err = _cli(capsys, monkeypatch, "export", run, "-o", tmp_path / "model")
     assert code == 0, err
+    args = ("translate", tmp_path / "model", run / "samples", "--all-domains", "-o", tmp_path)
+    code, _, err = _cli(capsys, monkeypatch, *args)
+    assert code == 2 and "stargan sample" in err  # v1's command points to v2's
     metrics = "counterfactual,diversity,params,speed"  # classification: the toy tests above
     args = ("eval", tmp_path / "model", "--metrics", metrics, "--n", 8, "-o", tmp_path / "ev")
     code, out, err = _cli(capsys, monkeypatch, *args, "--quiet")

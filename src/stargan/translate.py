@@ -238,7 +238,8 @@ def read_model_config(path: Path) -> dict[str, Any]:
         raise StarGANError(f"{path}/config.json is unreadable: {err}") from err
     if not isinstance(config, dict) or config.get("kind") != KIND:
         kind = config.get("kind") if isinstance(config, dict) else None
-        raise StarGANError(f"{path} holds a {kind!r} model, not a {KIND!r} model folder")
+        use = "; StarGAN v2 models synthesise with stargan sample" if kind == "stargan-v2" else ""
+        raise StarGANError(f"{path} holds a {kind!r} model, not a {KIND!r} model folder{use}")
     if not isinstance(config.get("format_version", 0), int):
         raise StarGANError(f"{path}/config.json: format_version must be an integer")
     if config.get("format_version", 0) > FORMAT_VERSION:
