@@ -2,15 +2,25 @@
 
     python benchmarks/infer_speed.py --image-size 128 --batch-size 16
 
+    python benchmarks/infer_speed.py --image-size 128 --batch-size 16 --threads 2 --int8
+
 "ms per image translation": a batch translated to every one of c_dim target domains,
 time divided by batch_size * c_dim. "batch-1 latency": one image, one target. Prints a
 table, then the same figures as one JSON object on the last line.
+
+``--int8`` also times the int8 generator (stargan.quantize; x86 CPUs with VNNI),
+calibrated on another random batch, with fp32 and int8 runs alternating so that load
+from other jobs hits both alike; ``int8_psnr_db`` compares its outputs with fp32's
+(outputs mapped to [0, 255]). A randomly initialised G is a harder case than a trained
+one: measure PSNR on a real model too (see stargan.quantize).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
+import sys
 import time
 
 import torch
@@ -19,13 +29,21 @@ from _report import print_report
 from stargan.models.v1 import Generator
 
 
-def timed(fn, repeats: int) -> float:
-    times = []
+def timed_alternating(fns: list, repeats: int) -> list[float]:
+    """Median seconds of each of ``fns``, run in turn ``repeats`` times."""
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for fn, ts in zip(fns, times, strict=True):
+            start = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - start)
+    return [statistics.median(ts) for ts in times]
+
+
+def psnr_db(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR of two outputs in [-1, 1], both mapped to [0, 255]."""
+    mse = ((a.clamp(-1, 1) - b.clamp(-1, 1)) * 127.5).pow(2).mean().item()
+    return 10 * math.log10(255**2 / mse) if mse > 0 else math.inf
 
 
 def main() -> None:
@@ -36,43 +54,76 @@ def main() -> None:
     ap.add_argument("--conv-dim", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--int8", action="store_true", help="also time the int8 generator")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     G = Generator(args.c_dim, args.conv_dim).eval()
     x = torch.rand(args.batch_size, 3, args.image_size, args.image_size) * 2 - 1
     labels = torch.eye(args.c_dim)
+    nets = [G]
+    if args.int8:
+        nets.append(int8_generator(G, args))
 
-    def all_domains() -> None:
+    def all_domains(net) -> None:
         for c in labels:
-            G(x, c.expand(args.batch_size, -1))
+            net(x, c.expand(args.batch_size, -1))
 
-    def single() -> None:
-        G(x[:1], labels[:1])
+    def single(net) -> None:
+        net(x[:1], labels[:1])
 
     with torch.inference_mode():
-        all_domains(), single()  # warm-up
-        batch_s = timed(all_domains, args.repeats)
-        single_s = timed(single, args.repeats * 4)
+        for net in nets:
+            all_domains(net), single(net)  # warm-up
+        # seconds per call, one per net: [fp32] or [fp32, int8]
+        batch_s = timed_alternating([lambda n=n: all_domains(n) for n in nets], args.repeats)
+        single_s = timed_alternating([lambda n=n: single(n) for n in nets], args.repeats * 4)
+        if args.int8:
+            c = labels[torch.arange(args.batch_size) % args.c_dim]
+            int8_psnr = psnr_db(nets[1](x, c), G(x, c))
     result = {
         "image_size": args.image_size,
         "batch_size": args.batch_size,
         "c_dim": args.c_dim,
         "threads": args.threads,
-        "ms_per_image": 1000 * batch_s / (args.batch_size * args.c_dim),
-        "batch1_ms": 1000 * single_s,
+        "ms_per_image": 1000 * batch_s[0] / (args.batch_size * args.c_dim),
+        "batch1_ms": 1000 * single_s[0],
         "torch": torch.__version__,
     }
-    print_report(
-        [
-            ("image size", str(args.image_size)),
-            ("batch size", str(args.batch_size)),
-            ("threads", str(args.threads)),
-            ("ms per image translation", f"{result['ms_per_image']:.1f}"),
-            ("batch-1 latency (ms)", f"{result['batch1_ms']:.1f}"),
-        ],
-        result,
-    )
+    rows = [
+        ("image size", str(args.image_size)),
+        ("batch size", str(args.batch_size)),
+        ("threads", str(args.threads)),
+        ("ms per image translation", f"{result['ms_per_image']:.1f}"),
+        ("batch-1 latency (ms)", f"{result['batch1_ms']:.1f}"),
+    ]
+    if args.int8:
+        result |= {
+            "int8_ms_per_image": 1000 * batch_s[1] / (args.batch_size * args.c_dim),
+            "int8_batch1_ms": 1000 * single_s[1],
+            "int8_speedup": batch_s[0] / batch_s[1],
+            "int8_batch1_speedup": single_s[0] / single_s[1],
+            "int8_psnr_db": int8_psnr,
+        }
+        rows += [
+            ("int8 ms per image translation", f"{result['int8_ms_per_image']:.1f}"),
+            ("int8 batch-1 latency (ms)", f"{result['int8_batch1_ms']:.1f}"),
+            ("int8 PSNR vs fp32 (dB)", f"{int8_psnr:.1f}"),
+        ]
+    print_report(rows, result)
+
+
+def int8_generator(G: Generator, args: argparse.Namespace) -> torch.nn.Module:
+    """G quantized to int8, calibrated on a random batch other than the timed one."""
+    from stargan.quantize import int8_unsupported_reason, quantize_generator
+
+    reason = int8_unsupported_reason()
+    if reason is not None:
+        sys.exit(f"--int8: {reason}")
+    gen = torch.Generator().manual_seed(1)
+    n = max(args.batch_size, args.c_dim)
+    x_cal = torch.rand(n, 3, args.image_size, args.image_size, generator=gen) * 2 - 1
+    return quantize_generator(G, x_cal, torch.eye(args.c_dim)[torch.arange(n) % args.c_dim])
 
 
 if __name__ == "__main__":

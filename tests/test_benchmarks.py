@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from stargan.quantize import int8_unsupported_reason
+
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
@@ -35,6 +37,15 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
             "infer_speed.py",
             ["--image-size", "16", "--batch-size", "2", "--conv-dim", "8", "--repeats", "1"],
             {"ms_per_image", "batch1_ms"},
+        ),
+        pytest.param(
+            "infer_speed.py",
+            ["--image-size", "16", "--batch-size", "2", "--conv-dim", "8", "--repeats", "1"]
+            + ["--int8"],
+            {"ms_per_image", "batch1_ms", "int8_ms_per_image", "int8_batch1_ms", "int8_psnr_db"},
+            marks=pytest.mark.skipif(
+                int8_unsupported_reason() is not None, reason="int8 needs x86 with VNNI"
+            ),
         ),
         ("render_speed.py", ["--size", "32", "--n", "20"], {"images_per_s", "ms_per_image"}),
         (
