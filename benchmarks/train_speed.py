@@ -1,14 +1,19 @@
 """Training speed of the StarGAN v1 loop: seconds per iteration over whole n_critic cycles.
 
     python benchmarks/train_speed.py --image-size 128 --batch-size 16
+    python benchmarks/train_speed.py --image-size 128 --plain     # stock kernels
+    python benchmarks/train_speed.py --flops --peak-gflops 150    # share of the matmul peak
 
 Prints a table, then the same figures as one JSON object on the last line. Iterations are
-D updates; every n_critic-th also updates G ("D+G" iterations).
+D updates; every n_critic-th also updates G ("D+G" iterations). On a shared machine compare
+runs interleaved (A B A B) and read ``cpu_sec_per_iter`` (this process's CPU seconds, which
+other jobs inflate much less than wall time) next to ``load_avg_1min``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import tempfile
@@ -21,6 +26,7 @@ import torch
 from _report import print_report
 from stargan.config import Config, DataConfig, ModelConfig, TrainConfig
 from stargan.data.builtin import load_builtin
+from stargan.train.memory import keep_freed_memory
 from stargan.train.v1 import Trainer
 
 
@@ -36,32 +42,24 @@ def main() -> None:
     ap.add_argument(
         "--flops", action="store_true", help="also count FLOPs over one more (untimed) cycle"
     )
+    ap.add_argument(
+        "--plain", action="store_true", help="train.fast_kernels=false: stock kernels only"
+    )
+    ap.add_argument(
+        "--peak-gflops",
+        type=float,
+        default=0.0,
+        help="the machine's matmul peak (matmul_peak.py) for --flops' share of peak",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    load_start = os.getloadavg()[0]
 
-    cfg = Config(
-        name="bench",
-        model=ModelConfig(
-            image_size=args.image_size,
-            c_dim=5,
-            g_conv_dim=args.conv_dim,
-            d_conv_dim=args.conv_dim,
-            d_repeat_num=6 if args.image_size >= 64 else 4,
-        ),
-        data=DataConfig(dataset="faces-attr", num_train=max(4 * args.batch_size, 64)),
-        train=TrainConfig(
-            batch_size=args.batch_size, num_iters=10**6, tensorboard=False, device=args.device
-        ),
-    )
     with tempfile.TemporaryDirectory() as tmp:
-        data = load_builtin(
-            "faces-attr", "train", args.image_size, cfg.data.num_train, cache_dir=Path(tmp)
-        )
-        trainer = Trainer(cfg, Path(tmp), data)
-        n_critic = cfg.optim.n_critic
-        for _ in range(args.warmup_cycles * n_critic):
-            trainer.train_step()
+        trainer = warmed_trainer(Path(tmp), args)
+        n_critic = trainer.cfg.optim.n_critic
         d_only, d_and_g = [], []
+        cpu_start, faults_start = time.process_time(), _minor_faults()
         for _ in range(args.cycles * n_critic):
             g_iter = (trainer.state.step + 1) % n_critic == 0
             _sync(args.device)
@@ -69,6 +67,9 @@ def main() -> None:
             trainer.train_step()
             _sync(args.device)
             (d_and_g if g_iter else d_only).append(time.perf_counter() - start)
+        iters = len(d_only) + len(d_and_g)
+        cpu_per_iter = (time.process_time() - cpu_start) / iters
+        faults_per_iter = (_minor_faults() - faults_start) / iters
         flops_per_iter = _cycle_flops(trainer, n_critic) if args.flops else None
     rss_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     result = {
@@ -85,7 +86,14 @@ def main() -> None:
         **(_flop_figures(flops_per_iter, d_only, d_and_g) if flops_per_iter else {}),
         "torch": torch.__version__,
         "numpy": np.__version__,
+        "fast_kernels": trainer.fast_kernels,
+        "cpu_sec_per_iter": cpu_per_iter,
+        "minor_faults_per_iter": faults_per_iter,
+        "load_avg_1min": load_start,
+        "load_avg_1min_end": os.getloadavg()[0],
     }
+    if flops_per_iter and args.peak_gflops:
+        result["share_of_peak"] = result["gflops_achieved"] / args.peak_gflops
     print_report(
         [
             ("image size", str(args.image_size)),
@@ -94,7 +102,14 @@ def main() -> None:
             ("sec/iter (whole cycles)", f"{result['sec_per_iter']:.3f}"),
             ("D-only iteration (median)", f"{result['d_only_sec']:.3f} s"),
             ("D+G iteration (median)", f"{result['d_and_g_sec']:.3f} s"),
+            ("CPU seconds per iteration", f"{cpu_per_iter:.3f}"),
+            ("minor page faults per iteration", f"{faults_per_iter:.0f}"),
             ("peak RSS", f"{rss_gib:.2f} GiB"),
+            ("kernels", "stock (--plain)" if args.plain else "fast"),
+            (
+                "1-min load average, start/end",
+                f"{load_start:.2f} / {result['load_avg_1min_end']:.2f}",
+            ),
             *(
                 [
                     ("GFLOP per iteration (cycle mean)", f"{result['gflop_per_iter']:.1f}"),
@@ -103,9 +118,57 @@ def main() -> None:
                 if flops_per_iter
                 else []
             ),
+            *(
+                [("share of matmul peak", f"{100 * result['share_of_peak']:.0f}%")]
+                if "share_of_peak" in result
+                else []
+            ),
         ],
         result,
     )
+
+
+def warmed_trainer(tmp: Path, args: argparse.Namespace) -> Trainer:
+    """:func:`build_trainer` from the command line's options, after ``--warmup-cycles``
+    whole n_critic cycles (memory, oneDNN's primitive caches)."""
+    trainer = build_trainer(
+        tmp, args.image_size, args.batch_size, args.conv_dim, args.device, args.plain
+    )
+    for _ in range(args.warmup_cycles * trainer.cfg.optim.n_critic):
+        trainer.train_step()
+    return trainer
+
+
+def build_trainer(
+    tmp: Path, image_size: int, batch_size: int, conv_dim: int, device: str, plain: bool
+) -> Trainer:
+    """The benchmark's trainer: v1 at ``image_size`` on built-in faces, c_dim 5."""
+    cfg = Config(
+        name="bench",
+        model=ModelConfig(
+            image_size=image_size,
+            c_dim=5,
+            g_conv_dim=conv_dim,
+            d_conv_dim=conv_dim,
+            d_repeat_num=6 if image_size >= 64 else 4,
+        ),
+        data=DataConfig(dataset="faces-attr", num_train=max(4 * batch_size, 64)),
+        train=TrainConfig(
+            batch_size=batch_size,
+            num_iters=10**6,
+            tensorboard=False,
+            device=device,
+            fast_kernels=not plain,
+        ),
+    )
+    data = load_builtin("faces-attr", "train", image_size, cfg.data.num_train, cache_dir=tmp)
+    if not plain:
+        keep_freed_memory()  # as run_training does (process-wide: stays on afterwards)
+    return Trainer(cfg, tmp, data)
+
+
+def _minor_faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def _cycle_flops(trainer: Trainer, n_critic: int) -> float:

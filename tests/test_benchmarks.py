@@ -54,6 +54,18 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
             + ["--warmup-cycles", "0", "--flops", "--threads", "1"],
             {"sec_per_iter", "gflop_per_iter", "gflops_achieved"},
         ),
+        (
+            "train_speed.py",
+            ["--image-size", "16", "--batch-size", "2", "--conv-dim", "8", "--cycles", "1"]
+            + ["--warmup-cycles", "0", "--plain", "--threads", "1"],
+            {"sec_per_iter", "cpu_sec_per_iter", "minor_faults_per_iter"},
+        ),
+        (
+            "profile_train.py",
+            ["--image-size", "16", "--batch-size", "2", "--conv-dim", "8", "--threads", "1"]
+            + ["--warmup-cycles", "0", "--top", "5"],
+            {"image_size"},
+        ),
         ("matmul_peak.py", ["--size", "256", "--repeats", "2"], {"gflops_best", "gflops_median"}),
         (
             "serve_load.py",
@@ -75,6 +87,8 @@ def test_benchmark_prints_json_last_line(script: str, args: list[str], keys: set
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert keys <= result.keys()
     assert all(result[k] > 0 for k in keys)
+    if "--plain" in args:
+        assert result["fast_kernels"] is False
 
 
 @pytest.mark.parametrize(("script", "args"), [("loader_speed.py", ["--image-size", "32"])])

@@ -126,6 +126,10 @@ class TrainConfig:
     ``dataset_schedule`` (joint runs): consecutive iterations per dataset in one cycle,
     e.g. ``2,1``; empty: one each, alternating as the paper. G updates on every
     iteration of each ``n_critic``-th cycle, so every dataset trains G.
+
+    ``fast_kernels``: the same math through faster kernels (D's small-map convolutions as
+    matrix products on CPU, fused Adam), equal to the plain path within float rounding;
+    false: stock PyTorch ops only, bit-identical to the official solver's arithmetic.
     """
 
     batch_size: int = 16
@@ -140,6 +144,7 @@ class TrainConfig:
     keep_ckpts: int = 3
     tensorboard: bool = True
     dataset_schedule: tuple[int, ...] = ()
+    fast_kernels: bool = True
 
 
 @dataclass(frozen=True)

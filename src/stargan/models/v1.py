@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from stargan.config import ModelConfig
-from stargan.models.layers import ResidualBlock, instance_norm
+from stargan.models.layers import Conv2d, LeakyReLU, ResidualBlock, instance_norm
 
 
 class Generator(nn.Module):
@@ -55,14 +55,15 @@ class Discriminator(nn.Module):
         self, image_size: int = 128, c_dim: int = 5, conv_dim: int = 64, repeat_num: int = 6
     ) -> None:
         super().__init__()
-        layers: list[nn.Module] = [nn.Conv2d(3, conv_dim, 4, 2, 1), nn.LeakyReLU(0.01)]
+        # layers.Conv2d / LeakyReLU: nn's, with faster kernels for the WGAN-GP (see there)
+        layers: list[nn.Module] = [Conv2d(3, conv_dim, 4, 2, 1), LeakyReLU(0.01)]
         ch = conv_dim
         for _ in range(1, repeat_num):
-            layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1), nn.LeakyReLU(0.01)]
+            layers += [Conv2d(ch, ch * 2, 4, 2, 1), LeakyReLU(0.01)]
             ch *= 2
         self.main = nn.Sequential(*layers)
-        self.conv_src = nn.Conv2d(ch, 1, 3, 1, 1, bias=False)
-        self.conv_cls = nn.Conv2d(ch, c_dim, image_size // 2**repeat_num, bias=False)
+        self.conv_src = Conv2d(ch, 1, 3, 1, 1, bias=False)
+        self.conv_cls = Conv2d(ch, c_dim, image_size // 2**repeat_num, bias=False)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # x: [N, 3, H, W] -> out_src [N, 1, H/2^r, W/2^r], out_cls [N, c_dim]

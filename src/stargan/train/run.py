@@ -13,6 +13,7 @@ from stargan.data import check_data_config, load_dataset, named_paths
 from stargan.data.joint import LabelLayout
 from stargan.errors import StarGANError
 from stargan.train.checkpoint import list_checkpoints, resolve_checkpoint
+from stargan.train.memory import keep_freed_memory
 from stargan.train.rundir import list_runs, new_run_dir
 from stargan.train.v1 import Trainer
 from stargan.train.v2 import V2Trainer
@@ -102,6 +103,8 @@ def run_training(
         ckpt = None
     if cfg.train.threads > 0:
         torch.set_num_threads(cfg.train.threads)
+    if cfg.train.fast_kernels:
+        keep_freed_memory()
     train_sets = load_splits(cfg, "train", progress)
     for data_cfg, data in zip(cfg.datasets, train_sets, strict=True):
         if len(data) < cfg.train.batch_size:
