@@ -91,6 +91,7 @@ def train(
     from stargan.data import summarize
     from stargan.data.report import balance_report
     from stargan.train import prepare_config, run_training
+    from stargan.train.distributed import world_from_env
     from stargan.train.run import data_assignments
 
     base = get_preset(preset)
@@ -110,7 +111,8 @@ def train(
                 click.echo(balance_report(f"{data_cfg.label} {split}", summary))
         return
     run_dir = run_training(base, Path(outdir), resume, sets, progress=not quiet)
-    click.echo(f"run folder: {run_dir}")
+    if world_from_env().is_main:  # torchrun: one line, not one per process
+        click.echo(f"run folder: {run_dir}")
 
 
 # ---------------------------------------------------------------------- export

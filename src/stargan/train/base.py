@@ -21,6 +21,7 @@ from stargan.data.joint import LabelLayout
 from stargan.images import make_grid, save_png
 from stargan.models import build
 from stargan.train.checkpoint import TrainState, load_checkpoint, save_checkpoint
+from stargan.train.distributed import World, any_rank, init_process_group
 from stargan.train.logging import StatsLogger, mean_parts
 from stargan.train.schedule import linear_decay_lr
 
@@ -77,8 +78,10 @@ class TrainerBase:
         cfg: Config,
         run_dir: Path,
         train_sets: ImageLabelDataset | list[ImageLabelDataset],
+        world: World = World(),
     ) -> None:
         self.cfg = cfg
+        self.world = world
         self.run_dir = run_dir
         self.datas = as_list(train_sets)
         names = tuple(d.label for d in cfg.datasets)
@@ -86,7 +89,10 @@ class TrainerBase:
             raise ValueError(f"{len(self.datas)} training sets for {len(names)} datasets")
         self.layout = LabelLayout(names, tuple(d.spec for d in self.datas))
         self.schedule = cfg.train.dataset_schedule or (1,) * len(self.datas)
-        self.device = pick_device(cfg.train.device)
+        if world.distributed:
+            self.device = init_process_group(world, cfg.train.device)
+        else:
+            self.device = pick_device(cfg.train.device)
         self.state = TrainState(step=0, g_updates=0)
 
     @property
@@ -132,15 +138,18 @@ class TrainerBase:
         )
 
     def fit(self, progress: bool = True, until: int | None = None) -> TrainState:
-        """Train to ``until`` (default: num_iters); checkpoint on SIGINT/SIGTERM and at end."""
+        """Train to ``until`` (default: num_iters); checkpoint on SIGINT/SIGTERM and at end.
+        Under torchrun, rank 0 logs, samples and checkpoints; a signal to any rank stops
+        all of them after the same step."""
         t = self.cfg.train
         end = min(until or t.num_iters, t.num_iters)
-        logger = StatsLogger(self.run_dir, t.tensorboard)
+        main = self.world.is_main
+        logger = StatsLogger(self.run_dir, t.tensorboard) if main else None
         history: list[dict[str, torch.Tensor]] = []
         bar = tqdm(
             total=end,
             initial=self.state.step,
-            disable=not progress,
+            disable=not (progress and main),
             unit="it",
             dynamic_ncols=True,
             desc=self.run_dir.name,
@@ -148,10 +157,13 @@ class TrainerBase:
         last_tick = time.time()
         try:
             with _stop_on_signal() as stop:
-                while self.state.step < end and not stop.requested:
+                while self.state.step < end and not any_rank(stop.requested, self.world):
                     history.append(self.train_step())
                     bar.update(1)
                     step = self.state.step
+                    if not main:
+                        history = []
+                        continue
                     if step % t.log_every == 0 or step == end:
                         values = mean_parts(history)
                         now = time.time()
@@ -165,11 +177,12 @@ class TrainerBase:
                         self.save_samples()
                     if step % t.ckpt_every == 0 or step == end:
                         self.checkpoint()
-                if stop.requested and self.state.step % t.ckpt_every:
+                if main and self.state.step < end and self.state.step % t.ckpt_every:
                     self.checkpoint()  # nothing lost on Ctrl-C
         finally:
             bar.close()
-            logger.close()
+            if logger is not None:
+                logger.close()
         return self.state
 
 

@@ -7,12 +7,20 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 
 from stargan.config import Config, apply_overrides, load_config, validate
 from stargan.data import check_data_config, load_dataset, named_paths
 from stargan.data.joint import LabelLayout
 from stargan.errors import StarGANError
 from stargan.train.checkpoint import list_checkpoints, resolve_checkpoint
+from stargan.train.distributed import (
+    World,
+    broadcast_object,
+    init_process_group,
+    max_weight_gap,
+    world_from_env,
+)
 from stargan.train.memory import keep_freed_memory
 from stargan.train.rundir import list_runs, new_run_dir
 from stargan.train.v1 import Trainer
@@ -93,7 +101,26 @@ def run_training(
     progress: bool = True,
 ) -> Path:
     """Train (or continue) a run; returns its folder. The resolved config is written to
-    ``config.json`` before step 0."""
+    ``config.json`` before step 0. Under torchrun every process calls this; see
+    :mod:`stargan.train.distributed` for what each rank does."""
+    world = world_from_env()
+    if world.distributed:
+        init_process_group(world, cfg.train.device)
+    try:
+        return _run(cfg, outdir, resume, overrides, progress, world)
+    finally:
+        if world.distributed:
+            dist.destroy_process_group()
+
+
+def _run(
+    cfg: Config,
+    outdir: Path,
+    resume: str | None,
+    overrides: list[str],
+    progress: bool,
+    world: World,
+) -> Path:
     if resume:
         ckpt = find_resume(outdir, resume)
         run_dir = ckpt.parent.parent
@@ -101,6 +128,10 @@ def run_training(
     else:
         cfg = prepare_config(cfg, overrides)
         ckpt = None
+    if world.distributed and cfg.model.arch != "v1":
+        raise StarGANError("training under torchrun supports StarGAN v1 so far (model.arch v1)")
+    world.local_batch(cfg.train.batch_size)  # divisible by the world size
+    progress = progress and world.is_main
     if cfg.train.threads > 0:
         torch.set_num_threads(cfg.train.threads)
     if cfg.train.fast_kernels:
@@ -114,21 +145,34 @@ def run_training(
             )
     sample_sets = load_splits(cfg, "test", progress)
     if ckpt is None:
-        run_dir = new_run_dir(outdir, cfg.name)
-    trainer = TRAINERS[cfg.model.arch](cfg, run_dir, train_sets, sample_sets)
+        run_dir = broadcast_object(new_run_dir(outdir, cfg.name) if world.is_main else None, world)
+    trainer = TRAINERS[cfg.model.arch](cfg, run_dir, train_sets, sample_sets, world)
     if ckpt is not None:
         _check_same_labels(ckpt, trainer.layout)
         trainer.resume(ckpt)
-        _drop_stats_after(run_dir / "stats.jsonl", trainer.state.step)
+        if world.is_main:
+            _drop_stats_after(run_dir / "stats.jsonl", trainer.state.step)
         if progress:
             print(f"resumed {run_dir} at iteration {trainer.state.step}")
-    else:
+    elif world.is_main:
         _write_summary(
             run_dir, {d.label: s.summary() for d, s in zip(cfg.datasets, train_sets, strict=True)}
         )
-    (run_dir / "config.json").write_text(cfg.to_json())
+    if world.is_main:
+        (run_dir / "config.json").write_text(cfg.to_json())
     trainer.fit(progress=progress)
+    if world.distributed:
+        _check_in_sync(trainer, world)
     return run_dir
+
+
+def _check_in_sync(trainer, world: World) -> None:
+    """DDP keeps every rank's weights identical; say so, or stop loudly if not."""
+    gaps = {name: max_weight_gap(net, world) for name, net in trainer.nets.items()}
+    if any(gaps.values()):
+        raise StarGANError(f"ranks ended with different weights (max gap per net: {gaps})")
+    if world.is_main:
+        print(f"{world.size} ranks in sync: identical weights ({', '.join(gaps)})")
 
 
 def _check_same_labels(ckpt: Path, layout: LabelLayout) -> None:

@@ -30,6 +30,7 @@ from stargan.train.base import (
     dataset_at,
     step_generator,
 )
+from stargan.train.distributed import World, wrap
 
 # D's convolutions with output maps at most this wide run as matrix products in the fast
 # path on CPU: the measured crossover with oneDNN (batch 16, 64 and 128 px) lies between
@@ -61,14 +62,19 @@ class Trainer(TrainerBase):
         run_dir: Path,
         train_sets: ImageLabelDataset | list[ImageLabelDataset],
         sample_sets: ImageLabelDataset | list[ImageLabelDataset] | None = None,
+        world: World = World(),
     ) -> None:
-        super().__init__(cfg, run_dir, train_sets)
+        super().__init__(cfg, run_dir, train_sets, world)
         nets = build_seeded(cfg, self.device)
         self.G, self.D = nets["G"], nets["D"]
         self.fast_kernels = cfg.train.fast_kernels
         cpu_fast = self.fast_kernels and self.device.type == "cpu"  # oneDNN's weak spot
         use_matmul_convs(self.D, MATMUL_MAX_OUT if cpu_fast else 0)
         relu_out_of_place(self.G)
+        # as called in training: DDP under torchrun (G and D themselves stay plain modules)
+        self.g_train = wrap(self.G, world, self.device)
+        self.d_train = wrap(self.D, world, self.device)
+        self.rows = world.shard(cfg.train.batch_size)  # this rank's rows of the global batch
         o, adam = cfg.optim, self._adam_options()
         self.g_opt = torch.optim.Adam(self.G.parameters(), o.g_lr, (o.beta1, o.beta2), **adam)
         self.d_opt = torch.optim.Adam(self.D.parameters(), o.d_lr, (o.beta1, o.beta2), **adam)
@@ -107,9 +113,11 @@ class Trainer(TrainerBase):
         x_uint8, c_org = data.batch(idx)
         if data_cfg.flip:
             x_uint8 = random_flip(x_uint8, gen)
-        x_real = to_model_range(x_uint8.to(self.device, non_blocking=True))
-        c_org = c_org.to(self.device)
         c_trg = self.layout.specs[part].random_targets(c_org, gen)
+        # randomness drawn for the global batch above; this rank keeps its rows
+        x_uint8, c_org, c_trg = x_uint8[self.rows], c_org[self.rows], c_trg[self.rows]
+        x_real = to_model_range(x_uint8.to(self.device, non_blocking=True))
+        c_org, c_trg = c_org.to(self.device), c_trg.to(self.device)
         return Batch(
             x_real, self.layout.encode(part, c_org), self.layout.encode(part, c_trg), part
         ), gen
@@ -119,11 +127,12 @@ class Trainer(TrainerBase):
     ) -> dict[str, torch.Tensor]:
         """L_D on real images, detached fakes and their interpolates (eqs. 6, 8)."""
         cfg = self.cfg
-        d_src_real, d_cls_real = self.D(b.x_real)
-        d_src_fake, _ = self.D(x_fake)
-        alpha = torch.rand(b.x_real.size(0), 1, 1, 1, generator=gen).to(self.device)
+        d_src_real, d_cls_real = self.d_train(b.x_real)
+        d_src_fake, _ = self.d_train(x_fake)
+        alpha = torch.rand(cfg.train.batch_size, 1, 1, 1, generator=gen)[self.rows]
+        alpha = alpha.to(self.device)
         x_hat = (alpha * b.x_real + (1 - alpha) * x_fake).requires_grad_(True)
-        d_src_hat, _ = self.D(x_hat)
+        d_src_hat, _ = self.d_train(x_hat)
         gp = losses.gradient_penalty(d_src_hat, x_hat)
         own = self.layout.part(b.part)  # the classification loss sees the known labels only
         loss, parts = losses.d_loss(
@@ -144,12 +153,13 @@ class Trainer(TrainerBase):
     def g_step(self, b: Batch, x_fake: torch.Tensor) -> dict[str, torch.Tensor]:
         """L_G (eq. 7) for x_fake = G(x_real, c_trg), still attached to G's graph."""
         cfg = self.cfg
-        self.D.requires_grad_(False)  # G's loss needs gradients through D, not of D's weights
+        # G's loss needs gradients through D, not of D's weights (nor DDP's sync of them)
+        self.D.requires_grad_(False)
         try:
             d_src_fake, d_cls_fake = self.D(x_fake)
         finally:
             self.D.requires_grad_(True)
-        x_rec = self.G(x_fake, b.c_org)
+        x_rec = self.g_train(x_fake, b.c_org)
         own = self.layout.part(b.part)
         loss, parts = losses.g_loss(
             d_src_fake,
@@ -185,7 +195,7 @@ class Trainer(TrainerBase):
         self.set_lr(step)
         batch, gen = self.make_batch(step)
         with torch.set_grad_enabled(update_g):
-            x_fake = self.G(batch.x_real, batch.c_trg)
+            x_fake = self.g_train(batch.x_real, batch.c_trg)
         parts = self.d_step(batch, x_fake.detach(), gen)
         if update_g:
             parts |= self.g_step(batch, x_fake)

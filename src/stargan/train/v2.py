@@ -29,6 +29,7 @@ from stargan.data.sampling import DomainIndex, random_resized_crop
 from stargan.errors import StarGANError
 from stargan.models.v2 import he_init_
 from stargan.train.base import N_SAMPLE, TrainerBase, as_list, build_seeded, step_generator
+from stargan.train.distributed import World
 
 TRAINED = ("G", "F", "E")  # the networks with a running average (EMA) for sampling
 N_LATENTS = 3  # latent-grid outputs per domain
@@ -73,8 +74,11 @@ class V2Trainer(TrainerBase):
         run_dir: Path,
         train_sets: ImageLabelDataset | list[ImageLabelDataset],
         sample_sets: ImageLabelDataset | list[ImageLabelDataset] | None = None,
+        world: World = World(),
     ) -> None:
-        super().__init__(cfg, run_dir, train_sets)
+        if world.distributed:
+            raise StarGANError("training under torchrun supports StarGAN v1 so far")
+        super().__init__(cfg, run_dir, train_sets, world)
         if self.spec.kind != "categorical" or self.layout.joint:
             raise StarGANError(
                 "StarGAN v2 learns one dataset of categorical domains (one folder per "
