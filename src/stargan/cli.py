@@ -61,6 +61,18 @@ def cli() -> None:
     metavar="latest|PATH",
     help="Continue the newest run under --outdir, or a run/checkpoint folder.",
 )
+@click.option(
+    "--precision",
+    type=click.Choice(["fp32", "bf16", "fp16"]),
+    default=None,
+    help="Autocast the forward passes (sets train.precision; a GPU option). [default: fp32]",
+)
+@click.option(
+    "--deterministic",
+    is_flag=True,
+    help="Stock kernels only (train.fast_kernels=false): bit-identical to the official "
+    "solver's arithmetic, slower.",
+)
 @click.option("--dry-run", is_flag=True, help="Resolve the config, check the data, print both.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(
@@ -70,6 +82,8 @@ def train(
     on_bad_image: str | None,
     outdir: str,
     resume: str | None,
+    precision: str | None,
+    deterministic: bool,
     dry_run: bool,
     quiet: bool,
 ) -> None:
@@ -86,6 +100,10 @@ def train(
       stargan train --preset afhq-v2 --data /data/afhq
       stargan train --resume latest
       stargan train --preset faces-v1 --dry-run
+      torchrun --nproc_per_node 2 -m stargan train --preset celeba-v1 --data /data/celeba
+
+    Under torchrun, train.batch_size is the global batch, split evenly among the
+    processes (same updates and learning rates as one process; docs/speed.md).
     """
     from stargan.config import apply_overrides
     from stargan.data import summarize
@@ -100,6 +118,8 @@ def train(
         from stargan.train.run import find_resume
 
         base = load_config(find_resume(Path(outdir), resume) / "config.json")
+    overrides += (f"train.precision={precision}",) if precision else ()
+    overrides += ("train.fast_kernels=false",) if deterministic else ()
     named = apply_overrides(base, list(overrides))  # --set may rename or swap datasets
     sets = list(overrides) + data_assignments(named, data_paths, on_bad_image)
     if dry_run:

@@ -18,6 +18,7 @@ from typing import Any
 
 from stargan.errors import StarGANError
 
+PRECISIONS = ("fp32", "bf16", "fp16")
 ARCHS = ("v1", "v2")
 
 
@@ -130,6 +131,13 @@ class TrainConfig:
     ``fast_kernels``: the same math through faster kernels (D's small-map convolutions as
     matrix products on CPU, fused Adam), equal to the plain path within float rounding;
     false: stock PyTorch ops only, bit-identical to the official solver's arithmetic.
+
+    ``precision``: ``fp32``, or ``bf16`` / ``fp16`` autocast of the forward passes (fp16
+    with loss scaling); a GPU setting (on this project's CPUs bf16 is no faster).
+    ``channels_last``: NHWC activations and weights (GPU tensor cores). ``compile``:
+    ``torch.compile`` of the generator (D stays eager: the gradient penalty's double
+    backward is not supported by compiled graphs). ``tf32``: TF32 matmuls and convolutions
+    on CUDA when ``precision`` is fp32.
     """
 
     batch_size: int = 16
@@ -145,6 +153,10 @@ class TrainConfig:
     tensorboard: bool = True
     dataset_schedule: tuple[int, ...] = ()
     fast_kernels: bool = True
+    precision: str = "fp32"
+    channels_last: bool = False
+    compile: bool = False
+    tf32: bool = True
 
 
 @dataclass(frozen=True)
@@ -177,6 +189,14 @@ def validate(cfg: Config) -> Config:
     m, t, o = cfg.model, cfg.train, cfg.optim
     if m.arch not in ARCHS:
         raise StarGANError(f"model.arch must be one of {', '.join(ARCHS)} (got {m.arch!r})")
+    if t.precision not in PRECISIONS:
+        raise StarGANError(
+            f"train.precision must be one of {', '.join(PRECISIONS)} (got {t.precision!r})"
+        )
+    if m.arch == "v2" and (t.precision != "fp32" or t.compile or t.channels_last):
+        raise StarGANError(
+            "train.precision, compile and channels_last are StarGAN v1 options so far"
+        )
     if m.arch == "v2":
         _check_v2(cfg)
     elif m.image_size % (2**m.d_repeat_num) or m.image_size < 2**m.d_repeat_num:

@@ -26,16 +26,24 @@ def classification_loss(logits: torch.Tensor, c: torch.Tensor, kind: LabelKind) 
     return bce / logits.size(0)
 
 
-def gradient_penalty(d_src_hat: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
-    """WGAN-GP term of eq. 8: E[(||grad_x_hat D_src(x_hat)||_2 - 1)^2], per sample."""
+def gradient_penalty(
+    d_src_hat: torch.Tensor, x_hat: torch.Tensor, loss_scale: float | None = None
+) -> torch.Tensor:
+    """WGAN-GP term of eq. 8: E[(||grad_x_hat D_src(x_hat)||_2 - 1)^2], per sample.
+
+    ``loss_scale`` (fp16 training): differentiate ``loss_scale * D_src`` so small gradients
+    survive fp16, then divide the gradient by it (the norm is taken in fp32)."""
+    out = d_src_hat if loss_scale is None else d_src_hat * loss_scale
     (grad,) = torch.autograd.grad(
-        outputs=d_src_hat,
+        outputs=out,
         inputs=x_hat,
-        grad_outputs=torch.ones_like(d_src_hat),
+        grad_outputs=torch.ones_like(out),
         create_graph=True,
         retain_graph=True,
         only_inputs=True,
     )
+    if loss_scale is not None:
+        grad = grad.float() / loss_scale
     norm = grad.flatten(1).norm(2, dim=1)
     return ((norm - 1.0) ** 2).mean()
 

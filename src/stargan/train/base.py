@@ -72,6 +72,7 @@ class TrainerBase:
     nets: dict[str, torch.nn.Module]
     optims: dict[str, torch.optim.Optimizer]
     base_lrs: dict[str, float]
+    scalers: dict[str, torch.amp.GradScaler]  # fp16 loss scalers, checkpointed
 
     def __init__(
         self,
@@ -82,6 +83,7 @@ class TrainerBase:
     ) -> None:
         self.cfg = cfg
         self.world = world
+        self.scalers = {}
         self.run_dir = run_dir
         self.datas = as_list(train_sets)
         names = tuple(d.label for d in cfg.datasets)
@@ -107,7 +109,7 @@ class TrainerBase:
         raise NotImplementedError
 
     def resume(self, ckpt: Path) -> None:
-        self.state = load_checkpoint(ckpt, self.nets, self.optims, self.device)
+        self.state = load_checkpoint(ckpt, self.nets, self.optims, self.device, self.scalers)
 
     def set_lr(self, step: int) -> None:
         t = self.cfg.train
@@ -135,6 +137,7 @@ class TrainerBase:
             self.optims,
             t.keep_ckpts,
             self.layout.to_dict(),
+            {k: s for k, s in self.scalers.items() if s.is_enabled()},
         )
 
     def fit(self, progress: bool = True, until: int | None = None) -> TrainState:

@@ -55,16 +55,20 @@ def save_checkpoint(
     optims: dict[str, torch.optim.Optimizer],
     keep: int,
     labels: list[dict[str, Any]] | None = None,
+    scalers: dict[str, torch.amp.GradScaler] | None = None,
 ) -> Path:
     """Write a checkpoint; ``labels``: the run's label layout (``LabelLayout.to_dict``),
-    so export needs no access to the training data."""
+    so export needs no access to the training data; ``scalers``: fp16 loss scalers (saved
+    beside the optimizers)."""
     final = ckpt_root / f"{_PREFIX}{state.step:07d}"
     tmp = ckpt_root / f".tmp-{final.name}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     for name, net in nets.items():
         _write_tensors(net.state_dict(), tmp / f"{name}.safetensors")
-    torch.save({k: o.state_dict() for k, o in optims.items()}, tmp / "optim.pt")
+    states = {k: o.state_dict() for k, o in optims.items()}
+    states |= {f"scaler/{k}": sc.state_dict() for k, sc in (scalers or {}).items()}
+    torch.save(states, tmp / "optim.pt")
     rng = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
@@ -128,8 +132,10 @@ def load_checkpoint(
     nets: dict[str, nn.Module],
     optims: dict[str, torch.optim.Optimizer] | None,
     device: torch.device,
+    scalers: dict[str, torch.amp.GradScaler] | None = None,
 ) -> TrainState:
-    """Load weights (and optimizers, RNG) in place; returns the step to continue from."""
+    """Load weights (and optimizers, RNG) in place; returns the step to continue from.
+    ``scalers`` missing from the checkpoint (a run continued in fp16) start afresh."""
     try:
         meta = json.loads((ckpt / "state.json").read_text())
         if meta.get("format_version", 0) > FORMAT_VERSION:
@@ -143,6 +149,9 @@ def load_checkpoint(
             states = _torch_load(ckpt / "optim.pt", device)
             for name, opt in optims.items():
                 opt.load_state_dict(states[name])
+            for name, scaler in (scalers or {}).items():
+                if f"scaler/{name}" in states:
+                    scaler.load_state_dict(states[f"scaler/{name}"])
             rng = _torch_load(ckpt / "rng.pt", torch.device("cpu"))
             torch.set_rng_state(rng["torch"])
             if "cuda" in rng and torch.cuda.is_available():

@@ -136,6 +136,10 @@ def _run(
         torch.set_num_threads(cfg.train.threads)
     if cfg.train.fast_kernels:
         keep_freed_memory()
+    if torch.cuda.is_available():  # process-wide CUDA math settings of the run
+        torch.backends.cuda.matmul.allow_tf32 = cfg.train.tf32 and cfg.train.precision == "fp32"
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cudnn.benchmark = cfg.train.fast_kernels  # fixed shapes: autotune
     train_sets = load_splits(cfg, "train", progress)
     for data_cfg, data in zip(cfg.datasets, train_sets, strict=True):
         if len(data) < cfg.train.batch_size:

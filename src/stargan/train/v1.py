@@ -31,6 +31,7 @@ from stargan.train.base import (
     step_generator,
 )
 from stargan.train.distributed import World, wrap
+from stargan.train.precision import Precision, backward_and_step, loss_scale
 
 # D's convolutions with output maps at most this wide run as matrix products in the fast
 # path on CPU: the measured crossover with oneDNN (batch 16, 64 and 128 px) lies between
@@ -71,10 +72,20 @@ class Trainer(TrainerBase):
         cpu_fast = self.fast_kernels and self.device.type == "cpu"  # oneDNN's weak spot
         use_matmul_convs(self.D, MATMUL_MAX_OUT if cpu_fast else 0)
         relu_out_of_place(self.G)
-        # as called in training: DDP under torchrun (G and D themselves stay plain modules)
+        t = cfg.train
+        self.memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
+        if t.channels_last:
+            self.G.to(memory_format=self.memory_format)
+            self.D.to(memory_format=self.memory_format)
+        # as called in training: DDP under torchrun, G compiled on request (G and D
+        # themselves stay plain modules: checkpoints, samples)
         self.g_train = wrap(self.G, world, self.device)
         self.d_train = wrap(self.D, world, self.device)
+        if t.compile:
+            self.g_train = torch.compile(self.g_train)
         self.rows = world.shard(cfg.train.batch_size)  # this rank's rows of the global batch
+        self.precision = Precision(cfg.train.precision, self.device)
+        self.scalers = {"G": self.precision.scaler(), "D": self.precision.scaler()}
         o, adam = cfg.optim, self._adam_options()
         self.g_opt = torch.optim.Adam(self.G.parameters(), o.g_lr, (o.beta1, o.beta2), **adam)
         self.d_opt = torch.optim.Adam(self.D.parameters(), o.d_lr, (o.beta1, o.beta2), **adam)
@@ -116,7 +127,10 @@ class Trainer(TrainerBase):
         c_trg = self.layout.specs[part].random_targets(c_org, gen)
         # randomness drawn for the global batch above; this rank keeps its rows
         x_uint8, c_org, c_trg = x_uint8[self.rows], c_org[self.rows], c_trg[self.rows]
+        if self.device.type == "cuda":  # page-locked: the copy below runs asynchronously
+            x_uint8 = x_uint8.pin_memory()
         x_real = to_model_range(x_uint8.to(self.device, non_blocking=True))
+        x_real = x_real.contiguous(memory_format=self.memory_format)
         c_org, c_trg = c_org.to(self.device), c_trg.to(self.device)
         return Batch(
             x_real, self.layout.encode(part, c_org), self.layout.encode(part, c_trg), part
@@ -127,13 +141,14 @@ class Trainer(TrainerBase):
     ) -> dict[str, torch.Tensor]:
         """L_D on real images, detached fakes and their interpolates (eqs. 6, 8)."""
         cfg = self.cfg
-        d_src_real, d_cls_real = self.d_train(b.x_real)
-        d_src_fake, _ = self.d_train(x_fake)
         alpha = torch.rand(cfg.train.batch_size, 1, 1, 1, generator=gen)[self.rows]
         alpha = alpha.to(self.device)
         x_hat = (alpha * b.x_real + (1 - alpha) * x_fake).requires_grad_(True)
-        d_src_hat, _ = self.d_train(x_hat)
-        gp = losses.gradient_penalty(d_src_hat, x_hat)
+        with self.precision.autocast():  # losses below in fp32
+            d_src_real, d_cls_real = _fp32(*self.d_train(b.x_real))
+            d_src_fake = _fp32(self.d_train(x_fake)[0])[0]
+            d_src_hat = self.d_train(x_hat)[0]
+        gp = losses.gradient_penalty(d_src_hat, x_hat, loss_scale(self.scalers["D"]))
         own = self.layout.part(b.part)  # the classification loss sees the known labels only
         loss, parts = losses.d_loss(
             d_src_real,
@@ -145,9 +160,7 @@ class Trainer(TrainerBase):
             cfg.loss.lambda_cls,
             cfg.loss.lambda_gp,
         )
-        self.d_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.d_opt.step()
+        backward_and_step(loss, self.d_opt, self.scalers["D"])
         return self._per_dataset(parts, b.part, "D/loss_cls")
 
     def g_step(self, b: Batch, x_fake: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -156,10 +169,12 @@ class Trainer(TrainerBase):
         # G's loss needs gradients through D, not of D's weights (nor DDP's sync of them)
         self.D.requires_grad_(False)
         try:
-            d_src_fake, d_cls_fake = self.D(x_fake)
+            with self.precision.autocast():
+                d_src_fake, d_cls_fake = _fp32(*self.D(x_fake))
         finally:
             self.D.requires_grad_(True)
-        x_rec = self.g_train(x_fake, b.c_org)
+        with self.precision.autocast():
+            x_rec = self.g_train(x_fake, b.c_org)
         own = self.layout.part(b.part)
         loss, parts = losses.g_loss(
             d_src_fake,
@@ -171,9 +186,7 @@ class Trainer(TrainerBase):
             cfg.loss.lambda_cls,
             cfg.loss.lambda_rec,
         )
-        self.g_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.g_opt.step()
+        backward_and_step(loss, self.g_opt, self.scalers["G"])
         return self._per_dataset(parts, b.part, "G/loss_cls")
 
     def _per_dataset(self, parts: dict[str, torch.Tensor], part: int, key: str):
@@ -194,7 +207,7 @@ class Trainer(TrainerBase):
         update_g = (cycle + 1) % self.cfg.optim.n_critic == 0
         self.set_lr(step)
         batch, gen = self.make_batch(step)
-        with torch.set_grad_enabled(update_g):
+        with torch.set_grad_enabled(update_g), self.precision.autocast():
             x_fake = self.g_train(batch.x_real, batch.c_trg)
         parts = self.d_step(batch, x_fake.detach(), gen)
         if update_g:
@@ -230,6 +243,11 @@ def relu_out_of_place(net: nn.Module) -> None:
     for m in net.modules():
         if isinstance(m, nn.ReLU):
             m.inplace = False
+
+
+def _fp32(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Autocast's half-precision outputs as fp32 for the losses (fp32 ones unchanged)."""
+    return tuple(t.float() for t in tensors)
 
 
 def _once(fn):
