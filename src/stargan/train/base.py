@@ -189,6 +189,18 @@ class TrainerBase:
         return self.state
 
 
+@contextmanager
+def frozen(*nets: torch.nn.Module):
+    """Gradients flow through ``nets`` to their inputs, not into their weights."""
+    for net in nets:
+        net.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for net in nets:
+            net.requires_grad_(True)
+
+
 def as_list(sets: ImageLabelDataset | list[ImageLabelDataset]) -> list[ImageLabelDataset]:
     return [sets] if isinstance(sets, ImageLabelDataset) else list(sets)
 

@@ -28,6 +28,7 @@ from stargan.train.base import (
     as_list,
     build_seeded,
     dataset_at,
+    frozen,
     step_generator,
 )
 from stargan.train.distributed import World, wrap
@@ -167,12 +168,8 @@ class Trainer(TrainerBase):
         """L_G (eq. 7) for x_fake = G(x_real, c_trg), still attached to G's graph."""
         cfg = self.cfg
         # G's loss needs gradients through D, not of D's weights (nor DDP's sync of them)
-        self.D.requires_grad_(False)
-        try:
-            with self.precision.autocast():
-                d_src_fake, d_cls_fake = _fp32(*self.D(x_fake))
-        finally:
-            self.D.requires_grad_(True)
+        with frozen(self.D), self.precision.autocast():
+            d_src_fake, d_cls_fake = _fp32(*self.D(x_fake))
         with self.precision.autocast():
             x_rec = self.g_train(x_fake, b.c_org)
         own = self.layout.part(b.part)

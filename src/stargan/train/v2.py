@@ -15,7 +15,6 @@ step (the official code computes E's gradients and then discards them).
 from __future__ import annotations
 
 import copy
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +27,14 @@ from stargan.data.dataset import ImageLabelDataset, random_flip, to_model_range
 from stargan.data.sampling import DomainIndex, random_resized_crop
 from stargan.errors import StarGANError
 from stargan.models.v2 import he_init_
-from stargan.train.base import N_SAMPLE, TrainerBase, as_list, build_seeded, step_generator
+from stargan.train.base import (
+    N_SAMPLE,
+    TrainerBase,
+    as_list,
+    build_seeded,
+    frozen,
+    step_generator,
+)
 from stargan.train.distributed import World
 
 TRAINED = ("G", "F", "E")  # the networks with a running average (EMA) for sampling
@@ -53,18 +59,6 @@ class V2Batch:
     y_trg: torch.Tensor  # [N] target domains
     z_trg: torch.Tensor  # [N, latent_dim]
     z_trg2: torch.Tensor  # [N, latent_dim]
-
-
-@contextmanager
-def frozen(*nets: nn.Module):
-    """Gradients flow through ``nets`` to their inputs, not into their weights."""
-    for net in nets:
-        net.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for net in nets:
-            net.requires_grad_(True)
 
 
 class V2Trainer(TrainerBase):
