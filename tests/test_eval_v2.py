@@ -136,6 +136,14 @@ def test_metrics_without_a_v2_version_are_skipped_with_the_reason(tmp_path: Path
     assert any("counterfactual: skipped (not defined for StarGAN v2" in s for s in said)
 
 
+def test_v2_metrics_describe_the_v2_protocol(tmp_path: Path) -> None:
+    from stargan.evaluate.metrics import _about, load_metrics
+
+    classification = load_metrics()["classification"]
+    assert "reads as the target domain" in _about(_context(True, tmp_path), classification)
+    assert "Table 3" in classification.about  # what v1 models are told
+
+
 def test_eval_of_a_trained_and_exported_v2_model(
     capsys, monkeypatch, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:

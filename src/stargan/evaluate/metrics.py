@@ -157,7 +157,7 @@ def evaluate_model(
         if why_not:
             log(f"{name}: skipped ({why_not})")
             continue
-        log(f"{name}: {metrics[name].about}")
+        log(f"{name}: {_about(ctx, metrics[name])}")
         start = time.time()
         result = run(ctx)
         record = _header(ctx, name, time.time() - start) | result
@@ -177,6 +177,12 @@ def _runner(ctx: EvalContext, metric: Metric) -> tuple[Callable, str | None]:
     if metric.name not in STYLE_RUNS:
         return metric.run, "not defined for StarGAN v2 models"
     return STYLE_RUNS[metric.name], metric.applies(ctx) if metric.name == "diversity" else None
+
+
+def _about(ctx: EvalContext, metric: Metric) -> str:
+    from stargan.evaluate.style_protocol import STYLE_ABOUT, is_style_model
+
+    return STYLE_ABOUT.get(metric.name, metric.about) if is_style_model(ctx) else metric.about
 
 
 def _header(ctx: EvalContext, name: str, elapsed: float) -> dict[str, Any]:

@@ -251,6 +251,14 @@ STYLE_RUNS |= {
     "speed": run_speed,
 }
 
+# What the v2 version of a metric measures, where it differs from the v1 description.
+STYLE_ABOUT = {
+    "fid": "FID of 10 latent- and reference-guided outputs per source, per (source, "
+    "target) pair, against real target images (StarGAN v2 protocol)",
+    "classification": "share of latent- and reference-guided outputs a ResNet-18 trained "
+    "on real images reads as the target domain",
+}
+
 register(
     Metric(
         "diversity",
