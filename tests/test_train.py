@@ -222,3 +222,15 @@ def test_training_step_matches_the_official_order_of_operations(tmp_path: Path) 
     a, b = _weights(ours), _weights(official)
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+def test_logged_time_continues_across_a_resume(tmp_path: Path) -> None:
+    import json
+
+    from stargan.train.logging import StatsLogger
+
+    (tmp_path / "stats.jsonl").write_text(json.dumps({"step": 5, "time_s": 100.0}) + "\n")
+    logger = StatsLogger(tmp_path, tensorboard=False)
+    logger.log(6, 1, {})
+    last = json.loads((tmp_path / "stats.jsonl").read_text().splitlines()[-1])
+    assert 100.0 <= last["time_s"] < 160.0

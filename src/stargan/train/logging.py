@@ -10,9 +10,12 @@ import torch
 
 
 class StatsLogger:
+    """``time_s`` counts training time across resumes: a continued run starts from the
+    last logged ``time_s``."""
+
     def __init__(self, run_dir: Path, tensorboard: bool = True) -> None:
         self.path = run_dir / "stats.jsonl"
-        self.start = time.time()
+        self.start = time.time() - _last_time(self.path)
         self.tb = None
         if tensorboard:
             try:
@@ -38,6 +41,20 @@ class StatsLogger:
     def close(self) -> None:
         if self.tb is not None:
             self.tb.close()
+
+
+def _last_time(path: Path) -> float:
+    """The ``time_s`` of the last complete record of ``path`` (0 if none)."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return 0.0
+    for line in reversed(lines):
+        try:
+            return float(json.loads(line)["time_s"])
+        except (ValueError, KeyError, TypeError):
+            continue
+    return 0.0
 
 
 def mean_parts(history: list[dict[str, torch.Tensor]]) -> dict[str, float]:
