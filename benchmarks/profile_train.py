@@ -39,6 +39,7 @@ def main() -> None:
     ap.add_argument(
         "--plain", action="store_true", help="train.fast_kernels=false: stock kernels only"
     )
+    ap.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     load_start = os.getloadavg()[0]

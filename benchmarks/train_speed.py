@@ -2,6 +2,7 @@
 
     python benchmarks/train_speed.py --image-size 128 --batch-size 16
     python benchmarks/train_speed.py --image-size 128 --plain     # stock kernels
+    python benchmarks/train_speed.py --image-size 128 --precision bf16
     python benchmarks/train_speed.py --flops --peak-gflops 150    # share of the matmul peak
 
 Prints a table, then the same figures as one JSON object on the last line. Iterations are
@@ -45,6 +46,7 @@ def main() -> None:
     ap.add_argument(
         "--plain", action="store_true", help="train.fast_kernels=false: stock kernels only"
     )
+    ap.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
     ap.add_argument(
         "--peak-gflops",
         type=float,
@@ -87,6 +89,7 @@ def main() -> None:
         "torch": torch.__version__,
         "numpy": np.__version__,
         "fast_kernels": trainer.fast_kernels,
+        "precision": args.precision,
         "cpu_sec_per_iter": cpu_per_iter,
         "minor_faults_per_iter": faults_per_iter,
         "load_avg_1min": load_start,
@@ -106,6 +109,7 @@ def main() -> None:
             ("minor page faults per iteration", f"{faults_per_iter:.0f}"),
             ("peak RSS", f"{rss_gib:.2f} GiB"),
             ("kernels", "stock (--plain)" if args.plain else "fast"),
+            ("precision", args.precision),
             (
                 "1-min load average, start/end",
                 f"{load_start:.2f} / {result['load_avg_1min_end']:.2f}",
@@ -132,7 +136,13 @@ def warmed_trainer(tmp: Path, args: argparse.Namespace) -> Trainer:
     """:func:`build_trainer` from the command line's options, after ``--warmup-cycles``
     whole n_critic cycles (memory, oneDNN's primitive caches)."""
     trainer = build_trainer(
-        tmp, args.image_size, args.batch_size, args.conv_dim, args.device, args.plain
+        tmp,
+        args.image_size,
+        args.batch_size,
+        args.conv_dim,
+        args.device,
+        args.plain,
+        args.precision,
     )
     for _ in range(args.warmup_cycles * trainer.cfg.optim.n_critic):
         trainer.train_step()
@@ -140,7 +150,13 @@ def warmed_trainer(tmp: Path, args: argparse.Namespace) -> Trainer:
 
 
 def build_trainer(
-    tmp: Path, image_size: int, batch_size: int, conv_dim: int, device: str, plain: bool
+    tmp: Path,
+    image_size: int,
+    batch_size: int,
+    conv_dim: int,
+    device: str,
+    plain: bool,
+    precision: str = "fp32",
 ) -> Trainer:
     """The benchmark's trainer: v1 at ``image_size`` on built-in faces, c_dim 5."""
     cfg = Config(
@@ -159,6 +175,7 @@ def build_trainer(
             tensorboard=False,
             device=device,
             fast_kernels=not plain,
+            precision=precision,
         ),
     )
     data = load_builtin("faces-attr", "train", image_size, cfg.data.num_train, cache_dir=tmp)
