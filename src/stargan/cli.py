@@ -338,6 +338,13 @@ def _names(text: str, flag: str) -> list[str]:
     is_flag=True,
     help="With --align: write the whole photo, the translated face(s) blended back in.",
 )
+@click.option(
+    "--int8",
+    is_flag=True,
+    help="Run G in int8 on the CPU (x86 with AVX512-VNNI; v1 models), calibrated on the "
+    "first 16 inputs with the run's targets (one float pass over them: worth it for many "
+    "images). Outputs close to, not equal to, float32's.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def translate(
     model: str,
@@ -351,6 +358,7 @@ def translate(
     align_faces: bool,
     faces: str,
     paste_back: bool,
+    int8: bool,
     quiet: bool,
 ) -> None:
     """Translate images or folders of images with an exported model.
@@ -360,6 +368,7 @@ def translate(
       stargan translate my-model face.png --to Blond_Hair=1 -o out/
       stargan translate my-model photos/ --all-domains --grid -o out/
       stargan translate my-model photo.jpg --align --paste-back --to Blond_Hair=1 -o out/
+      stargan translate my-model photos/ --all-domains --int8 -o out/
     """
     from stargan.translate_files import Alignment, translate_files
 
@@ -377,6 +386,7 @@ def translate(
         device,
         progress=not quiet,
         alignment=Alignment(faces, paste_back) if align_faces else None,
+        int8=int8,
     )
     click.echo(f"translated {done} image(s) into {out}" + (f"; {failed} failed" if failed else ""))
     if failed:
@@ -732,13 +742,22 @@ def demo(preset: str, overrides: tuple[str, ...], outdir: str, n_score: int, qui
 @click.option("--workers", type=click.IntRange(1, 64), default=2, help="Translation threads.")
 @click.option("--max-upload-mb", type=click.FloatRange(0.1, 1024), default=10.0)
 @click.option("--device", default="cpu", help="cpu, cuda or cuda:N.")
-def serve(model: str, host: str, port: int, workers: int, max_upload_mb: float, device: str):
+@click.option(
+    "--int8",
+    is_flag=True,
+    help="Run G in int8 on the CPU (x86 with AVX512-VNNI; v1 models), calibrated at start "
+    "on the 8 built-in sample faces with every single-domain change.",
+)
+def serve(
+    model: str, host: str, port: int, workers: int, max_upload_mb: float, device: str, int8: bool
+):
     """A web page to translate photos with a model: upload (or pick a sample face), choose
     the target domains, download the result. Needs: pip install 'stargan[serve]'.
 
     \b
-    Example:
+    Examples:
       stargan serve runs/00001-demo/model      # then open http://127.0.0.1:7860
+      stargan serve runs/00001-demo/model --int8
     """
     from stargan.serve import run
 
@@ -749,6 +768,7 @@ def serve(model: str, host: str, port: int, workers: int, max_upload_mb: float, 
         workers=workers,
         max_upload_mb=max_upload_mb,
         device=device,
+        int8=int8,
         echo=click.echo,
     )
 

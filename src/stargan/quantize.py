@@ -11,7 +11,8 @@ affine map and the quantization scale fold into one multiply-add; the ReLU is th
 clamp at the zero point).
 
 Inference only: no gradients and no ``state_dict`` to save; quantize again after
-loading the float model (calibration takes seconds).
+loading the float model (calibration takes seconds). ``Translator.quantize`` does that
+for a model folder; ``stargan translate --int8`` and ``stargan serve --int8`` call it.
 
 Why not the other PyTorch routes (torch 2.13, measured on a 2-core AVX512-VNNI CPU):
 - eager ``torch.ao.quantization`` (deprecated) converts, but its quantized instance
@@ -27,6 +28,8 @@ per output-pixel phase, interleaved afterwards (the same multiplies).
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
@@ -39,7 +42,13 @@ from stargan.models.layers import ResidualBlock
 if TYPE_CHECKING:
     from stargan.translate import Translator
 
-__all__ = ["Int8Generator", "calibration_set", "int8_unsupported_reason", "quantize_generator"]
+__all__ = [
+    "Int8Generator",
+    "calibration_set",
+    "int8_unsupported_reason",
+    "quantize_generator",
+    "require_int8",
+]
 
 
 def int8_unsupported_reason() -> str | None:
@@ -50,6 +59,35 @@ def int8_unsupported_reason() -> str | None:
     if not torch.cpu._is_vnni_supported():
         return "this CPU lacks AVX512-VNNI, which the int8 convolution needs"
     return None
+
+
+def require_int8(device: str | torch.device, model_dir: str | Path | None = None) -> None:
+    """Raise one clear StarGANError unless int8 inference can run: a StarGAN v1 model
+    (``model_dir``'s declared kind, when given), on the CPU, of a machine that supports it.
+    Commands call it before loading anything."""
+    kind = _declared_kind(Path(model_dir)) if model_dir is not None else None
+    if kind is not None and kind != "stargan-v1":
+        raise StarGANError(
+            f"int8 inference is for StarGAN v1 models only; {model_dir} holds a {kind!r} model"
+        )
+    if str(device).split(":")[0] != "cpu":
+        raise StarGANError(
+            f"int8 inference is a CPU path (oneDNN on x86 with VNNI), not for device "
+            f"{device!r}: drop --int8, or use --device cpu"
+        )
+    reason = int8_unsupported_reason()
+    if reason is not None:
+        raise StarGANError(f"int8 inference is not available: {reason}")
+
+
+def _declared_kind(model_dir: Path) -> str | None:
+    """The ``kind`` in a model folder's config.json; None when unreadable (the loader's
+    errors then say what is wrong with the folder)."""
+    try:
+        kind = json.loads((model_dir / "config.json").read_text()).get("kind")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return kind if isinstance(kind, str) else None
 
 
 @torch.no_grad()

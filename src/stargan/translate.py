@@ -31,6 +31,7 @@ from stargan.data.labels import LabelSpec, parse_pairs
 from stargan.errors import StarGANError
 from stargan.images import center_crop_resize, pil_to_uint8_tensor, to_rgb
 from stargan.models.v1 import Discriminator, Generator
+from stargan.quantize import Int8Generator, calibration_set, quantize_generator, require_int8
 
 FORMAT_VERSION = 2  # the newest this code reads; single-dataset folders are still written as 1
 KIND = "stargan-v1"
@@ -72,8 +73,18 @@ class Translator:
     def image_size(self) -> int:
         return self.model_cfg.image_size
 
+    @property
+    def int8(self) -> bool:
+        """Whether G is the int8 copy made by ``quantize``."""
+        return isinstance(self.G, Int8Generator)
+
     # ------------------------------------------------------------ save / load
     def save_pretrained(self, path: str | Path, with_discriminator: bool = True) -> Path:
+        if self.int8:  # its packed int8 kernels are not G's weights: nothing loadable to write
+            raise StarGANError(
+                "cannot save an int8 translator (quantized G has no weights to save): save "
+                "the float model, and call .quantize() again after loading it"
+            )
         path = Path(path)
         try:
             path.mkdir(parents=True, exist_ok=True)
@@ -113,6 +124,31 @@ class Translator:
             if k not in ("format_version", "kind", "model", "labels", "datasets")
         }
         return cls(G.to(device), model_cfg, layout, D.to(device) if D else None, meta)
+
+    # ------------------------------------------------------------ int8
+    @torch.no_grad()
+    def quantize(
+        self,
+        calibration_images: Any,
+        target: Target | None = None,
+        c_org: torch.Tensor | None = None,
+    ) -> Translator:
+        """Swap G for its int8 copy (``stargan.quantize``: CPU only, x86 with VNNI), in
+        place; returns self. Calibrated on ``calibration_images`` (any input ``translate``
+        takes; the images to translate, or ones like them) with ``target``'s labels, or,
+        when None, with every single-domain change (the targets of ``all_domains``).
+        ``c_org``: the images' labels, else D_cls estimates them. The int8 translator
+        cannot be saved: save the float one, quantize after loading."""
+        if self.int8:
+            raise StarGANError("this translator's G is already int8")
+        require_int8(self.device)
+        x = self.preprocess(calibration_images)
+        if target is None:
+            x, c_trg = calibration_set(self, x, c_org)
+        else:
+            c_trg = self.target_labels(target, c_org, x)
+        self.G = quantize_generator(self.G, x, c_trg)
+        return self
 
     # ------------------------------------------------------------ inference
     def preprocess(self, images: Any) -> torch.Tensor:

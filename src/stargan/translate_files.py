@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +32,12 @@ from stargan.images import (
     pil_to_uint8_tensor,
     save_png,
 )
+from stargan.quantize import require_int8
 from stargan.translate import Translator
+
+# --int8 calibrates on the first this many model inputs (with the run's targets); the
+# same inputs give the same int8 model, whatever --batch-size.
+INT8_CALIBRATION_IMAGES = 16
 
 
 @dataclass(frozen=True)
@@ -63,10 +69,13 @@ def translate_files(
     device: str,
     progress: bool = True,
     alignment: Alignment | None = None,
+    int8: bool = False,
 ) -> tuple[int, int]:
     """Translate every readable input; returns (translated, failed). Unreadable inputs (and,
     with several inputs, photos where ``alignment`` finds no face) are reported one line each
-    and skipped, the rest still processed."""
+    and skipped, the rest still processed. ``int8``: G runs in int8 (``_quantize``)."""
+    if int8:
+        require_int8(device, model)  # v1 folder, CPU, VNNI: one error before any loading
     tr = Translator.from_pretrained(model, device=_device(device))
     assignments = None
     if target:
@@ -79,6 +88,8 @@ def translate_files(
     _check_unique_stems(paths)
     if alignment:
         opencv()  # a missing OpenCV is one error, not one per photo
+    if int8:
+        _quantize(tr, paths, alignment, assignments)
     # --paste-back keeps each photo until its faces are back in it: one photo at a time
     step = 1 if alignment and alignment.paste_back else batch_size
     failed, done, rows = 0, 0, []
@@ -119,8 +130,35 @@ def _check_unique_stems(paths: list[Path]) -> None:
             )
 
 
-def _load(p: Path, tr: Translator, alignment: Alignment | None) -> list[_Item]:
-    """The model inputs of one file: the image itself, or its aligned face(s)."""
+def _quantize(
+    tr: Translator,
+    paths: list[Path],
+    alignment: Alignment | None,
+    assignments: dict[str, float] | None,
+) -> None:
+    """``--int8``: G swapped for its int8 copy, calibrated on the first
+    INT8_CALIBRATION_IMAGES model inputs with the run's targets (``assignments``, else every
+    single-domain change). Unreadable inputs are skipped here; the main loop reports them."""
+    images: list[Image.Image] = []
+    for p in paths:
+        if len(images) >= INT8_CALIBRATION_IMAGES:
+            break
+        try:
+            images += [it.image for it in _load(p, tr, alignment, notes=False)]
+        except StarGANError:
+            continue
+    if not images:
+        return  # nothing readable: nothing will be translated
+    images = images[:INT8_CALIBRATION_IMAGES]
+    start = time.perf_counter()
+    tr.quantize(images, assignments)
+    seconds = time.perf_counter() - start
+    click.echo(f"int8: G calibrated on {len(images)} input(s) in {seconds:.1f} s", err=True)
+
+
+def _load(p: Path, tr: Translator, alignment: Alignment | None, notes: bool = True) -> list[_Item]:
+    """The model inputs of one file: the image itself, or its aligned face(s); ``notes``:
+    say when a photo has several faces."""
     photo = load_rgb(p)
     if alignment is None:
         return [_Item(p, p.stem, center_crop_resize(photo, tr.image_size, tr.crop))]
@@ -128,11 +166,12 @@ def _load(p: Path, tr: Translator, alignment: Alignment | None) -> list[_Item]:
     if not faces:
         raise NoFaceError(f"no face found in {p} (try without --align, or a larger, frontal photo)")
     if len(faces) > 1 and alignment.faces == "largest":
-        click.echo(
-            f"note: {len(faces)} faces found in {p}; translating the largest "
-            "(--faces all for every one)",
-            err=True,
-        )
+        if notes:
+            click.echo(
+                f"note: {len(faces)} faces found in {p}; translating the largest "
+                "(--faces all for every one)",
+                err=True,
+            )
         faces = faces[:1]
     items = []
     for i, face in enumerate(faces):

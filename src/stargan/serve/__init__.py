@@ -29,7 +29,7 @@ def _require() -> None:
 
 def run(model_dir: str | Path, host: str = "127.0.0.1", port: int = 7860, **options: Any) -> None:
     """Serve the page until Ctrl-C; options as ``server.serve`` (workers, max_upload_mb,
-    device, log_level, echo)."""
+    device, int8, log_level, echo)."""
     _require()
     from stargan.serve.server import serve
 

@@ -51,6 +51,7 @@ from stargan.data.dataset import to_model_range, to_uint8
 from stargan.data.faces import params_for, render
 from stargan.errors import StarGANError
 from stargan.images import MAX_PIXELS, center_crop_resize, make_grid, pil_to_uint8_tensor
+from stargan.quantize import require_int8
 from stargan.serve.kinds import KINDS, flag, kind_of
 from stargan.serve.uploads import FORMAT_NAMES, MAX_UPLOAD_BYTES, UploadError, decode_image
 
@@ -78,17 +79,26 @@ def create_app(
     workers: int = 2,
     max_pending: int = 32,
     device: str = "cpu",
+    int8: bool = False,
     allowed_hosts: list[str] | None = None,
 ) -> FastAPI:
     """The app for one model folder. ``workers``: translations run at once; ``max_pending``:
-    requests accepted at once (more get 503 before their body is read); ``allowed_hosts``:
-    the Host header names answered (None: any; ``server.serve`` sets the loopback names when
-    bound to loopback, against DNS rebinding)."""
+    requests accepted at once (more get 503 before their body is read); ``int8``: G runs in
+    int8 (CPU, x86 with VNNI; v1), calibrated at start on the built-in sample faces, as the
+    page sends them, with every single-domain change; ``allowed_hosts``: the Host header
+    names answered (None: any; ``server.serve`` sets the loopback names when bound to
+    loopback, against DNS rebinding)."""
     path = Path(model_dir)
+    if int8:
+        require_int8(device, path)  # v1 folder, CPU, VNNI: one error before any loading
     kind_name = kind_of(path)
     kind = KINDS[kind_name]
     model = kind.load(path, device)
     size, crop = kind.image_size(model), kind.crop(model)
+    seed = getattr(model, "meta", {}).get("data_seed", 0)
+    sample_size = min(max(size, SAMPLE_SIZE[0]), SAMPLE_SIZE[1])
+    if int8:
+        kind.quantize(model, _sample_inputs(seed, sample_size, size, crop))
     # torch's intra-op thread count is per thread under OpenMP: the workers take this one's
     executor = ThreadPoolExecutor(
         workers,
@@ -97,8 +107,6 @@ def create_app(
         initargs=(torch.get_num_threads(),),
     )
     page, csp = _page()
-    seed = getattr(model, "meta", {}).get("data_seed", 0)
-    sample_size = min(max(size, SAMPLE_SIZE[0]), SAMPLE_SIZE[1])
     align_note = _align_note()
     description = {
         "kind": kind_name,
@@ -305,6 +313,16 @@ def _align_note() -> str | None:
 @cache
 def _sample_png(seed: int, k: int, size: int) -> bytes:
     return _png(render(params_for(seed, "test", k), size))
+
+
+def _sample_inputs(seed: int, sample_size: int, size: int, crop: int) -> list[Image.Image]:
+    """The built-in sample faces as model inputs, as when the page sends one (no alignment)."""
+    return [
+        center_crop_resize(
+            Image.fromarray(render(params_for(seed, "test", k), sample_size)), size, crop
+        )
+        for k in range(N_SAMPLES)
+    ]
 
 
 def _png(array: np.ndarray) -> bytes:

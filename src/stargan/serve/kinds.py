@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
+from PIL import Image
 
 from stargan.data.labels import parse_pairs
 from stargan.errors import StarGANError
@@ -50,6 +51,7 @@ class ModelKind(Protocol):
     def describe(self, model: Any) -> dict[str, Any]: ...
     def parse(self, model: Any, form: Mapping[str, str]) -> Any: ...
     def outputs(self, model: Any, x: torch.Tensor, request: Any) -> Outputs: ...
+    def quantize(self, model: Any, images: list[Image.Image]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,13 @@ class V1:
         # the qualified names the user wrote, for the column title and for target_labels
         named = target if isinstance(target, dict) else _pairs(raw, tr)
         return V1Request(named, part)
+
+    def quantize(self, tr: Translator, images: list[Image.Image]) -> None:
+        """``--int8``: G swapped for its int8 copy, calibrated on ``images`` with every
+        single-domain change of their labels (D_cls's estimate; without D, of all-0 labels:
+        each domain alone, as complete targets set it)."""
+        c_org = None if tr.D is not None else torch.zeros(len(images), tr.layout.dim)
+        tr.quantize(images, c_org=c_org)
 
     @torch.no_grad()  # no_grad is per thread: this runs in a worker thread
     def outputs(self, tr: Translator, x: torch.Tensor, req: V1Request) -> Outputs:

@@ -64,11 +64,13 @@ def serve(
     workers: int = 2,
     max_upload_mb: float = 10,
     device: str = "cpu",
+    int8: bool = False,
     log_level: str = "info",
     echo: Callable[[str], Any] = print,
 ) -> None:
     """Serve the page for ``model_dir`` until interrupted. Loopback by default; any other
-    address exposes the page (no authentication) to everyone who can reach it."""
+    address exposes the page (no authentication) to everyone who can reach it. ``int8``:
+    see ``app.create_app``."""
     loopback = is_loopback(host)
     sock = bind(host, port)  # a busy port fails at once, before the model loads
     try:
@@ -77,6 +79,7 @@ def serve(
             max_upload_bytes=int(max_upload_mb * 2**20),
             workers=workers,
             device=device,
+            int8=int8,
             allowed_hosts=LOOPBACK_NAMES if loopback else None,
         )
     except BaseException:
@@ -87,7 +90,8 @@ def serve(
             f"warning: serving on {host}: anyone who can reach this machine on port "
             f"{sock.getsockname()[1]} can use the page (there is no authentication)"
         )
-    echo(f"stargan serve: {Path(model_dir)} at {url_of(sock)} (Ctrl-C stops)")
+    mode = ", int8 G" if int8 else ""
+    echo(f"stargan serve: {Path(model_dir)}{mode} at {url_of(sock)} (Ctrl-C stops)")
     config = uvicorn.Config(app, log_level=log_level, timeout_keep_alive=5, server_header=False)
     try:
         uvicorn.Server(config).run(sockets=[sock])
