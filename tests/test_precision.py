@@ -14,7 +14,7 @@ from stargan.config import validate
 from stargan.errors import StarGANError
 from stargan.models.v1 import Discriminator
 from stargan.train.checkpoint import list_checkpoints
-from stargan.train.precision import Precision
+from stargan.train.precision import Precision, penalty_scale
 from test_train import _tiny_cfg, _trainer, _weights
 
 
@@ -30,7 +30,10 @@ def _penalty_grads(D: Discriminator, x_hat: torch.Tensor, precision: str, scale=
     return gp.detach(), [g.float() / (scale or 1.0) for g in grads]
 
 
-@pytest.mark.parametrize(("precision", "scale"), [("bf16", None), ("fp16", 1024.0)])
+@pytest.mark.parametrize(
+    ("precision", "scale"),
+    [("bf16", None), ("fp16", penalty_scale(torch.amp.GradScaler("cpu", init_scale=2.0**16)))],
+)
 def test_gradient_penalty_double_backward_under_autocast_matches_fp32(precision, scale):
     torch.manual_seed(0)
     D = Discriminator(image_size=16, c_dim=3, conv_dim=8, repeat_num=2)
@@ -61,14 +64,15 @@ def test_training_under_autocast_tracks_fp32(tmp_path: Path, precision: str) -> 
     assert half.scalers["D"].is_enabled() == (precision == "fp16")
     for _ in range(5):  # one G update
         parts_half, parts_full = half.train_step(), full.train_step()
-    for k, v in parts_full.items():
-        assert torch.isfinite(parts_half[k]), k
-        assert abs(parts_half[k] - v) <= 0.1 * abs(v) + 0.05, k
+        for k, v in parts_full.items():
+            assert torch.isfinite(parts_half[k]), k
+            assert abs(parts_half[k] - v) <= 0.1 * abs(v) + 0.05, k
+    if precision == "fp16":  # no update skipped for an overflow (the scale would halve)
+        assert half.scalers["D"].get_scale() == half.scalers["G"].get_scale() == 2.0**13
     a, b = _weights(half), _weights(full)
     nets = [k for k in a if ".opt" not in k]
     assert any(not torch.equal(a[k], b[k]) for k in nets)  # autocast really ran
-    # fp16: the scaler may skip an overflowing first step or two (then lowers its scale)
-    assert max((a[k] - b[k]).abs().max().item() for k in nets) < 10 * half.cfg.optim.g_lr
+    assert max((a[k] - b[k]).abs().max().item() for k in nets) < 5 * half.cfg.optim.g_lr
 
 
 def test_fp16_loss_scalers_are_checkpointed_and_resumed(tmp_path: Path) -> None:

@@ -70,8 +70,9 @@ def cli() -> None:
 @click.option(
     "--deterministic",
     is_flag=True,
-    help="Stock kernels only (train.fast_kernels=false): bit-identical to the official "
-    "solver's arithmetic, slower.",
+    help="Stock convolution and Adam kernels (train.fast_kernels=false): on CPU "
+    "bit-identical to the official solver's arithmetic; on CUDA deterministic cuDNN, no "
+    "TF32. Slower.",
 )
 @click.option("--dry-run", is_flag=True, help="Resolve the config, check the data, print both.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")

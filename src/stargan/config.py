@@ -130,7 +130,8 @@ class TrainConfig:
 
     ``fast_kernels``: the same math through faster kernels (D's small-map convolutions as
     matrix products on CPU, fused Adam), equal to the plain path within float rounding;
-    false: stock PyTorch ops only, bit-identical to the official solver's arithmetic.
+    false: stock convolution and Adam kernels, on CPU bit-identical to the official
+    solver's arithmetic; on CUDA deterministic cuDNN kernels and no TF32.
 
     ``precision``: ``fp32``, or ``bf16`` / ``fp16`` autocast of the forward passes (fp16
     with loss scaling); a GPU setting (on this project's CPUs bf16 is no faster).

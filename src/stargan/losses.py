@@ -32,8 +32,9 @@ def gradient_penalty(
     """WGAN-GP term of eq. 8: E[(||grad_x_hat D_src(x_hat)||_2 - 1)^2], per sample.
 
     ``loss_scale`` (fp16 training): differentiate ``loss_scale * D_src`` so small gradients
-    survive fp16, then divide the gradient by it (the norm is taken in fp32)."""
-    out = d_src_hat if loss_scale is None else d_src_hat * loss_scale
+    survive fp16, then divide the gradient by it (the norm is taken in fp32). It must be
+    small enough for fp16 (see ``train.precision.PENALTY_SCALE_CAP``)."""
+    out = d_src_hat if loss_scale is None else d_src_hat.float() * loss_scale
     (grad,) = torch.autograd.grad(
         outputs=out,
         inputs=x_hat,

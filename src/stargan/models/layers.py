@@ -44,7 +44,8 @@ class LeakyReLU(nn.LeakyReLU):
     backward of every earlier layer of D on those zeros: about a sixth of a D step's
     convolution work at 128 px, all adding exact zeros to D's gradients. Written as
     ``x * slope`` with ``slope`` read from the detached input, that branch does not exist.
-    Bit-identical: ``x * 1 == x``, and for ``x <= 0`` leaky_relu computes ``x * slope``.
+    Bit-identical in fp32: ``x * 1 == x``, and for ``x <= 0`` leaky_relu computes
+    ``x * slope`` (under fp16/bf16 autocast the slope is rounded to that type).
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -10,7 +10,18 @@ the plain path: autocast and the scaler are disabled pass-throughs.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
+
+from stargan.config import Config
+
+# The gradient penalty's own loss scale never exceeds this: its seed gradient must fit
+# fp16 (max 65504) whatever the loss scale has grown to. It is divided out at once, so it need
+# not equal the loss's scale; 2**10 keeps gradients of ~1e-5 out of fp16's subnormals.
+PENALTY_SCALE_CAP = 2.0**10
+INIT_LOSS_SCALE = 2.0**13
 
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # config.PRECISIONS
 
@@ -30,8 +41,12 @@ class Precision:
         )
 
     def scaler(self) -> torch.amp.GradScaler:
-        """A loss scaler for one optimizer: active for fp16 only."""
-        return torch.amp.GradScaler(self.device_type, enabled=self.name == "fp16")
+        """A loss scaler for one optimizer: active for fp16 only. It starts at 2**13, not
+        torch's 2**16: StarGAN's critic gradients overflowed fp16 at 2**14-2**16 in the
+        first steps of a tiny run (each overflow skips an update and halves the scale)."""
+        return torch.amp.GradScaler(
+            self.device_type, init_scale=INIT_LOSS_SCALE, enabled=self.name == "fp16"
+        )
 
 
 def backward_and_step(
@@ -44,6 +59,26 @@ def backward_and_step(
     scaler.update()
 
 
-def loss_scale(scaler: torch.amp.GradScaler) -> float | None:
-    """The scaler's current factor, or None when it is disabled (fp32, bf16)."""
-    return scaler.get_scale() if scaler.is_enabled() else None
+def penalty_scale(scaler: torch.amp.GradScaler) -> float | None:
+    """The gradient penalty's scale: the scaler's factor up to :data:`PENALTY_SCALE_CAP`,
+    or None when the scaler is disabled (fp32, bf16)."""
+    return min(scaler.get_scale(), PENALTY_SCALE_CAP) if scaler.is_enabled() else None
+
+
+@contextmanager
+def cuda_math(cfg: Config) -> Iterator[None]:
+    """A v1 run's process-wide CUDA settings, restored afterwards: TF32 (``train.tf32``,
+    fp32 precision) and cuDNN autotuning with the fast path; with ``fast_kernels`` off,
+    deterministic cuDNN kernels and no TF32. Nothing changes on CPU or for v2."""
+    if not torch.cuda.is_available() or cfg.model.arch != "v1":
+        yield
+        return
+    t, cudnn, matmul = cfg.train, torch.backends.cudnn, torch.backends.cuda.matmul
+    saved = (matmul.allow_tf32, cudnn.allow_tf32, cudnn.benchmark, cudnn.deterministic)
+    tf32 = t.tf32 and t.precision == "fp32" and t.fast_kernels
+    matmul.allow_tf32 = cudnn.allow_tf32 = tf32
+    cudnn.benchmark, cudnn.deterministic = t.fast_kernels, not t.fast_kernels
+    try:
+        yield
+    finally:
+        matmul.allow_tf32, cudnn.allow_tf32, cudnn.benchmark, cudnn.deterministic = saved

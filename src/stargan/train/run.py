@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -22,6 +23,7 @@ from stargan.train.distributed import (
     world_from_env,
 )
 from stargan.train.memory import keep_freed_memory
+from stargan.train.precision import cuda_math
 from stargan.train.rundir import list_runs, new_run_dir
 from stargan.train.v1 import Trainer
 from stargan.train.v2 import V2Trainer
@@ -104,12 +106,10 @@ def run_training(
     ``config.json`` before step 0. Under torchrun every process calls this; see
     :mod:`stargan.train.distributed` for what each rank does."""
     world = world_from_env()
-    if world.distributed:
-        init_process_group(world, cfg.train.device)
     try:
         return _run(cfg, outdir, resume, overrides, progress, world)
     finally:
-        if world.distributed:
+        if world.distributed and dist.is_initialized():
             dist.destroy_process_group()
 
 
@@ -123,7 +123,6 @@ def _run(
 ) -> Path:
     if resume:
         ckpt = find_resume(outdir, resume)
-        run_dir = ckpt.parent.parent
         cfg = prepare_config(load_config(ckpt / "config.json"), overrides)
     else:
         cfg = prepare_config(cfg, overrides)
@@ -131,15 +130,18 @@ def _run(
     if world.distributed and cfg.model.arch != "v1":
         raise StarGANError("training under torchrun supports StarGAN v1 so far (model.arch v1)")
     world.local_batch(cfg.train.batch_size)  # divisible by the world size
+    if world.distributed:  # the resolved device picks the backend (gloo or NCCL)
+        init_process_group(world, cfg.train.device)
     progress = progress and world.is_main
     if cfg.train.threads > 0:
         torch.set_num_threads(cfg.train.threads)
     if cfg.train.fast_kernels:
         keep_freed_memory()
-    if torch.cuda.is_available():  # process-wide CUDA math settings of the run
-        torch.backends.cuda.matmul.allow_tf32 = cfg.train.tf32 and cfg.train.precision == "fp32"
-        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32
-        torch.backends.cudnn.benchmark = cfg.train.fast_kernels  # fixed shapes: autotune
+    with cuda_math(cfg):
+        return _train(cfg, outdir, ckpt, progress, world)
+
+
+def _train(cfg: Config, outdir: Path, ckpt: Path | None, progress: bool, world: World) -> Path:
     train_sets = load_splits(cfg, "train", progress)
     for data_cfg, data in zip(cfg.datasets, train_sets, strict=True):
         if len(data) < cfg.train.batch_size:
@@ -148,7 +150,9 @@ def _run(
                 f"batch of {cfg.train.batch_size} (lower train.batch_size)"
             )
     sample_sets = load_splits(cfg, "test", progress)
-    if ckpt is None:
+    if ckpt is not None:
+        run_dir = ckpt.parent.parent
+    else:
         run_dir = broadcast_object(new_run_dir(outdir, cfg.name) if world.is_main else None, world)
     trainer = TRAINERS[cfg.model.arch](cfg, run_dir, train_sets, sample_sets, world)
     if ckpt is not None:
@@ -167,6 +171,9 @@ def _run(
     trainer.fit(progress=progress)
     if world.distributed:
         _check_in_sync(trainer, world)
+        del trainer  # DDP's reducers go before the process group does
+        gc.collect()
+        dist.barrier()  # no rank tears down while another is still in a collective
     return run_dir
 
 

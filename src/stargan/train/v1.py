@@ -32,7 +32,7 @@ from stargan.train.base import (
     step_generator,
 )
 from stargan.train.distributed import World, wrap
-from stargan.train.precision import Precision, backward_and_step, loss_scale
+from stargan.train.precision import Precision, backward_and_step, penalty_scale
 
 # D's convolutions with output maps at most this wide run as matrix products in the fast
 # path on CPU: the measured crossover with oneDNN (batch 16, 64 and 128 px) lies between
@@ -54,8 +54,10 @@ class Trainer(TrainerBase):
 
     ``train.fast_kernels`` (default on) runs the same math through faster kernels: D's
     small-map convolutions as matrix products and Adam's fused step, which round
-    differently (~1e-6 relative). Off, every op is stock PyTorch and a run is bit-identical
-    to the official solver's arithmetic. Both keep exact resume and run-to-run equality.
+    differently (~1e-6 relative). Off, convolutions and Adam are stock PyTorch and a CPU
+    run is bit-identical to the official solver's arithmetic (the always-on rewrites,
+    D's LeakyReLU form and G's out-of-place ReLUs, are exact). On CPU both keep exact
+    resume and run-to-run equality; on CUDA the fast path autotunes cuDNN, which may not.
     """
 
     def __init__(
@@ -149,7 +151,7 @@ class Trainer(TrainerBase):
             d_src_real, d_cls_real = _fp32(*self.d_train(b.x_real))
             d_src_fake = _fp32(self.d_train(x_fake)[0])[0]
             d_src_hat = self.d_train(x_hat)[0]
-        gp = losses.gradient_penalty(d_src_hat, x_hat, loss_scale(self.scalers["D"]))
+        gp = losses.gradient_penalty(d_src_hat, x_hat, penalty_scale(self.scalers["D"]))
         own = self.layout.part(b.part)  # the classification loss sees the known labels only
         loss, parts = losses.d_loss(
             d_src_real,
