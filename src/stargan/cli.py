@@ -799,7 +799,7 @@ def list_presets() -> None:
         data = "+".join(d.label for d in cfg.datasets)
         click.echo(
             f"{name:<23} {data:<21} {cfg.model.image_size:>4} px  "
-            f"{cfg.train.num_iters:>7} iterations  {PRESETS[name].__doc__.strip()}"
+            f"{cfg.train.num_iters:>7} iterations  {PRESETS[name].__doc__.strip().splitlines()[0]}"
         )
 
 
