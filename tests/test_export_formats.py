@@ -144,7 +144,6 @@ def test_parity_check_fails_for_another_models_file(tmp_path: Path) -> None:
         check_parity(other, out["file"])
 
 
-@pytest.mark.slow  # ~6 s: torch.export and onnxscript's optimiser, even for a tiny G
 def test_dynamo_exporter_gives_the_same_interface(tmp_path: Path) -> None:
     model = _joint_model(tmp_path / "joint")
     out = export_onnx(model, tmp_path / "joint.onnx", dynamo=True)
