@@ -43,7 +43,7 @@ def _tiny() -> Config:
 
 
 def _demo() -> Config:
-    """The README's main job: built-in faces on a 2-core CPU in about 12 minutes."""
+    """The README's main job: built-in faces on a 2-core CPU in about 7 minutes."""
     # A reduced network at 32 px; lambda_rec 30 instead of 10 because, measured at this
     # budget (1,000-2,000 iterations), it lifted PSNR to the ground truth from 12.6 to
     # 16.8 dB; 60 or 100 gained no PSNR and lost target accuracy.
