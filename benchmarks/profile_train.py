@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from torch.profiler import ProfilerActivity, profile
 
+from stargan.config import PRECISIONS
 from train_speed import warmed_trainer
 
 
@@ -39,7 +40,7 @@ def main() -> None:
     ap.add_argument(
         "--plain", action="store_true", help="train.fast_kernels=false: stock kernels only"
     )
-    ap.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
+    ap.add_argument("--precision", choices=PRECISIONS, default="fp32")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     load_start = os.getloadavg()[0]

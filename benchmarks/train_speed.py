@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from _report import print_report
-from stargan.config import Config, DataConfig, ModelConfig, TrainConfig
+from stargan.config import PRECISIONS, Config, DataConfig, ModelConfig, TrainConfig
 from stargan.data.builtin import load_builtin
 from stargan.train.memory import keep_freed_memory
 from stargan.train.v1 import Trainer
@@ -46,7 +46,7 @@ def main() -> None:
     ap.add_argument(
         "--plain", action="store_true", help="train.fast_kernels=false: stock kernels only"
     )
-    ap.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
+    ap.add_argument("--precision", choices=PRECISIONS, default="fp32")
     ap.add_argument(
         "--peak-gflops",
         type=float,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from stargan.config import PRECISIONS
 from stargan.errors import StarGANError
 from stargan.presets import PRESETS, get_preset
 
@@ -63,9 +64,10 @@ def cli() -> None:
 )
 @click.option(
     "--precision",
-    type=click.Choice(["fp32", "bf16", "fp16"]),
+    type=click.Choice(PRECISIONS),
     default=None,
-    help="Autocast the forward passes (sets train.precision; a GPU option). [default: fp32]",
+    help="Autocast the forward passes (sets train.precision): GPUs, and CPUs with "
+    "AVX512-BF16 for bf16. [default: fp32]",
 )
 @click.option(
     "--deterministic",

@@ -134,7 +134,7 @@ class TrainConfig:
     solver's arithmetic; on CUDA deterministic cuDNN kernels and no TF32.
 
     ``precision``: ``fp32``, or ``bf16`` / ``fp16`` autocast of the forward passes (fp16
-    with loss scaling); a GPU setting (on this project's CPUs bf16 is no faster).
+    with loss scaling); bf16 also pays on CPUs with AVX512-BF16 (docs/speed.md).
     ``channels_last``: NHWC activations and weights (GPU tensor cores). ``compile``:
     ``torch.compile`` of the generator (D stays eager: the gradient penalty's double
     backward is not supported by compiled graphs). ``tf32``: TF32 matmuls and convolutions

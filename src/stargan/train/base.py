@@ -91,10 +91,9 @@ class TrainerBase:
             raise ValueError(f"{len(self.datas)} training sets for {len(names)} datasets")
         self.layout = LabelLayout(names, tuple(d.spec for d in self.datas))
         self.schedule = cfg.train.dataset_schedule or (1,) * len(self.datas)
+        self.device = pick_device(cfg.train.device)
         if world.distributed:
-            self.device = init_process_group(world, cfg.train.device)
-        else:
-            self.device = pick_device(cfg.train.device)
+            self.device = init_process_group(world, self.device)
         self.state = TrainState(step=0, g_updates=0)
 
     @property

@@ -60,12 +60,9 @@ def world_from_env(env: dict[str, str] | None = None) -> World:
     return World(int(env["RANK"]), size, int(env.get("LOCAL_RANK", "0")))
 
 
-def init_process_group(world: World, device: str) -> torch.device:
-    """Join torchrun's process group; returns this rank's device (``auto``: its GPU by
-    LOCAL_RANK if CUDA is there, else the CPU)."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
+def init_process_group(world: World, dev: torch.device) -> torch.device:
+    """Join torchrun's process group (once; later calls only return the device) with the
+    backend for ``dev``; returns this rank's device: its GPU by LOCAL_RANK on CUDA."""
     if dev.type == "cuda":
         dev = torch.device("cuda", world.local_rank)
         torch.cuda.set_device(dev)

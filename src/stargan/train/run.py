@@ -14,6 +14,7 @@ from stargan.config import Config, apply_overrides, load_config, validate
 from stargan.data import check_data_config, load_dataset, named_paths
 from stargan.data.joint import LabelLayout
 from stargan.errors import StarGANError
+from stargan.train.base import pick_device
 from stargan.train.checkpoint import list_checkpoints, resolve_checkpoint
 from stargan.train.distributed import (
     World,
@@ -131,7 +132,7 @@ def _run(
         raise StarGANError("training under torchrun supports StarGAN v1 so far (model.arch v1)")
     world.local_batch(cfg.train.batch_size)  # divisible by the world size
     if world.distributed:  # the resolved device picks the backend (gloo or NCCL)
-        init_process_group(world, cfg.train.device)
+        init_process_group(world, pick_device(cfg.train.device))
     progress = progress and world.is_main
     if cfg.train.threads > 0:
         torch.set_num_threads(cfg.train.threads)
