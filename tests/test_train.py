@@ -38,6 +38,18 @@ def _weights(tr: Trainer) -> dict[str, torch.Tensor]:
     return out
 
 
+def straight_and_resumed(cfg, tmp_path: Path, until: int) -> tuple[Trainer, Trainer]:
+    """A run trained straight through, and one stopped at ``until`` and resumed from disk."""
+    straight = _trainer(cfg, tmp_path / "a")
+    straight.fit(progress=False)
+    first = _trainer(cfg, tmp_path / "b")
+    first.fit(progress=False, until=until)
+    resumed = _trainer(cfg, tmp_path / "b")
+    resumed.resume(list_checkpoints(tmp_path / "b" / "checkpoints")[-1])
+    resumed.fit(progress=False)
+    return straight, resumed
+
+
 def test_steps_give_finite_losses_and_count_g_updates(tmp_path: Path) -> None:
     tr = _trainer(_tiny_cfg(), tmp_path / "run")
     parts = [tr.train_step() for _ in range(10)]

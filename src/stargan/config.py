@@ -20,6 +20,8 @@ from stargan.errors import StarGANError
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 ARCHS = ("v1", "v2")
+G_OUTPUTS = ("image", "residual", "mask")  # v1 G's output (models/v1.py)
+ADV_LOSSES = ("wgan-gp", "ns-r1")  # v1 adversarial loss (losses.py)
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,9 @@ class ModelConfig:
     input is ``c_dim + mask_dim`` wide.
 
     v1 only: ``g_conv_dim``, ``g_repeat_num``, ``d_conv_dim``, ``d_repeat_num``.
+    ``g_skip`` / ``g_output`` (v1): encoder-decoder skips, and G's output as the paper's
+    ``image``, a ``residual`` added to the input, or a ``mask`` blending the input with a
+    colour map (models/v1.py; the quality recipe, docs/quality.md); the paper: false, image.
     v2 only: ``latent_dim`` (z), ``style_dim`` (s), ``mapping_dim`` (F's hidden width),
     ``max_conv_dim``, ``base_dim`` (width after the first conv; 0: the official
     2**14 / image_size), ``w_hpf`` (high-pass skips, CelebA-HQ: 1; needs ``fan_path``,
@@ -45,6 +50,8 @@ class ModelConfig:
     g_repeat_num: int = 6
     d_conv_dim: int = 64
     d_repeat_num: int = 6
+    g_skip: bool = False
+    g_output: str = "image"
     latent_dim: int = 16
     style_dim: int = 64
     mapping_dim: int = 512
@@ -57,13 +64,20 @@ class ModelConfig:
 @dataclass(frozen=True)
 class LossConfig:
     """Loss weights. ``lambda_rec``: the cycle reconstruction loss (v1 paper 10, v2 1).
-    v1 only: ``lambda_cls``, ``lambda_gp`` (WGAN-GP). v2 only: ``lambda_r1`` (R1 on real
-    images), ``lambda_sty`` (style reconstruction), ``lambda_ds`` (diversity sensitive,
-    decayed linearly to 0 over ``ds_iter`` iterations)."""
+    v1 only: ``lambda_cls``; ``adv``, the adversarial loss: ``wgan-gp`` (paper, weight
+    ``lambda_gp``) or ``ns-r1`` (StarGAN v2's non-saturating loss with the R1 penalty on
+    real images, weight ``lambda_r1``; pair it with ``optim.n_critic=1``); ``lambda_mask``
+    (``model.g_output=mask``): weight of the mask's mean, which pushes G to change pixels
+    rather than copy the input (GANimation's attention loss).
+    ``lambda_r1`` (R1 on real images) is also v2's. v2 only: ``lambda_sty`` (style
+    reconstruction), ``lambda_ds`` (diversity sensitive, decayed linearly to 0 over
+    ``ds_iter`` iterations)."""
 
     lambda_cls: float = 1.0
     lambda_rec: float = 10.0
     lambda_gp: float = 10.0
+    adv: str = "wgan-gp"
+    lambda_mask: float = 0.0
     lambda_r1: float = 1.0
     lambda_sty: float = 1.0
     lambda_ds: float = 1.0
@@ -74,7 +88,9 @@ class LossConfig:
 class OptimConfig:
     """Adam for every network. v1 only: ``n_critic`` (D updates per G update). v2 only:
     ``f_lr`` (the mapping network's rate), ``ema_beta`` (the running average of G, F, E
-    used for sampling). ``weight_decay``: Adam's L2 term (v2 paper 1e-4)."""
+    used for sampling). ``weight_decay``: Adam's L2 term (v2 paper 1e-4). v1 only:
+    ``g_ema_beta``, a running average of G's weights kept beside G (updated after every G
+    update) for samples and export, as StarGAN v2 does; 0: none (paper)."""
 
     g_lr: float = 1e-4
     d_lr: float = 1e-4
@@ -84,6 +100,7 @@ class OptimConfig:
     f_lr: float = 1e-6
     weight_decay: float = 0.0
     ema_beta: float = 0.999
+    g_ema_beta: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -200,7 +217,9 @@ def validate(cfg: Config) -> Config:
         )
     if m.arch == "v2":
         _check_v2(cfg)
-    elif m.image_size % (2**m.d_repeat_num) or m.image_size < 2**m.d_repeat_num:
+    else:
+        _check_v1_recipe(cfg)
+    if m.arch == "v1" and (m.image_size % (2**m.d_repeat_num) or m.image_size < 2**m.d_repeat_num):
         raise StarGANError(
             f"model.image_size {m.image_size} must be a positive multiple of 2**d_repeat_num "
             f"= {2**m.d_repeat_num} (the discriminator halves it d_repeat_num times)"
@@ -237,6 +256,27 @@ def validate(cfg: Config) -> Config:
     return cfg
 
 
+def _check_v1_recipe(cfg: Config) -> None:
+    """The quality recipe's v1 options (G's skips and output, adversarial loss, EMA)."""
+    m, loss, o = cfg.model, cfg.loss, cfg.optim
+    if m.g_output not in G_OUTPUTS:
+        raise StarGANError(
+            f"model.g_output must be one of {', '.join(G_OUTPUTS)} (got {m.g_output!r})"
+        )
+    if loss.adv not in ADV_LOSSES:
+        raise StarGANError(f"loss.adv must be one of {', '.join(ADV_LOSSES)} (got {loss.adv!r})")
+    if loss.adv == "ns-r1" and cfg.train.precision == "fp16":
+        raise StarGANError("loss.adv=ns-r1 has no fp16 loss scaling for R1: use bf16 or fp32")
+    if loss.lambda_mask < 0 or loss.lambda_r1 < 0:
+        raise StarGANError("loss.lambda_mask and loss.lambda_r1 must be >= 0")
+    if loss.lambda_mask > 0 and m.g_output != "mask":
+        raise StarGANError(
+            f"loss.lambda_mask weighs G's mask: it needs model.g_output=mask (got {m.g_output})"
+        )
+    if not 0.0 <= o.g_ema_beta < 1.0:
+        raise StarGANError(f"optim.g_ema_beta must be in [0, 1), got {o.g_ema_beta}")
+
+
 def _check_v2(cfg: Config) -> None:
     m, loss, o = cfg.model, cfg.loss, cfg.optim
     size = m.image_size
@@ -244,6 +284,11 @@ def _check_v2(cfg: Config) -> None:
         raise StarGANError(f"model.image_size must be a power of two >= 16 for v2, got {size}")
     if cfg.joint or m.mask_dim:
         raise StarGANError("v2 trains on one dataset (joint datasets are a v1 feature)")
+    if m.g_skip or m.g_output != "image" or loss.adv != "wgan-gp" or o.g_ema_beta:
+        raise StarGANError(
+            "model.g_skip, model.g_output, loss.adv and optim.g_ema_beta are StarGAN v1 "
+            "options (v2 has its own skips, losses and EMA)"
+        )
     positive = {
         "model.latent_dim": m.latent_dim,
         "model.style_dim": m.style_dim,

@@ -48,7 +48,9 @@ def _translator(ckpt: Path, cfg: Config, device: str = "cpu") -> Translator:
     if cfg.model.arch != "v1":
         raise StarGANError(f"{ckpt} is a StarGAN {cfg.model.arch} run, not v1")
     nets = build(cfg.model)
-    state = load_checkpoint(ckpt, nets, None, torch.device(device))
+    # with optim.g_ema_beta, G's running average is the model (as StarGAN v2 samples)
+    g_name = "G_ema" if cfg.optim.g_ema_beta > 0 else "G"
+    state = load_checkpoint(ckpt, {g_name: nets["G"], "D": nets["D"]}, None, torch.device(device))
     return Translator(nets["G"], cfg.model, _layout(ckpt, cfg), nets["D"], _meta(cfg, state, ckpt))
 
 

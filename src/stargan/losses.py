@@ -49,6 +49,32 @@ def gradient_penalty(
     return ((norm - 1.0) ** 2).mean()
 
 
+def r1_penalty(
+    d_src_real: torch.Tensor, x_real: torch.Tensor, loss_scale: float | None = None
+) -> torch.Tensor:
+    """R1 (Mescheder et al. 2018, as StarGAN v2): 0.5 E[||grad_x D_src(x)||^2] on real
+    images, the gradient summed over D_src's patch map. ``loss_scale``: as
+    :func:`gradient_penalty`."""
+    out = d_src_real.sum() if loss_scale is None else d_src_real.float().sum() * loss_scale
+    (grad,) = torch.autograd.grad(out, x_real, create_graph=True)
+    if loss_scale is not None:
+        grad = grad.float() / loss_scale
+    return 0.5 * grad.pow(2).flatten(1).sum(1).mean()
+
+
+def adversarial(d_src: torch.Tensor, real: bool, adv: str = "wgan-gp") -> torch.Tensor:
+    """The adversarial term of D_src's outputs judged as real (``real``) or fake.
+
+    ``wgan-gp`` (eq. 8): -E[D_src] for real, E[D_src] for fake. ``ns-r1``: the
+    non-saturating loss, BCE of D_src's logits, softplus(-D_src) for real and
+    softplus(D_src) for fake (StarGAN v2, eq. 1)."""
+    if adv == "wgan-gp":
+        return -d_src.mean() if real else d_src.mean()
+    if adv == "ns-r1":
+        return F.softplus(-d_src if real else d_src).mean()
+    raise ValueError(f"unknown adversarial loss {adv!r}")
+
+
 def d_loss(
     d_src_real: torch.Tensor,
     d_cls_real: torch.Tensor,
@@ -58,20 +84,23 @@ def d_loss(
     kind: LabelKind,
     lambda_cls: float,
     lambda_gp: float,
+    adv: str = "wgan-gp",
 ) -> tuple[torch.Tensor, Parts]:
     """L_D = -L_adv + lambda_cls L_cls^r (eq. 6), with L_adv the WGAN-GP objective (eq. 8).
 
     -L_adv = -E[D_src(x)] + E[D_src(G(x, c))] + lambda_gp E[(||grad D_src(x_hat)|| - 1)^2].
+    ``adv="ns-r1"``: the non-saturating terms (see :func:`adversarial`), ``gp`` is then
+    the R1 penalty and ``lambda_gp`` its weight (logged as ``D/loss_r1``).
     """
-    loss_real = -d_src_real.mean()
-    loss_fake = d_src_fake.mean()
+    loss_real = adversarial(d_src_real, True, adv)
+    loss_fake = adversarial(d_src_fake, False, adv)
     loss_cls = classification_loss(d_cls_real, c_org, kind)
     loss = loss_real + loss_fake + lambda_cls * loss_cls + lambda_gp * gp
     parts = {
         "D/loss_real": loss_real,
         "D/loss_fake": loss_fake,
         "D/loss_cls": loss_cls,
-        "D/loss_gp": gp,
+        "D/loss_gp" if adv == "wgan-gp" else "D/loss_r1": gp,
         "D/loss": loss,
     }
     return loss, {k: v.detach() for k, v in parts.items()}
@@ -86,10 +115,17 @@ def g_loss(
     kind: LabelKind,
     lambda_cls: float,
     lambda_rec: float,
+    adv: str = "wgan-gp",
+    mask: torch.Tensor | None = None,
+    lambda_mask: float = 0.0,
 ) -> tuple[torch.Tensor, Parts]:
     """L_G = L_adv + lambda_cls L_cls^f + lambda_rec L_rec (eq. 7), with
-    L_adv = -E[D_src(G(x, c))] and L_rec = E[||x - G(G(x, c), c')||_1] (eq. 4)."""
-    loss_fake = -d_src_fake.mean()
+    L_adv = -E[D_src(G(x, c))] and L_rec = E[||x - G(G(x, c), c')||_1] (eq. 4).
+
+    ``adv="ns-r1"``: L_adv = E[softplus(-D_src(G(x, c)))]. ``mask`` (G's attention mask
+    of the fake, 1 = keep the input): adds ``lambda_mask * E[mask]`` (GANimation's
+    attention loss), so that copying the input is not free."""
+    loss_fake = adversarial(d_src_fake, True, adv)
     loss_cls = classification_loss(d_cls_fake, c_trg, kind)
     loss_rec = (x_real - x_rec).abs().mean()
     loss = loss_fake + lambda_cls * loss_cls + lambda_rec * loss_rec
@@ -97,6 +133,10 @@ def g_loss(
         "G/loss_fake": loss_fake,
         "G/loss_cls": loss_cls,
         "G/loss_rec": loss_rec,
-        "G/loss": loss,
     }
+    if mask is not None:
+        loss_mask = mask.float().mean()
+        loss = loss + lambda_mask * loss_mask
+        parts["G/loss_mask"] = loss_mask
+    parts["G/loss"] = loss
     return loss, {k: v.detach() for k, v in parts.items()}

@@ -30,7 +30,7 @@ from stargan.data.joint import LabelLayout
 from stargan.data.labels import LabelSpec, parse_pairs
 from stargan.errors import StarGANError
 from stargan.images import center_crop_resize, pil_to_uint8_tensor, to_rgb
-from stargan.models.v1 import Discriminator, Generator
+from stargan.models.v1 import Discriminator, Generator, generator
 from stargan.quantize import Int8Generator, calibration_set, quantize_generator, require_int8
 
 FORMAT_VERSION = 2  # the newest this code reads; single-dataset folders are still written as 1
@@ -109,8 +109,7 @@ class Translator:
         path = Path(path)
         config = read_model_config(path)
         model_cfg, layout = _checked_model(path, config)
-        m = model_cfg
-        G = Generator(m.c_dim + m.mask_dim, m.g_conv_dim, m.g_repeat_num)
+        G = generator(model_cfg)
         _load_weights(G, path / "model.safetensors")
         D = None
         if (path / "discriminator.safetensors").exists():

@@ -8,16 +8,39 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from stargan.config import ModelConfig
+from stargan.config import G_OUTPUTS, ModelConfig
 from stargan.models.layers import Conv2d, LeakyReLU, ResidualBlock, instance_norm
 
 
 class Generator(nn.Module):
-    """7x7 conv, 2 stride-2 down-convs, residual blocks, 2 stride-2 up-convs, 7x7 conv, tanh."""
+    """7x7 conv, 2 stride-2 down-convs, residual blocks, 2 stride-2 up-convs, 7x7 conv, tanh.
 
-    def __init__(self, c_dim: int, conv_dim: int = 64, repeat_num: int = 6) -> None:
+    The paper's network is the default. Two options of the quality recipe (docs/quality.md)
+    change how much of the input reaches the output; both keep ``main``'s layers and names:
+
+    ``skip``: the encoder's feature maps (after the 7x7 conv and after the first down-conv)
+    are added to the decoder's maps of the same size (U-Net style, as the skip connections
+    of STGAN / AttGAN, without their extra parameters), so detail the bottleneck loses
+    can still reach the output.
+
+    ``output``: ``image`` (paper: ``tanh(conv(h))``); ``residual``: ``clamp(x + conv(h))``,
+    G learns only the change (Shen & Liu, CVPR 2017, residual images); ``mask``: a fourth
+    output channel is an attention mask ``a = sigmoid(.)`` that blends the input with a
+    colour map, ``a * x + (1 - a) * tanh(colour)`` (GANimation, Pumarola et al. 2018).
+    """
+
+    def __init__(
+        self,
+        c_dim: int,
+        conv_dim: int = 64,
+        repeat_num: int = 6,
+        skip: bool = False,
+        output: str = "image",
+    ) -> None:
         super().__init__()
-        self.c_dim = c_dim
+        if output not in G_OUTPUTS:
+            raise ValueError(f"output must be one of {G_OUTPUTS}, got {output!r}")
+        self.c_dim, self.skip, self.output = c_dim, skip, output
         layers: list[nn.Module] = [
             nn.Conv2d(3 + c_dim, conv_dim, 7, 1, 3, bias=False),
             instance_norm(conv_dim),
@@ -39,13 +62,60 @@ class Generator(nn.Module):
                 nn.ReLU(inplace=True),
             ]
             ch //= 2
-        layers += [nn.Conv2d(ch, 3, 7, 1, 3, bias=False), nn.Tanh()]
+        out_ch = 4 if output == "mask" else 3
+        layers += [nn.Conv2d(ch, out_ch, 7, 1, 3, bias=False)]
+        if output == "image":
+            layers += [nn.Tanh()]
         self.main = nn.Sequential(*layers)
+        if output == "residual":  # start as the identity: G(x, c) = x
+            nn.init.zeros_(layers[-1].weight)
+        # skip: the maps after the stem's ReLU (full size) and after the first down-block's
+        # ReLU (half size) are added after the last and the first up-block's ReLUs
+        out_conv = len(layers) - (2 if output == "image" else 1)
+        self.full_at, self.half_at = (out_conv - 1, out_conv - 4) if skip else (-1, -1)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         # x: [N, 3, H, W] in [-1, 1]; c: [N, c_dim] target label -> [N, 3, H, W]
+        return self.outputs(x, c)[0]
+
+    def outputs(self, x: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(G(x, c), and for output "mask" its mask a [N, 1, H, W], 1 = keep the input)."""
         c_map = c.to(x.dtype)[:, :, None, None].expand(-1, -1, x.size(2), x.size(3))
-        return self.main(torch.cat([x, c_map], dim=1))
+        h = self._main(torch.cat([x, c_map], dim=1))
+        if self.output == "image":
+            return h, None
+        if self.output == "residual":
+            return (x + h).clamp(-1.0, 1.0), None
+        a = torch.sigmoid(h[:, 3:])
+        return a * x + (1 - a) * torch.tanh(h[:, :3]), a
+
+    def _main(self, h: torch.Tensor) -> torch.Tensor:
+        if not self.skip:
+            return self.main(h)
+        full, half = h, h
+        for i, layer in enumerate(self.main):
+            h = layer(h)
+            if i == 2:
+                full = h
+            elif i == 5:
+                half = h
+            elif i == self.half_at:
+                h = h + half
+            elif i == self.full_at:
+                h = h + full
+        return h
+
+
+class WithMask(nn.Module):
+    """G called as in training with ``model.g_output=mask``: ``(G(x, c), mask)``; a module
+    of its own so that DDP and ``torch.compile`` wrap the call the loss needs."""
+
+    def __init__(self, G: Generator) -> None:
+        super().__init__()
+        self.G = G
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self.G.outputs(x, c)
 
 
 class Discriminator(nn.Module):
@@ -71,8 +141,15 @@ class Discriminator(nn.Module):
         return self.conv_src(h), self.conv_cls(h).flatten(1)
 
 
+def generator(cfg: ModelConfig) -> Generator:
+    """G of a v1 model config (label input ``c_dim + mask_dim`` wide)."""
+    return Generator(
+        cfg.c_dim + cfg.mask_dim, cfg.g_conv_dim, cfg.g_repeat_num, cfg.g_skip, cfg.g_output
+    )
+
+
 def build_v1(cfg: ModelConfig) -> dict[str, nn.Module]:
     return {
-        "G": Generator(cfg.c_dim + cfg.mask_dim, cfg.g_conv_dim, cfg.g_repeat_num),
+        "G": generator(cfg),
         "D": Discriminator(cfg.image_size, cfg.c_dim, cfg.d_conv_dim, cfg.d_repeat_num),
     }

@@ -6,6 +6,7 @@ Counting: ``step`` counts iterations; every iteration updates D once, every
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from stargan.data.dataset import (
     to_uint8,
 )
 from stargan.models.layers import use_matmul_convs
+from stargan.models.v1 import WithMask
 from stargan.train.base import (
     N_SAMPLE,
     TrainerBase,
@@ -82,7 +84,9 @@ class Trainer(TrainerBase):
             self.D.to(memory_format=self.memory_format)
         # as called in training: DDP under torchrun, G compiled on request (G and D
         # themselves stay plain modules: checkpoints, samples)
-        self.g_train = wrap(self.G, world, self.device)
+        # (g_output "mask": G with its mask, which the loss needs)
+        g_call = WithMask(self.G) if self.G.output == "mask" else self.G
+        self.g_train = wrap(g_call, world, self.device)
         self.d_train = wrap(self.D, world, self.device)
         if t.compile:
             self.g_train = torch.compile(self.g_train)
@@ -93,6 +97,9 @@ class Trainer(TrainerBase):
         self.g_opt = torch.optim.Adam(self.G.parameters(), o.g_lr, (o.beta1, o.beta2), **adam)
         self.d_opt = torch.optim.Adam(self.D.parameters(), o.d_lr, (o.beta1, o.beta2), **adam)
         self.nets = {"G": self.G, "D": self.D}
+        self.G_ema = make_ema(self.G) if o.g_ema_beta > 0 else None
+        if self.G_ema is not None:
+            self.nets["G_ema"] = self.G_ema  # checkpointed; samples and export use it
         self.optims = {"G": self.g_opt, "D": self.d_opt}
         self.base_lrs = {"G": o.g_lr, "D": o.d_lr}
         self.fixed = self._fixed_inputs(
@@ -145,6 +152,29 @@ class Trainer(TrainerBase):
         """L_D on real images, detached fakes and their interpolates (eqs. 6, 8)."""
         cfg = self.cfg
         alpha = torch.rand(cfg.train.batch_size, 1, 1, 1, generator=gen)[self.rows]
+        if cfg.loss.adv == "ns-r1":
+            d_src_real, d_cls_real, d_src_fake, penalty = self._d_outputs_r1(b, x_fake)
+            lambda_penalty = cfg.loss.lambda_r1
+        else:
+            d_src_real, d_cls_real, d_src_fake, penalty = self._d_outputs_gp(b, x_fake, alpha)
+            lambda_penalty = cfg.loss.lambda_gp
+        own = self.layout.part(b.part)  # the classification loss sees the known labels only
+        loss, parts = losses.d_loss(
+            d_src_real,
+            d_cls_real[:, own],
+            b.c_org[:, own],
+            d_src_fake,
+            penalty,
+            self.layout.specs[b.part].kind,
+            cfg.loss.lambda_cls,
+            lambda_penalty,
+            adv=cfg.loss.adv,
+        )
+        backward_and_step(loss, self.d_opt, self.scalers["D"])
+        return self._per_dataset(parts, b.part, "D/loss_cls")
+
+    def _d_outputs_gp(self, b: Batch, x_fake: torch.Tensor, alpha: torch.Tensor):
+        """D on real, fake and interpolated images, and the WGAN-GP penalty (eq. 8)."""
         alpha = alpha.to(self.device)
         x_hat = (alpha * b.x_real + (1 - alpha) * x_fake).requires_grad_(True)
         with self.precision.autocast():  # losses below in fp32
@@ -152,28 +182,28 @@ class Trainer(TrainerBase):
             d_src_fake = _fp32(self.d_train(x_fake)[0])[0]
             d_src_hat = self.d_train(x_hat)[0]
         gp = losses.gradient_penalty(d_src_hat, x_hat, penalty_scale(self.scalers["D"]))
-        own = self.layout.part(b.part)  # the classification loss sees the known labels only
-        loss, parts = losses.d_loss(
-            d_src_real,
-            d_cls_real[:, own],
-            b.c_org[:, own],
-            d_src_fake,
-            gp,
-            self.layout.specs[b.part].kind,
-            cfg.loss.lambda_cls,
-            cfg.loss.lambda_gp,
-        )
-        backward_and_step(loss, self.d_opt, self.scalers["D"])
-        return self._per_dataset(parts, b.part, "D/loss_cls")
+        return d_src_real, d_cls_real, d_src_fake, gp
 
-    def g_step(self, b: Batch, x_fake: torch.Tensor) -> dict[str, torch.Tensor]:
-        """L_G (eq. 7) for x_fake = G(x_real, c_trg), still attached to G's graph."""
+    def _d_outputs_r1(self, b: Batch, x_fake: torch.Tensor):
+        """D on real and fake images, and the R1 penalty on the real ones (StarGAN v2)."""
+        x_real = b.x_real.detach().requires_grad_(True)
+        with self.precision.autocast():
+            d_src_real, d_cls_real = self.d_train(x_real)
+            d_src_fake = _fp32(self.d_train(x_fake)[0])[0]
+        r1 = losses.r1_penalty(d_src_real, x_real)
+        return d_src_real.float(), d_cls_real.float(), d_src_fake, r1
+
+    def g_step(
+        self, b: Batch, x_fake: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """L_G (eq. 7) for x_fake = G(x_real, c_trg), still attached to G's graph (and its
+        attention mask, for ``model.g_output=mask``)."""
         cfg = self.cfg
         # G's loss needs gradients through D, not of D's weights (nor DDP's sync of them)
         with frozen(self.D), self.precision.autocast():
             d_src_fake, d_cls_fake = _fp32(*self.D(x_fake))
         with self.precision.autocast():
-            x_rec = self.g_train(x_fake, b.c_org)
+            x_rec = self._generate(x_fake, b.c_org)[0]
         own = self.layout.part(b.part)
         loss, parts = losses.g_loss(
             d_src_fake,
@@ -184,9 +214,20 @@ class Trainer(TrainerBase):
             self.layout.specs[b.part].kind,
             cfg.loss.lambda_cls,
             cfg.loss.lambda_rec,
+            adv=cfg.loss.adv,
+            mask=mask,
+            lambda_mask=cfg.loss.lambda_mask,
         )
         backward_and_step(loss, self.g_opt, self.scalers["G"])
+        if self.G_ema is not None:
+            update_ema(self.G_ema, self.G, self.cfg.optim.g_ema_beta)
         return self._per_dataset(parts, b.part, "G/loss_cls")
+
+    def _generate(self, x: torch.Tensor, c: torch.Tensor):
+        """(G(x, c), G's mask or None) through the training wrapper (DDP, compile)."""
+        if self.G.output == "mask":
+            return self.g_train(x, c)
+        return self.g_train(x, c), None
 
     def _per_dataset(self, parts: dict[str, torch.Tensor], part: int, key: str):
         """Joint runs also log each dataset's classification loss on its own."""
@@ -207,10 +248,10 @@ class Trainer(TrainerBase):
         self.set_lr(step)
         batch, gen = self.make_batch(step)
         with torch.set_grad_enabled(update_g), self.precision.autocast():
-            x_fake = self.g_train(batch.x_real, batch.c_trg)
+            x_fake, mask = self._generate(batch.x_real, batch.c_trg)
         parts = self.d_step(batch, x_fake.detach(), gen)
         if update_g:
-            parts |= self.g_step(batch, x_fake)
+            parts |= self.g_step(batch, x_fake, mask)
             self.state.g_updates += 1
         self.state.step += 1
         return parts
@@ -224,15 +265,26 @@ class Trainer(TrainerBase):
         """Rows: fixed inputs; columns: input, then one per target domain of every dataset
         (paper figures). Labels a row's dataset lacks come from D_cls's estimate."""
         x, c = self.fixed
-        cols = [x] + [
-            self.G(x, c_trg) for _, c_trg in self.layout.single_changes(self._labels(x, c))
-        ]
+        G = self.G_ema if self.G_ema is not None else self.G
+        cols = [x] + [G(x, c_trg) for _, c_trg in self.layout.single_changes(self._labels(x, c))]
         stacked = torch.stack(cols, dim=1).flatten(0, 1)  # [N * (1 + domains), 3, H, W]
         return to_uint8(stacked)
 
     def _labels(self, x: torch.Tensor, c: torch.Tensor) -> list[torch.Tensor]:
         logits = _once(lambda: self.D(x)[1])
         return [self.layout.known_or_estimated(c, logits, i) for i in range(len(self.layout.specs))]
+
+
+def make_ema(G: nn.Module) -> nn.Module:
+    """A frozen copy of G whose weights follow G's running average (update_ema)."""
+    return copy.deepcopy(G).requires_grad_(False)
+
+
+@torch.no_grad()
+def update_ema(G_ema: nn.Module, G: nn.Module, beta: float) -> None:
+    """G_ema <- beta * G_ema + (1 - beta) * G, parameter by parameter (no buffers in G)."""
+    ema_params = list(G_ema.parameters())
+    torch._foreach_lerp_(ema_params, [p.detach() for p in G.parameters()], 1.0 - beta)
 
 
 def relu_out_of_place(net: nn.Module) -> None:

@@ -1,0 +1,333 @@
+"""Quality study: which training recipe gives the best translations for the same wall time.
+
+Each variant changes one thing against a base preset (``--base``, default the paper-style
+``demo`` network), or combines winners. A run trains for ``max(--budgets)`` minutes of
+training wall time and is scored against the exact ground truth of the built-in faces at
+every budget on the way (scoring time is not counted): target accuracy, preservation of
+the other attributes, PSNR / SSIM (and LPIPS with the weights) to the ideal translation,
+per-attribute PSNR beside the unchanged input's, and cycle reconstruction PSNR
+(x -> c_trg -> c_org).
+
+    python benchmarks/quality_study.py --variants paper,residual,skip --seeds 0,1 \\
+        --budgets 2,4 --jobs 2 -o study                       # screening
+    python benchmarks/quality_study.py --table study          # table and plot again
+    python benchmarks/quality_study.py --list                 # the variants
+
+``--jobs 2`` trains two runs side by side with one thread each (``--threads``): budgets
+are then minutes of one core, counted as the process's CPU time (so that other load on
+the machine does not shorten a run), which treats every variant alike but gives less
+work per minute than one run on both cores. Results append to
+``OUT/results.jsonl`` (a finished cell is not run again), grids go to ``OUT/grids/``, and
+``OUT/table.md`` and ``OUT/plot.png`` are rewritten at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from stargan.config import Config
+from stargan.data import faces
+from stargan.data.builtin import labels_of, load_builtin
+from stargan.data.dataset import to_model_range
+from stargan.evaluate.image_metrics import psnr
+from stargan.evaluate.score import score_model
+from stargan.images import make_grid, save_png
+from stargan.presets import get_preset
+from stargan.train.memory import keep_freed_memory
+from stargan.train.run import load_splits, prepare_config
+from stargan.train.v1 import Trainer
+from stargan.translate import Translator
+
+# name -> (overrides on the base preset, what it tests and where it comes from)
+RECIPE = [
+    "model.g_skip=true",
+    "model.g_output=residual",
+    "loss.adv=ns-r1",
+    "optim.n_critic=1",
+    "optim.g_ema_beta=0.99",
+]
+VARIANTS: dict[str, tuple[list[str], str]] = {
+    "paper": ([], "the base preset as it is (StarGAN paper losses and G)"),
+    "rec10": (["loss.lambda_rec=10"], "the paper's lambda_rec (the demo uses 30)"),
+    "residual": (["model.g_output=residual"], "G outputs x + delta (Shen & Liu 2017)"),
+    "mask": (
+        ["model.g_output=mask", "loss.lambda_mask=0.1"],
+        "attention mask blending x and a colour map (GANimation, Pumarola et al. 2018)",
+    ),
+    "mask-noreg": (["model.g_output=mask"], "the mask without its regulariser"),
+    "skip": (["model.g_skip=true"], "encoder-decoder skips (U-Net; STGAN / AttGAN)"),
+    "ema": (["optim.g_ema_beta=0.99"], "EMA of G's weights for sampling (StarGAN v2)"),
+    "nsr1": (
+        ["loss.adv=ns-r1", "optim.n_critic=1"],
+        "non-saturating loss + R1, a G update every iteration (StarGAN v2)",
+    ),
+    "bf16": (["train.precision=bf16"], "bf16 autocast (2x per iteration on AVX512-BF16)"),
+    "px64": (["model.image_size=64", "model.d_repeat_num=5"], "64 px at the same time"),
+    "cls3": (["loss.lambda_cls=3"], "a stronger domain classification loss"),
+    "recipe": (RECIPE, "skip + residual + ns-r1 (n_critic 1) + EMA"),
+    "recipe-bf16": (RECIPE + ["train.precision=bf16"], "the recipe in bf16"),
+    "recipe-mask": (
+        [o for o in RECIPE if "g_output" not in o]
+        + ["model.g_output=mask", "loss.lambda_mask=0.1"],
+        "the recipe with the mask output instead of the residual",
+    ),
+    "recipe-64": (
+        RECIPE + ["train.precision=bf16", "model.image_size=64", "model.d_repeat_num=5"],
+        "the recipe in bf16 at 64 px",
+    ),
+}
+KEYS = ("target_acc", "kept", "psnr", "ssim", "cycle_psnr")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("-o", "--out", type=Path, default=Path("quality-study"))
+    ap.add_argument("--base", default="demo", help="preset the variants change")
+    ap.add_argument("--variants", default="paper,residual,mask,skip,ema,nsr1,bf16,px64")
+    ap.add_argument("--seeds", default="0,1")
+    ap.add_argument("--budgets", default="3,6,10", help="training minutes to score at")
+    ap.add_argument("--jobs", type=int, default=1, help="runs side by side")
+    ap.add_argument("--threads", type=int, default=0, help="per run (0: 2 // jobs, min 1)")
+    ap.add_argument("--n", type=int, default=500, help="test faces scored")
+    ap.add_argument("--table", type=Path, help="only rewrite the table and plot of OUT")
+    ap.add_argument("--list", action="store_true", help="print the variants and exit")
+    ap.add_argument("--worker", nargs=2, metavar=("VARIANT", "SEED"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.list:
+        for name, (overrides, what) in VARIANTS.items():
+            print(f"{name:<12} {what}\n{'':<12} {' '.join(overrides) or '(none)'}")
+        return
+    if args.table:
+        write_summary(args.table)
+        return
+    budgets = sorted(float(b) for b in args.budgets.split(","))
+    threads = args.threads or max(1, 2 // args.jobs)
+    if args.worker:
+        variant, seed = args.worker
+        run_cell(args.out, args.base, variant, int(seed), budgets, threads, args.n)
+        return
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        sys.exit(f"unknown variants {unknown}; --list shows them")
+    cells = [(v, int(s)) for v in variants for s in args.seeds.split(",")]
+    done = {(r["variant"], r["seed"]) for r in read_results(args.out) if r["final"]}
+    todo = [c for c in cells if c not in done]
+    print(f"{len(todo)} runs to do ({len(cells) - len(todo)} done), {args.jobs} at a time")
+    run_pool(args, todo, budgets, threads)
+    write_summary(args.out)
+
+
+def run_pool(args, todo: list[tuple[str, int]], budgets: list[float], threads: int) -> None:
+    """Each cell in its own process (a clean allocator and thread pool per run)."""
+    running: list[subprocess.Popen] = []
+    base = [sys.executable, __file__, "-o", str(args.out), "--base", args.base]
+    base += ["--budgets", ",".join(map(str, budgets)), "--threads", str(threads)]
+    base += ["--n", str(args.n)]
+    for variant, seed in todo:
+        while len(running) >= args.jobs:
+            running = [p for p in running if p.poll() is None]
+            time.sleep(2)
+        print(f"start {variant} seed {seed}", flush=True)
+        running.append(subprocess.Popen([*base, "--worker", variant, str(seed)]))
+    for p in running:
+        p.wait()
+
+
+def run_cell(
+    out: Path, base: str, variant: str, seed: int, budgets: list[float], threads: int, n: int
+) -> None:
+    """Train one variant with one seed, scoring at each budget of training minutes."""
+    torch.set_num_threads(threads)
+    keep_freed_memory()
+    overrides = VARIANTS[variant][0] + [
+        f"train.seed={seed}",
+        "train.num_iters=100000000",
+        "train.num_iters_decay=0",
+        "train.sample_every=100000000",
+        "train.ckpt_every=100000000",
+        "train.tensorboard=false",
+        "train.log_every=100",
+    ]
+    cfg = prepare_config(get_preset(base), overrides)
+    run_dir = out / "runs" / f"{variant}-s{seed}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(
+        cfg, run_dir, load_splits(cfg, "train", False), load_splits(cfg, "test", False)
+    )
+    cycle_set = _cycle_set(cfg, n)
+    clock = time.process_time if threads == 1 else time.perf_counter
+    trained, start = 0.0, clock()
+    for i, budget in enumerate(budgets):
+        while trained + (clock() - start) < budget * 60:
+            trainer.train_step()
+        trained += clock() - start
+        row = score_cell(trainer, cfg, cycle_set, n)
+        row |= {"variant": variant, "seed": seed, "budget_min": budget, "threads": threads}
+        row |= {"train_s": round(trained, 1), "final": i == len(budgets) - 1}
+        _save_grid(trainer, out / "grids" / f"{variant}-s{seed}-{budget:g}min.png")
+        with open(out / "results.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+        print(f"{variant} seed {seed} {budget:g} min: " + _fmt(row), flush=True)
+        start = clock()
+
+
+def translator(trainer: Trainer, cfg: Config) -> Translator:
+    """The model the trainer would export now (G's running average where kept)."""
+    G = trainer.G_ema if trainer.G_ema is not None else trainer.G
+    meta = {"dataset": cfg.data.dataset, "data_seed": cfg.data.seed, "crop": 0}
+    return Translator(copy.deepcopy(G), cfg.model, trainer.layout, copy.deepcopy(trainer.D), meta)
+
+
+def score_cell(trainer: Trainer, cfg: Config, cycle_set, n: int) -> dict:
+    tr = translator(trainer, cfg)
+    result = score_model(tr, n=n, progress=False)
+    overall, per = result["overall"], result["per_domain"]
+    row = {k: overall[k] for k in ("target_acc", "psnr", "ssim", "l1", "identity_psnr")}
+    row["kept"] = _kept(tr, cfg, n)
+    row["per_domain"] = {
+        name: {"acc": d["target_acc"], "psnr": d["psnr"], "input_psnr": d["identity_psnr"]}
+        for name, d in per.items()
+    }
+    row["cycle_psnr"] = _cycle_psnr(tr, *cycle_set)
+    row["iters"], row["g_updates"] = trainer.state.step, trainer.state.g_updates
+    return row
+
+
+def _cycle_set(cfg: Config, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Test faces, their labels and one random single-attribute change of each."""
+    test = load_builtin("faces-attr", "test", cfg.model.image_size, n, cfg.data.seed)
+    x = to_model_range(torch.from_numpy(np.array(test.images)).permute(0, 3, 1, 2))
+    params = [faces.params_for(cfg.data.seed, "test", k) for k in range(len(test))]
+    c_org = torch.from_numpy(labels_of("faces-attr", test.spec, params))
+    changes = [c for _, c in test.spec.single_changes(c_org)]
+    pick = torch.arange(len(test)) % len(changes)
+    c_trg = torch.stack([changes[int(k)][i] for i, k in enumerate(pick)])
+    return x, c_org, c_trg
+
+
+@torch.no_grad()
+def _cycle_psnr(tr: Translator, x, c_org, c_trg) -> float:
+    """PSNR of G(G(x, c_trg), c_org) to x (the paper's cycle, eq. 4), uint8 images."""
+    rec = tr.G(tr.G(x, c_trg), c_org)
+    return float(psnr(_u8(rec), _u8(x)).mean())
+
+
+@torch.no_grad()
+def _kept(tr: Translator, cfg: Config, n: int) -> float:
+    """Share of (image, other attribute) pairs whose label the judge still reads after
+    a single-attribute change (the hair colours are one group, so changing one hair
+    colour is allowed to change the other two)."""
+    from stargan.evaluate.classifier import predict
+    from stargan.evaluate.score import _judge
+
+    x, c_org, c_trg = _cycle_set(cfg, n)
+    clf, spec = _judge("faces-attr", cfg.data.seed, tr.spec, cfg.model.image_size, 600, False)
+    fake = to_model_range(_u8(tr.G(x, c_trg)))
+    pred = predict(clf, fake, spec.kind)
+    changed = c_trg != c_org
+    hair = torch.tensor([name.endswith("_Hair") for name in spec.names])
+    touched = changed | (changed[:, hair].any(1, keepdim=True) & hair)
+    keep = ~touched
+    return float((pred[keep] == c_org[keep]).float().mean())
+
+
+def _u8(x: torch.Tensor) -> torch.Tensor:
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+def _save_grid(trainer: Trainer, path: Path) -> None:
+    images, nrow = trainer.sample_grids()[""]
+    save_png(make_grid(images, nrow=nrow), path)
+
+
+def _fmt(row: dict) -> str:
+    return (
+        f"acc {row['target_acc']:.3f} kept {row['kept']:.3f} PSNR {row['psnr']:.2f} "
+        f"(input {row['identity_psnr']:.2f}) SSIM {row['ssim']:.3f} "
+        f"cycle {row['cycle_psnr']:.2f} iters {row['iters']}"
+    )
+
+
+# ------------------------------------------------------------------ summary
+def read_results(out: Path) -> list[dict]:
+    path = out / "results.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def write_summary(out: Path) -> None:
+    rows = read_results(out)
+    cells: dict[tuple[str, float], list[dict]] = {}
+    for r in rows:
+        cells.setdefault((r["variant"], r["budget_min"]), []).append(r)
+    lines = [
+        "| variant | min | seeds | iters | target acc | kept | PSNR dB (input) | SSIM "
+        "| cycle PSNR | worst attr PSNR - input |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for (variant, budget), rs in cells.items():
+        worst = [min(d["psnr"] - d["input_psnr"] for d in r["per_domain"].values()) for r in rs]
+        lines.append(
+            f"| {variant} | {budget:g} | {len(rs)} | {_med([r['iters'] for r in rs]):.0f} "
+            f"| {_ms([100 * r['target_acc'] for r in rs], 1)} | "
+            f"{_ms([100 * r['kept'] for r in rs], 1)} | {_ms([r['psnr'] for r in rs], 2)} "
+            f"({rs[0]['identity_psnr']:.2f}) | {_ms([r['ssim'] for r in rs], 3)} | "
+            f"{_ms([r['cycle_psnr'] for r in rs], 2)} | {_ms(worst, 2)} |"
+        )
+    (out / "table.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    _plot(cells, out / "plot.png")
+
+
+def _med(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def _ms(values: list[float], digits: int) -> str:
+    """Median, and the spread (max - min) over seeds."""
+    spread = max(values) - min(values)
+    return f"{_med(values):.{digits}f} ±{spread / 2:.{digits}f}"
+
+
+def _plot(cells: dict[tuple[str, float], list[dict]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    variants = sorted({v for v, _ in cells})
+    for variant in variants:
+        budgets = sorted(b for v, b in cells if v == variant)
+        for ax, key, scale in ((axes[0], "psnr", 1), (axes[1], "target_acc", 100)):
+            med = [_med([r[key] * scale for r in cells[(variant, b)]]) for b in budgets]
+            ax.plot(budgets, med, marker="o", label=variant)
+    axes[0].set_ylabel("PSNR to ground truth (dB)")
+    axes[1].set_ylabel("target attribute accuracy (%)")
+    inputs = [r["identity_psnr"] for rs in cells.values() for r in rs]
+    if inputs and math.isfinite(inputs[0]):
+        axes[0].axhline(statistics.median(inputs), color="grey", ls="--", label="input")
+    for ax in axes:
+        ax.set_xlabel("training wall time (min)")
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,230 @@
+"""The quality recipe's options (docs/quality.md): G's skips and output modes, the
+non-saturating + R1 loss, G's running average; each does what its name says."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from stargan import losses
+from stargan.config import ModelConfig
+from stargan.errors import StarGANError
+from stargan.export import export_model
+from stargan.models.v1 import Generator, generator
+from stargan.presets import get_preset
+from stargan.quantize import Int8Generator
+from stargan.train import prepare_config
+from stargan.translate import Translator
+from test_train import _trainer, _weights, straight_and_resumed
+
+
+def _inputs(n: int = 2, size: int = 16, c_dim: int = 3):
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(n, 3, size, size, generator=g) * 2 - 1
+    c = (torch.rand(n, c_dim, generator=g) > 0.5).float()
+    return x, c
+
+
+def _g(skip: bool = False, output: str = "image", seed: int = 0) -> Generator:
+    torch.manual_seed(seed)
+    return Generator(3, 8, 1, skip=skip, output=output)
+
+
+# ---------------------------------------------------------------- generator
+def test_skip_keeps_the_paper_weights_and_changes_the_output() -> None:
+    paper, skip = _g(), _g(skip=True)
+    assert paper.state_dict().keys() == skip.state_dict().keys()
+    skip.load_state_dict(paper.state_dict())
+    x, c = _inputs()
+    h = torch.cat([x, c[:, :, None, None].expand(-1, -1, 16, 16)], 1)
+    assert torch.equal(paper(x, c), paper.main(h))  # the paper's plain sequence
+    assert not torch.allclose(paper(x, c), skip(x, c), atol=1e-3)
+
+
+def test_skip_adds_the_encoder_maps_to_the_decoder() -> None:
+    """With the last up-block's map zeroed, only the full-size skip (the stem's map)
+    reaches the output conv."""
+    G = _g(skip=True)
+    n = len(G.main)
+    with torch.no_grad():
+        G.main[n - 5].weight.zero_()  # the second up-conv: its map is 0 before the skip
+        G.main[n - 4].weight.zero_()  # its instance norm's scale
+        G.main[n - 4].bias.zero_()
+    x, c = _inputs()
+    h = torch.cat([x, c[:, :, None, None].expand(-1, -1, 16, 16)], 1)
+    stem = G.main[2](G.main[1](G.main[0](h)))
+    expected = G.main[n - 1](G.main[n - 2](stem))
+    torch.testing.assert_close(G(x, c), expected)
+
+
+def test_residual_output_starts_as_the_identity_and_stays_in_range() -> None:
+    G = _g(output="residual")
+    x, c = _inputs()
+    assert torch.equal(G(x, c), x)
+    with torch.no_grad():
+        G.main[-1].weight.normal_(0, 1.0)
+    y = G(x, c)
+    assert y.abs().max() <= 1.0 and not torch.equal(y, x)
+
+
+def test_mask_output_blends_the_input_with_a_colour_map() -> None:
+    G = _g(output="mask")
+    assert G.main[-1].out_channels == 4
+    with torch.no_grad():
+        G.main[-1].weight.zero_()  # mask sigmoid(0) = 0.5, colour tanh(0) = 0
+    x, c = _inputs()
+    y, a = G.outputs(x, c)
+    torch.testing.assert_close(a, torch.full((2, 1, 16, 16), 0.5))
+    torch.testing.assert_close(y, 0.5 * x)
+    assert torch.equal(G(x, c), y)
+
+
+def test_generator_of_a_config_passes_the_options() -> None:
+    cfg = ModelConfig(image_size=16, c_dim=3, mask_dim=2, g_conv_dim=8, g_repeat_num=1)
+    G = generator(replace(cfg, g_skip=True, g_output="mask"))
+    assert G.skip and G.output == "mask" and G.c_dim == 5
+
+
+# ---------------------------------------------------------------- losses
+def test_non_saturating_terms_by_hand() -> None:
+    zero = torch.zeros(2, 1, 2, 2)
+    assert math.isclose(float(losses.adversarial(zero, True, "ns-r1")), math.log(2), rel_tol=1e-6)
+    big = torch.full((2, 1, 2, 2), 3.0)
+    assert math.isclose(
+        float(losses.adversarial(big, False, "ns-r1")), math.log1p(math.exp(3)), rel_tol=1e-6
+    )
+    assert float(losses.adversarial(big, True, "wgan-gp")) == -3.0
+    with pytest.raises(ValueError):
+        losses.adversarial(big, True, "hinge")
+
+
+def test_r1_of_a_linear_critic_is_half_its_squared_weight_norm() -> None:
+    w = torch.tensor([1.0, -2.0, 3.0])  # D(x) = sum_i w_i x_i; grad = w; R1 = 0.5 * 14
+    x = torch.randn(4, 3, requires_grad=True)
+    assert math.isclose(float(losses.r1_penalty(x @ w, x)), 7.0, rel_tol=1e-6)
+    x = torch.randn(4, 3, requires_grad=True)  # and with an fp16-style loss scale
+    assert math.isclose(float(losses.r1_penalty(x @ w, x, loss_scale=64.0)), 7.0, rel_tol=1e-6)
+
+
+def test_g_loss_adds_the_weighted_mask_mean() -> None:
+    d_src, d_cls = torch.zeros(2, 1, 2, 2), torch.zeros(2, 3)
+    c, x = torch.ones(2, 3), torch.zeros(2, 3, 4, 4)
+    mask = torch.full((2, 1, 4, 4), 0.25)
+    args = (d_src, d_cls, c, x, x, "multi-label", 1.0, 10.0)
+    plain, _ = losses.g_loss(*args, adv="ns-r1")
+    masked, parts = losses.g_loss(*args, adv="ns-r1", mask=mask, lambda_mask=2.0)
+    assert math.isclose(float(masked - plain), 0.5, rel_tol=1e-6)
+    assert float(parts["G/loss_mask"]) == 0.25
+
+
+# ---------------------------------------------------------------- training
+RECIPE = {
+    "model": {"g_skip": True, "g_output": "mask"},
+    "loss": {"adv": "ns-r1", "lambda_mask": 0.1},
+    "optim": {"n_critic": 1, "g_ema_beta": 0.9},
+}
+
+
+def _recipe_cfg(**changes):
+    cfg = prepare_config(get_preset("tiny"))
+    for section, values in (RECIPE | changes).items():
+        cfg = replace(cfg, **{section: replace(getattr(cfg, section), **values)})
+    return cfg
+
+
+def test_ns_r1_updates_g_every_iteration_and_logs_r1(tmp_path: Path) -> None:
+    tr = _trainer(_recipe_cfg(), tmp_path / "run")
+    parts = [tr.train_step() for _ in range(3)]
+    assert tr.state.g_updates == 3
+    for p in parts:
+        assert {"D/loss_r1", "G/loss_mask", "G/loss"} <= p.keys()
+        assert "D/loss_gp" not in p
+        assert all(torch.isfinite(v) for v in p.values())
+
+
+def test_g_ema_follows_the_running_average(tmp_path: Path) -> None:
+    tr = _trainer(_recipe_cfg(), tmp_path / "run")
+    before = {k: v.clone() for k, v in tr.G.state_dict().items()}
+    assert all(torch.equal(before[k], v) for k, v in tr.G_ema.state_dict().items())
+    tr.train_step()
+    after = tr.G.state_dict()
+    for k, v in tr.G_ema.state_dict().items():  # 0.9 * G_0 + 0.1 * G_1
+        torch.testing.assert_close(v, 0.9 * before[k] + 0.1 * after[k])
+    assert not all(torch.equal(v, after[k]) for k, v in tr.G_ema.state_dict().items())
+
+
+def test_recipe_resume_is_bit_identical_with_the_running_average(tmp_path: Path) -> None:
+    cfg = _recipe_cfg()
+    cfg = replace(cfg, train=replace(cfg.train, num_iters=6, num_iters_decay=3, ckpt_every=3))
+    straight, resumed = straight_and_resumed(cfg, tmp_path, until=3)
+    a, b = _weights(straight), _weights(resumed)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    for k, v in straight.G_ema.state_dict().items():
+        assert torch.equal(v, resumed.G_ema.state_dict()[k]), k
+
+
+def test_export_takes_the_running_average(tmp_path: Path) -> None:
+    cfg = _recipe_cfg()
+    cfg = replace(cfg, train=replace(cfg.train, num_iters=4, num_iters_decay=2, ckpt_every=4))
+    tr = _trainer(cfg, tmp_path / "run")
+    tr.fit(progress=False)
+    out = export_model(tmp_path / "run", tmp_path / "model")
+    exported = load_file(str(out / "model.safetensors"))
+    ema = tr.G_ema.state_dict()
+    assert all(torch.equal(exported[k], ema[k]) for k in ema)
+    assert not all(torch.equal(exported[k], v) for k, v in tr.G.state_dict().items())
+    model = Translator.from_pretrained(out)
+    assert model.G.skip and model.G.output == "mask"
+    x, c = _inputs(c_dim=5)
+    torch.testing.assert_close(model.G(x, c), tr.G_ema.eval()(x, c))
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model.g_output=blend", "model.g_output must be one of"),
+        ("loss.adv=hinge", "loss.adv must be one of"),
+        ("loss.lambda_mask=0.1", "needs model.g_output=mask"),
+        ("optim.g_ema_beta=1.0", "optim.g_ema_beta must be in"),
+    ],
+)
+def test_recipe_options_are_checked(override: str, message: str) -> None:
+    with pytest.raises(StarGANError, match=message):
+        prepare_config(get_preset("tiny"), [override])
+
+
+def test_v1_recipe_options_are_refused_for_v2() -> None:
+    with pytest.raises(StarGANError, match="StarGAN v1 options"):
+        prepare_config(get_preset("tiny-v2"), ["model.g_skip=true"])
+
+
+def test_int8_refuses_a_recipe_generator() -> None:
+    with pytest.raises(StarGANError, match="paper's generator only"):
+        Int8Generator(_g(skip=True))
+    with pytest.raises(StarGANError, match="paper's generator only"):
+        Int8Generator(_g(output="residual"))
+
+
+def test_paper_presets_keep_the_paper_recipe() -> None:
+    for name in ("faces-v1", "celeba-v1", "celeba-rafd-v1", "faces-expr-v1"):
+        cfg = get_preset(name)
+        assert (cfg.model.g_skip, cfg.model.g_output) == (False, "image"), name
+        assert (cfg.loss.adv, cfg.optim.n_critic, cfg.optim.g_ema_beta) == ("wgan-gp", 5, 0.0)
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_recipe_model_exports_with_parity(tmp_path: Path, fmt: str) -> None:
+    from stargan.export_formats import check_parity, export_onnx, export_torchscript
+
+    cfg = _recipe_cfg()
+    cfg = replace(cfg, train=replace(cfg.train, num_iters=2, num_iters_decay=1, ckpt_every=2))
+    _trainer(cfg, tmp_path / "run").fit(progress=False)
+    model = export_model(tmp_path / "run", tmp_path / "model")
+    out = tmp_path / f"G.{'onnx' if fmt == 'onnx' else 'pt'}"
+    (export_onnx if fmt == "onnx" else export_torchscript)(model, out)
+    assert check_parity(model, out)["max_abs_diff"] < 1e-4
