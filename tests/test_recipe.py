@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from torch import nn
 
 from stargan import losses
 from stargan.config import ModelConfig
@@ -30,9 +31,11 @@ def _inputs(n: int = 2, size: int = 16, c_dim: int = 3):
     return x, c
 
 
-def _g(skip: bool = False, output: str = "image", seed: int = 0) -> Generator:
+def _g(
+    skip: bool = False, output: str = "image", upsample: str = "deconv", seed: int = 0
+) -> Generator:
     torch.manual_seed(seed)
-    return Generator(3, 8, 1, skip=skip, output=output)
+    return Generator(3, 8, 1, skip=skip, output=output, upsample=upsample)
 
 
 # ---------------------------------------------------------------- generator
@@ -46,10 +49,11 @@ def test_skip_keeps_the_paper_weights_and_changes_the_output() -> None:
     assert not torch.allclose(paper(x, c), skip(x, c), atol=1e-3)
 
 
-def test_skip_adds_the_encoder_maps_to_the_decoder() -> None:
+@pytest.mark.parametrize("upsample", ["deconv", "resize"])
+def test_skip_adds_the_encoder_maps_to_the_decoder(upsample: str) -> None:
     """With the last up-block's map zeroed, only the full-size skip (the stem's map)
     reaches the output conv."""
-    G = _g(skip=True)
+    G = _g(skip=True, upsample=upsample)
     n = len(G.main)
     with torch.no_grad():
         G.main[n - 5].weight.zero_()  # the second up-conv: its map is 0 before the skip
@@ -84,10 +88,23 @@ def test_mask_output_blends_the_input_with_a_colour_map() -> None:
     assert torch.equal(G(x, c), y)
 
 
+def test_resize_upsampling_replaces_the_transposed_convs() -> None:
+    G = _g(upsample="resize")
+    assert not any(isinstance(m, nn.ConvTranspose2d) for m in G.modules())
+    ups = [i for i, m in enumerate(G.main) if isinstance(m, nn.Upsample)]
+    assert len(ups) == 2 and all(G.main[i + 1].kernel_size == (3, 3) for i in ups)
+    x, c = _inputs()
+    assert G(x, c).shape == x.shape
+    # an up-block's map before its conv is constant on each 2x2 block (nearest x2)
+    h = torch.randn(1, 32, 4, 4)
+    up = G.main[ups[0]](h)
+    assert torch.equal(up[..., ::2, ::2], up[..., 1::2, 1::2])
+
+
 def test_generator_of_a_config_passes_the_options() -> None:
     cfg = ModelConfig(image_size=16, c_dim=3, mask_dim=2, g_conv_dim=8, g_repeat_num=1)
-    G = generator(replace(cfg, g_skip=True, g_output="mask"))
-    assert G.skip and G.output == "mask" and G.c_dim == 5
+    G = generator(replace(cfg, g_skip=True, g_output="mask", g_upsample="resize"))
+    assert G.skip and G.output == "mask" and G.upsample == "resize" and G.c_dim == 5
 
 
 # ---------------------------------------------------------------- losses
@@ -124,7 +141,7 @@ def test_g_loss_adds_the_weighted_mask_mean() -> None:
 
 # ---------------------------------------------------------------- training
 RECIPE = {
-    "model": {"g_skip": True, "g_output": "mask"},
+    "model": {"g_skip": True, "g_output": "mask", "g_upsample": "resize"},
     "loss": {"adv": "ns-r1", "lambda_mask": 0.1},
     "optim": {"n_critic": 1, "g_ema_beta": 0.9},
 }
@@ -188,6 +205,7 @@ def test_export_takes_the_running_average(tmp_path: Path) -> None:
     ("override", "message"),
     [
         ("model.g_output=blend", "model.g_output must be one of"),
+        ("model.g_upsample=bilinear", "model.g_upsample must be one of"),
         ("loss.adv=hinge", "loss.adv must be one of"),
         ("loss.lambda_mask=0.1", "needs model.g_output=mask"),
         ("optim.g_ema_beta=1.0", "optim.g_ema_beta must be in"),
@@ -208,12 +226,15 @@ def test_int8_refuses_a_recipe_generator() -> None:
         Int8Generator(_g(skip=True))
     with pytest.raises(StarGANError, match="paper's generator only"):
         Int8Generator(_g(output="residual"))
+    with pytest.raises(StarGANError, match="paper's generator only"):
+        Int8Generator(_g(upsample="resize"))
 
 
 def test_paper_presets_keep_the_paper_recipe() -> None:
     for name in ("faces-v1", "celeba-v1", "celeba-rafd-v1", "faces-expr-v1"):
         cfg = get_preset(name)
-        assert (cfg.model.g_skip, cfg.model.g_output) == (False, "image"), name
+        m = cfg.model
+        assert (m.g_skip, m.g_output, m.g_upsample) == (False, "image", "deconv"), name
         assert (cfg.loss.adv, cfg.optim.n_critic, cfg.optim.g_ema_beta) == ("wgan-gp", 5, 0.0)
 
 

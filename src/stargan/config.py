@@ -21,6 +21,7 @@ from stargan.errors import StarGANError
 PRECISIONS = ("fp32", "bf16", "fp16")
 ARCHS = ("v1", "v2")
 G_OUTPUTS = ("image", "residual", "mask")  # v1 G's output (models/v1.py)
+G_UPSAMPLES = ("deconv", "resize")  # v1 G's up-sampling (models/v1.py)
 ADV_LOSSES = ("wgan-gp", "ns-r1")  # v1 adversarial loss (losses.py)
 
 
@@ -33,9 +34,11 @@ class ModelConfig:
     input is ``c_dim + mask_dim`` wide.
 
     v1 only: ``g_conv_dim``, ``g_repeat_num``, ``d_conv_dim``, ``d_repeat_num``.
-    ``g_skip`` / ``g_output`` (v1): encoder-decoder skips, and G's output as the paper's
-    ``image``, a ``residual`` added to the input, or a ``mask`` blending the input with a
-    colour map (models/v1.py; the quality recipe, docs/quality.md); the paper: false, image.
+    ``g_skip`` / ``g_output`` / ``g_upsample`` (v1): encoder-decoder skips; G's output as
+    the paper's ``image``, a ``residual`` added to the input, or a ``mask`` blending the
+    input with a colour map; up-sampling by the paper's transposed convs (``deconv``) or
+    ``resize`` (nearest x2 + 3x3 conv, no checkerboard). models/v1.py; the quality
+    recipe, docs/quality.md. The paper: false, image, deconv.
     v2 only: ``latent_dim`` (z), ``style_dim`` (s), ``mapping_dim`` (F's hidden width),
     ``max_conv_dim``, ``base_dim`` (width after the first conv; 0: the official
     2**14 / image_size), ``w_hpf`` (high-pass skips, CelebA-HQ: 1; needs ``fan_path``,
@@ -52,6 +55,7 @@ class ModelConfig:
     d_repeat_num: int = 6
     g_skip: bool = False
     g_output: str = "image"
+    g_upsample: str = "deconv"
     latent_dim: int = 16
     style_dim: int = 64
     mapping_dim: int = 512
@@ -263,6 +267,10 @@ def _check_v1_recipe(cfg: Config) -> None:
         raise StarGANError(
             f"model.g_output must be one of {', '.join(G_OUTPUTS)} (got {m.g_output!r})"
         )
+    if m.g_upsample not in G_UPSAMPLES:
+        raise StarGANError(
+            f"model.g_upsample must be one of {', '.join(G_UPSAMPLES)} (got {m.g_upsample!r})"
+        )
     if loss.adv not in ADV_LOSSES:
         raise StarGANError(f"loss.adv must be one of {', '.join(ADV_LOSSES)} (got {loss.adv!r})")
     if loss.adv == "ns-r1" and cfg.train.precision == "fp16":
@@ -284,9 +292,10 @@ def _check_v2(cfg: Config) -> None:
         raise StarGANError(f"model.image_size must be a power of two >= 16 for v2, got {size}")
     if cfg.joint or m.mask_dim:
         raise StarGANError("v2 trains on one dataset (joint datasets are a v1 feature)")
-    if m.g_skip or m.g_output != "image" or loss.adv != "wgan-gp" or o.g_ema_beta:
+    v1_recipe = m.g_skip or m.g_output != "image" or m.g_upsample != "deconv"
+    if v1_recipe or loss.adv != "wgan-gp" or o.g_ema_beta:
         raise StarGANError(
-            "model.g_skip, model.g_output, loss.adv and optim.g_ema_beta are StarGAN v1 "
+            "model.g_skip, g_output, g_upsample, loss.adv and optim.g_ema_beta are StarGAN v1 "
             "options (v2 has its own skips, losses and EMA)"
         )
     positive = {

@@ -156,10 +156,15 @@ class Int8Generator(nn.Module):
 
     def __init__(self, G: nn.Module, chunk: int = 4) -> None:
         super().__init__()
-        if getattr(G, "skip", False) or getattr(G, "output", "image") != "image":
+        paper = (False, "image", "deconv")
+        if (
+            getattr(G, "skip", False),
+            getattr(G, "output", ""),
+            getattr(G, "upsample", ""),
+        ) != paper:
             raise StarGANError(
-                "int8 covers the paper's generator only, not one with model.g_skip or "
-                "model.g_output (the quality recipe): translate in float"
+                "int8 covers the paper's generator only, not one with model.g_skip, "
+                "g_output or g_upsample (the quality recipe): translate in float"
             )
         layers = list(getattr(G, "main", []))
         n_res = sum(isinstance(m, ResidualBlock) for m in layers)

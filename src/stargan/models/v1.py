@@ -8,25 +8,29 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from stargan.config import G_OUTPUTS, ModelConfig
+from stargan.config import G_OUTPUTS, G_UPSAMPLES, ModelConfig
 from stargan.models.layers import Conv2d, LeakyReLU, ResidualBlock, instance_norm
 
 
 class Generator(nn.Module):
     """7x7 conv, 2 stride-2 down-convs, residual blocks, 2 stride-2 up-convs, 7x7 conv, tanh.
 
-    The paper's network is the default. Two options of the quality recipe (docs/quality.md)
-    change how much of the input reaches the output; both keep ``main``'s layers and names:
+    The paper's network is the default. Options of the quality recipe (docs/quality.md):
 
     ``skip``: the encoder's feature maps (after the 7x7 conv and after the first down-conv)
     are added to the decoder's maps of the same size (U-Net style, as the skip connections
     of STGAN / AttGAN, without their extra parameters), so detail the bottleneck loses
-    can still reach the output.
+    can still reach the output. Same weights as the paper's G.
 
     ``output``: ``image`` (paper: ``tanh(conv(h))``); ``residual``: ``clamp(x + conv(h))``,
-    G learns only the change (Shen & Liu, CVPR 2017, residual images); ``mask``: a fourth
-    output channel is an attention mask ``a = sigmoid(.)`` that blends the input with a
-    colour map, ``a * x + (1 - a) * tanh(colour)`` (GANimation, Pumarola et al. 2018).
+    G learns only the change (Shen & Liu, CVPR 2017, residual images), starting as the
+    identity; ``mask``: a fourth output channel is an attention mask ``a = sigmoid(.)``
+    that blends the input with a colour map, ``a * x + (1 - a) * tanh(colour)``
+    (GANimation, Pumarola et al. 2018).
+
+    ``upsample``: ``deconv`` (paper: 4x4 stride-2 transposed convs) or ``resize``
+    (nearest-neighbour x2, then a 3x3 conv: no checkerboard pattern from uneven kernel
+    overlap; Odena et al., Distill 2016).
     """
 
     def __init__(
@@ -36,11 +40,12 @@ class Generator(nn.Module):
         repeat_num: int = 6,
         skip: bool = False,
         output: str = "image",
+        upsample: str = "deconv",
     ) -> None:
         super().__init__()
-        if output not in G_OUTPUTS:
-            raise ValueError(f"output must be one of {G_OUTPUTS}, got {output!r}")
-        self.c_dim, self.skip, self.output = c_dim, skip, output
+        if output not in G_OUTPUTS or upsample not in G_UPSAMPLES:
+            raise ValueError(f"output {output!r} / upsample {upsample!r}: unknown")
+        self.c_dim, self.skip, self.output, self.upsample = c_dim, skip, output, upsample
         layers: list[nn.Module] = [
             nn.Conv2d(3 + c_dim, conv_dim, 7, 1, 3, bias=False),
             instance_norm(conv_dim),
@@ -55,12 +60,11 @@ class Generator(nn.Module):
             ]
             ch *= 2
         layers += [ResidualBlock(ch) for _ in range(repeat_num)]  # bottleneck
+        up_relus = []
         for _ in range(2):  # up-sampling
-            layers += [
-                nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False),
-                instance_norm(ch // 2),
-                nn.ReLU(inplace=True),
-            ]
+            layers += _up_conv(ch, ch // 2, upsample)
+            layers += [instance_norm(ch // 2), nn.ReLU(inplace=True)]
+            up_relus.append(len(layers) - 1)
             ch //= 2
         out_ch = 4 if output == "mask" else 3
         layers += [nn.Conv2d(ch, out_ch, 7, 1, 3, bias=False)]
@@ -69,10 +73,9 @@ class Generator(nn.Module):
         self.main = nn.Sequential(*layers)
         if output == "residual":  # start as the identity: G(x, c) = x
             nn.init.zeros_(layers[-1].weight)
-        # skip: the maps after the stem's ReLU (full size) and after the first down-block's
-        # ReLU (half size) are added after the last and the first up-block's ReLUs
-        out_conv = len(layers) - (2 if output == "image" else 1)
-        self.full_at, self.half_at = (out_conv - 1, out_conv - 4) if skip else (-1, -1)
+        # skip: the maps after the stem's ReLU (index 2, full size) and after the first
+        # down-block's ReLU (5, half size) are added after the last and the first up-block's
+        self.full_at, self.half_at = (up_relus[1], up_relus[0]) if skip else (-1, -1)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         # x: [N, 3, H, W] in [-1, 1]; c: [N, c_dim] target label -> [N, 3, H, W]
@@ -104,6 +107,15 @@ class Generator(nn.Module):
             elif i == self.full_at:
                 h = h + full
         return h
+
+
+def _up_conv(ch_in: int, ch_out: int, upsample: str) -> list[nn.Module]:
+    if upsample == "resize":
+        return [
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            nn.Conv2d(ch_in, ch_out, 3, 1, 1, bias=False),
+        ]
+    return [nn.ConvTranspose2d(ch_in, ch_out, 4, 2, 1, bias=False)]
 
 
 class WithMask(nn.Module):
@@ -144,7 +156,12 @@ class Discriminator(nn.Module):
 def generator(cfg: ModelConfig) -> Generator:
     """G of a v1 model config (label input ``c_dim + mask_dim`` wide)."""
     return Generator(
-        cfg.c_dim + cfg.mask_dim, cfg.g_conv_dim, cfg.g_repeat_num, cfg.g_skip, cfg.g_output
+        cfg.c_dim + cfg.mask_dim,
+        cfg.g_conv_dim,
+        cfg.g_repeat_num,
+        cfg.g_skip,
+        cfg.g_output,
+        cfg.g_upsample,
     )
 
 
