@@ -10,8 +10,9 @@ per-attribute PSNR beside the unchanged input's, and cycle reconstruction PSNR
 
     python benchmarks/quality_study.py --variants paper,residual,skip --seeds 0,1 \\
         --budgets 2,4 --jobs 2 -o study                       # screening
+    python benchmarks/quality_study.py --variants mask+resize+nsr1 -o study  # combined
     python benchmarks/quality_study.py --table study          # table and plot again
-    python benchmarks/quality_study.py --list                 # the variants
+    python benchmarks/quality_study.py --list                 # the changes
 
 ``--jobs 2`` trains two runs side by side with one thread each (``--threads``): budgets
 are then minutes of one core, counted as the process's CPU time (so that other load on
@@ -49,17 +50,11 @@ from stargan.train.run import load_splits, prepare_config
 from stargan.train.v1 import Trainer
 from stargan.translate import Translator
 
-# name -> (overrides on the base preset, what it tests and where it comes from)
-RECIPE = [
-    "model.g_skip=true",
-    "model.g_output=residual",
-    "loss.adv=ns-r1",
-    "optim.n_critic=1",
-    "optim.g_ema_beta=0.99",
-]
-VARIANTS: dict[str, tuple[list[str], str]] = {
+# one change each: name -> (overrides on the base preset, what it tests, where it is from);
+# a variant is one of these or several joined by "+" (e.g. "mask+resize+nsr1")
+CHANGES: dict[str, tuple[list[str], str]] = {
     "paper": ([], "the base preset as it is (StarGAN paper losses and G)"),
-    "rec10": (["loss.lambda_rec=10"], "the paper's lambda_rec (the demo uses 30)"),
+    "rec10": (["loss.lambda_rec=10"], "the paper's lambda_rec (the demo used 30)"),
     "residual": (["model.g_output=residual"], "G outputs x + delta (Shen & Liu 2017)"),
     "mask": (
         ["model.g_output=mask", "loss.lambda_mask=0.1"],
@@ -67,6 +62,7 @@ VARIANTS: dict[str, tuple[list[str], str]] = {
     ),
     "mask-noreg": (["model.g_output=mask"], "the mask without its regulariser"),
     "skip": (["model.g_skip=true"], "encoder-decoder skips (U-Net; STGAN / AttGAN)"),
+    "resize": (["model.g_upsample=resize"], "nearest x2 + conv up-sampling (Odena et al. 2016)"),
     "ema": (["optim.g_ema_beta=0.99"], "EMA of G's weights for sampling (StarGAN v2)"),
     "nsr1": (
         ["loss.adv=ns-r1", "optim.n_critic=1"],
@@ -75,18 +71,19 @@ VARIANTS: dict[str, tuple[list[str], str]] = {
     "bf16": (["train.precision=bf16"], "bf16 autocast (2x per iteration on AVX512-BF16)"),
     "px64": (["model.image_size=64", "model.d_repeat_num=5"], "64 px at the same time"),
     "cls3": (["loss.lambda_cls=3"], "a stronger domain classification loss"),
-    "recipe": (RECIPE, "skip + residual + ns-r1 (n_critic 1) + EMA"),
-    "recipe-bf16": (RECIPE + ["train.precision=bf16"], "the recipe in bf16"),
-    "recipe-mask": (
-        [o for o in RECIPE if "g_output" not in o]
-        + ["model.g_output=mask", "loss.lambda_mask=0.1"],
-        "the recipe with the mask output instead of the residual",
-    ),
-    "recipe-64": (
-        RECIPE + ["train.precision=bf16", "model.image_size=64", "model.d_repeat_num=5"],
-        "the recipe in bf16 at 64 px",
-    ),
+    "lr1e-4": (["optim.g_lr=1e-4", "optim.d_lr=1e-4"], "the paper's learning rate"),
+    "b32": (["train.batch_size=32"], "batch 32"),
 }
+
+
+def overrides_of(variant: str) -> list[str]:
+    """The overrides of a variant: its changes' overrides, in order."""
+    unknown = [name for name in variant.split("+") if name not in CHANGES]
+    if unknown:
+        raise SystemExit(f"unknown changes {unknown} in {variant!r}; --list shows them")
+    return [o for name in variant.split("+") for o in CHANGES[name][0]]
+
+
 KEYS = ("target_acc", "kept", "psnr", "ssim", "cycle_psnr")
 
 
@@ -105,7 +102,7 @@ def main() -> None:
     ap.add_argument("--worker", nargs=2, metavar=("VARIANT", "SEED"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.list:
-        for name, (overrides, what) in VARIANTS.items():
+        for name, (overrides, what) in CHANGES.items():
             print(f"{name:<12} {what}\n{'':<12} {' '.join(overrides) or '(none)'}")
         return
     if args.table:
@@ -118,9 +115,8 @@ def main() -> None:
         run_cell(args.out, args.base, variant, int(seed), budgets, threads, args.n)
         return
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    unknown = [v for v in variants if v not in VARIANTS]
-    if unknown:
-        sys.exit(f"unknown variants {unknown}; --list shows them")
+    for variant in variants:
+        overrides_of(variant)  # unknown names stop here, before any run
     cells = [(v, int(s)) for v in variants for s in args.seeds.split(",")]
     done = {(r["variant"], r["seed"]) for r in read_results(args.out) if r["final"]}
     todo = [c for c in cells if c not in done]
@@ -151,7 +147,7 @@ def run_cell(
     """Train one variant with one seed, scoring at each budget of training minutes."""
     torch.set_num_threads(threads)
     keep_freed_memory()
-    overrides = VARIANTS[variant][0] + [
+    overrides = overrides_of(variant) + [
         f"train.seed={seed}",
         "train.num_iters=100000000",
         "train.num_iters_decay=0",
@@ -192,9 +188,10 @@ def translator(trainer: Trainer, cfg: Config) -> Translator:
 
 def score_cell(trainer: Trainer, cfg: Config, cycle_set, n: int) -> dict:
     tr = translator(trainer, cfg)
-    result = score_model(tr, n=n, progress=False)
+    result = score_model(tr, n=n, progress=False, lpips_model=_lpips(cfg.model.image_size))
     overall, per = result["overall"], result["per_domain"]
-    row = {k: overall[k] for k in ("target_acc", "psnr", "ssim", "l1", "identity_psnr")}
+    keys = ("target_acc", "psnr", "ssim", "l1", "identity_psnr", "lpips", "identity_lpips")
+    row = {k: overall[k] for k in keys if k in overall}
     row["kept"] = _kept(tr, cfg, n)
     row["per_domain"] = {
         name: {"acc": d["target_acc"], "psnr": d["psnr"], "input_psnr": d["identity_psnr"]}
@@ -203,6 +200,17 @@ def score_cell(trainer: Trainer, cfg: Config, cycle_set, n: int) -> dict:
     row["cycle_psnr"] = _cycle_psnr(tr, *cycle_set)
     row["iters"], row["g_updates"] = trainer.state.step, trainer.state.g_updates
     return row
+
+
+def _lpips(image_size: int):
+    """The LPIPS network where the weights are installed (`stargan weights`), else None."""
+    from stargan.errors import StarGANError
+    from stargan.evaluate.lpips import MIN_SIZE, load_lpips
+
+    try:
+        return load_lpips() if image_size >= MIN_SIZE else None
+    except StarGANError:
+        return None
 
 
 def _cycle_set(cfg: Config, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -274,9 +282,9 @@ def write_summary(out: Path) -> None:
     for r in rows:
         cells.setdefault((r["variant"], r["budget_min"]), []).append(r)
     lines = [
-        "| variant | min | seeds | iters | target acc | kept | PSNR dB (input) | SSIM "
-        "| cycle PSNR | worst attr PSNR - input |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| variant | min | seeds | iters | target acc % | kept % | PSNR dB (input) | SSIM "
+        "| LPIPS (input) | cycle PSNR | worst attr PSNR - input |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (variant, budget), rs in cells.items():
         worst = [min(d["psnr"] - d["input_psnr"] for d in r["per_domain"].values()) for r in rs]
@@ -285,11 +293,17 @@ def write_summary(out: Path) -> None:
             f"| {_ms([100 * r['target_acc'] for r in rs], 1)} | "
             f"{_ms([100 * r['kept'] for r in rs], 1)} | {_ms([r['psnr'] for r in rs], 2)} "
             f"({rs[0]['identity_psnr']:.2f}) | {_ms([r['ssim'] for r in rs], 3)} | "
-            f"{_ms([r['cycle_psnr'] for r in rs], 2)} | {_ms(worst, 2)} |"
+            f"{_lpips_cell(rs)} | {_ms([r['cycle_psnr'] for r in rs], 2)} | {_ms(worst, 2)} |"
         )
     (out / "table.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     _plot(cells, out / "plot.png")
+
+
+def _lpips_cell(rs: list[dict]) -> str:
+    if not all("lpips" in r for r in rs):
+        return "-"
+    return f"{_ms([r['lpips'] for r in rs], 3)} ({rs[0]['identity_lpips']:.3f})"
 
 
 def _med(values: list[float]) -> float:

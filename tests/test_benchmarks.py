@@ -131,3 +131,28 @@ def test_evaluation_benchmarks_print_json(script, args, weights, needs_shared) -
     assert isinstance(result, dict) and result
     if script == "lpips_pairs.py":
         assert result["identical"] == 0 and result["noise_sigma_32"] > result["noise_sigma_4"]
+
+
+def test_quality_study_scores_each_budget_and_skips_finished_cells(tmp_path: Path) -> None:
+    out = tmp_path / "study"
+    cmd = [sys.executable, str(BENCH / "quality_study.py"), "-o", str(out), "--base", "tiny"]
+    cmd += ["--variants", "paper,mask+resize+ema", "--seeds", "0", "--budgets", "0.01,0.02"]
+    cmd += ["--n", "16"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [(r["variant"], r["budget_min"]) for r in rows if r["variant"] == "paper"] == [
+        ("paper", 0.01),
+        ("paper", 0.02),
+    ]
+    for r in rows:
+        assert 0 <= r["target_acc"] <= 1 and 0 <= r["kept"] <= 1 and r["psnr"] > 0
+        assert r["iters"] > 0 and r["train_s"] >= r["budget_min"] * 60
+    table = (out / "table.md").read_text().splitlines()
+    assert len(table) == 2 + 4 and "mask+resize+ema" in table[-1]
+    assert (out / "plot.png").stat().st_size > 0
+    assert len(list((out / "grids").glob("*.png"))) == 4
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert "0 runs to do (2 done)" in again.stdout
+    bad = subprocess.run([*cmd[:-4], "--variants", "paper+nope"], capture_output=True, text=True)
+    assert bad.returncode != 0 and "unknown changes ['nope']" in bad.stderr
