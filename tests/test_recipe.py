@@ -249,3 +249,16 @@ def test_recipe_model_exports_with_parity(tmp_path: Path, fmt: str) -> None:
     out = tmp_path / f"G.{'onnx' if fmt == 'onnx' else 'pt'}"
     (export_onnx if fmt == "onnx" else export_torchscript)(model, out)
     assert check_parity(model, out)["max_abs_diff"] < 1e-4
+
+
+def test_auto_precision_is_bf16_only_where_the_cpu_has_it(monkeypatch) -> None:
+    from stargan.train.precision import Precision, resolve_precision
+
+    cpu = torch.device("cpu")
+    for flag in (True, False):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda f=flag: f)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+        assert resolve_precision("auto", cpu) == ("bf16" if flag else "fp32")
+        assert Precision("auto", cpu).dtype == (torch.bfloat16 if flag else None)
+    assert resolve_precision("fp16", cpu) == "fp16"
+    assert resolve_precision("auto", torch.device("meta")) == "fp32"

@@ -67,7 +67,8 @@ def cli() -> None:
     type=click.Choice(PRECISIONS),
     default=None,
     help="Autocast the forward passes (sets train.precision): GPUs, and CPUs with "
-    "AVX512-BF16 for bf16. [default: fp32]",
+    "AVX512-BF16 for bf16; auto: bf16 where the machine computes it natively, else fp32 "
+    "(the recipe presets' default). [default: the preset's]",
 )
 @click.option(
     "--deterministic",

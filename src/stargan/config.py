@@ -18,7 +18,7 @@ from typing import Any
 
 from stargan.errors import StarGANError
 
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")  # auto: bf16 where native (train/precision.py)
 ARCHS = ("v1", "v2")
 G_OUTPUTS = ("image", "residual", "mask")  # v1 G's output (models/v1.py)
 G_UPSAMPLES = ("deconv", "resize")  # v1 G's up-sampling (models/v1.py)
@@ -155,7 +155,9 @@ class TrainConfig:
     solver's arithmetic; on CUDA deterministic cuDNN kernels and no TF32.
 
     ``precision``: ``fp32``, or ``bf16`` / ``fp16`` autocast of the forward passes (fp16
-    with loss scaling); bf16 also pays on CPUs with AVX512-BF16 (docs/speed.md).
+    with loss scaling); bf16 also pays on CPUs with AVX512-BF16 (docs/speed.md); ``auto``:
+    bf16 where the device computes it natively (CPUs with AVX512-BF16 or AMX, GPUs with
+    bf16), else fp32, decided on the machine that trains (printed at the start).
     ``channels_last``: NHWC activations and weights (GPU tensor cores). ``compile``:
     ``torch.compile`` of the generator (D stays eager: the gradient penalty's double
     backward is not supported by compiled graphs). ``tf32``: TF32 matmuls and convolutions

@@ -1,4 +1,4 @@
-"""Mixed precision for training: ``train.precision`` fp32 | bf16 | fp16.
+"""Mixed precision for training: ``train.precision`` fp32 | bf16 | fp16 | auto.
 
 bf16 and fp16 run the networks' forward passes under ``torch.autocast`` (weights,
 optimizer state and the losses' reductions stay fp32); fp16 adds a ``GradScaler`` per
@@ -23,13 +23,36 @@ from stargan.config import Config
 PENALTY_SCALE_CAP = 2.0**10
 INIT_LOSS_SCALE = 2.0**13
 
-DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # config.PRECISIONS
+# config.PRECISIONS, less "auto" (resolve_precision)
+DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 natively: a CUDA GPU that supports it, or a CPU with
+    AVX512-BF16 or AMX (where bf16 autocast measured 2x fp32's training speed; elsewhere
+    bf16 is emulated and slower than fp32)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """``auto``: bf16 where the device computes it natively, else fp32; others unchanged."""
+    if name != "auto":
+        return name
+    return "bf16" if native_bf16(device) else "fp32"
 
 
 class Precision:
+    """``name``: fp32, bf16, fp16, or auto (:func:`resolve_precision`)."""
+
     def __init__(self, name: str, device: torch.device) -> None:
+        name = resolve_precision(name, device)
         if name not in DTYPES:
-            raise ValueError(f"precision must be one of {', '.join(DTYPES)} (got {name!r})")
+            raise ValueError(f"precision must be one of {', '.join(DTYPES)}, auto (got {name!r})")
         self.name = name
         self.device_type = device.type
         self.dtype = DTYPES[name]
@@ -75,7 +98,8 @@ def cuda_math(cfg: Config) -> Iterator[None]:
         return
     t, cudnn, matmul = cfg.train, torch.backends.cudnn, torch.backends.cuda.matmul
     saved = (matmul.allow_tf32, cudnn.allow_tf32, cudnn.benchmark, cudnn.deterministic)
-    tf32 = t.tf32 and t.precision == "fp32" and t.fast_kernels
+    fp32 = resolve_precision(t.precision, torch.device("cuda")) == "fp32"
+    tf32 = t.tf32 and fp32 and t.fast_kernels
     matmul.allow_tf32 = cudnn.allow_tf32 = tf32
     cudnn.benchmark, cudnn.deterministic = t.fast_kernels, not t.fast_kernels
     try:

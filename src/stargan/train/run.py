@@ -156,6 +156,8 @@ def _train(cfg: Config, outdir: Path, ckpt: Path | None, progress: bool, world: 
     else:
         run_dir = broadcast_object(new_run_dir(outdir, cfg.name) if world.is_main else None, world)
     trainer = TRAINERS[cfg.model.arch](cfg, run_dir, train_sets, sample_sets, world)
+    if progress and cfg.train.precision == "auto":
+        print(f"train.precision auto: {trainer.precision.name} on this {trainer.device.type}")
     if ckpt is not None:
         _check_same_labels(ckpt, trainer.layout)
         trainer.resume(ckpt)
