@@ -324,23 +324,26 @@ def _plot(cells: dict[tuple[str, float], list[dict]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 6.2))
     variants = sorted({v for v, _ in cells})
-    for variant in variants:
+    colours = plt.get_cmap("tab20").colors
+    for i, variant in enumerate(variants):
         budgets = sorted(b for v, b in cells if v == variant)
+        style = {"color": colours[i % 20], "marker": "osD^v"[i % 5], "ls": ["-", "--"][i % 2]}
         for ax, key, scale in ((axes[0], "psnr", 1), (axes[1], "target_acc", 100)):
             med = [_med([r[key] * scale for r in cells[(variant, b)]]) for b in budgets]
-            ax.plot(budgets, med, marker="o", label=variant)
+            ax.plot(budgets, med, label=variant, **style)
     axes[0].set_ylabel("PSNR to ground truth (dB)")
     axes[1].set_ylabel("target attribute accuracy (%)")
     inputs = [r["identity_psnr"] for rs in cells.values() for r in rs]
     if inputs and math.isfinite(inputs[0]):
-        axes[0].axhline(statistics.median(inputs), color="grey", ls="--", label="input")
+        axes[0].axhline(statistics.median(inputs), color="grey", ls=":", label="unchanged input")
     for ax in axes:
-        ax.set_xlabel("training wall time (min)")
+        ax.set_xlabel("training time (min; one core's CPU time with --jobs 2)")
         ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=7, ncol=2)
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.22, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 

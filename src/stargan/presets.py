@@ -75,8 +75,8 @@ def _demo() -> Config:
             data=DataConfig(dataset="faces-attr", num_train=12000, num_test=500),
             train=TrainConfig(
                 batch_size=16,
-                num_iters=8000,
-                num_iters_decay=4000,
+                num_iters=7000,
+                num_iters_decay=3500,
                 log_every=50,
                 sample_every=1000,
                 ckpt_every=2000,
@@ -169,7 +169,7 @@ def _faces_joint_v1() -> Config:
         name="faces-joint-v1",
         data=attr,
         joint=(expr,),
-        train=replace(demo.train, num_iters=8000, num_iters_decay=4000),
+        train=replace(demo.train, num_iters=8000, num_iters_decay=4000, sample_every=500),
     )
 
 
