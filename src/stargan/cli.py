@@ -108,6 +108,12 @@ def train(
 
     Under torchrun, train.batch_size is the global batch, split evenly among the
     processes (same updates and learning rates as one process; docs/speed.md).
+
+    The CPU presets (demo, celeba-subset-v1, ckplus-v1, joint-celeba-ckplus-v1,
+    faces-joint-v1) train with the quality recipe (docs/quality.md): model.g_output=mask,
+    loss.lambda_mask=0.1, model.g_upsample=resize, optim.g_ema_beta=0.99,
+    train.precision=auto. The paper presets keep the paper's G and losses; other options
+    of the study: model.g_output=residual, model.g_skip=true, loss.adv=ns-r1.
     """
     from stargan.config import apply_overrides
     from stargan.data import summarize
