@@ -164,14 +164,14 @@ def run_cell(
     trainer = Trainer(
         cfg, run_dir, load_splits(cfg, "train", False), load_splits(cfg, "test", False)
     )
-    cycle_set = _cycle_set(cfg, n)
+    test_set = _changed_test_set(cfg, n)
     clock = time.process_time if threads == 1 else time.perf_counter
     trained, start = 0.0, clock()
     for i, budget in enumerate(budgets):
         while trained + (clock() - start) < budget * 60:
             trainer.train_step()
         trained += clock() - start
-        row = score_cell(trainer, cfg, cycle_set, n)
+        row = score_cell(trainer, cfg, test_set, n)
         row |= {"variant": variant, "seed": seed, "budget_min": budget, "threads": threads}
         row |= {"train_s": round(trained, 1), "final": i == len(budgets) - 1}
         _save_grid(trainer, out / "grids" / f"{variant}-s{seed}-{budget:g}min.png")
@@ -183,23 +183,23 @@ def run_cell(
 
 def translator(trainer: Trainer, cfg: Config) -> Translator:
     """The model the trainer would export now (G's running average where kept)."""
-    G = trainer.G_ema if trainer.G_ema is not None else trainer.G
+    G = trainer.G_sample
     meta = {"dataset": cfg.data.dataset, "data_seed": cfg.data.seed, "crop": 0}
     return Translator(copy.deepcopy(G), cfg.model, trainer.layout, copy.deepcopy(trainer.D), meta)
 
 
-def score_cell(trainer: Trainer, cfg: Config, cycle_set, n: int) -> dict:
+def score_cell(trainer: Trainer, cfg: Config, test_set, n: int) -> dict:
     tr = translator(trainer, cfg)
     result = score_model(tr, n=n, progress=False, lpips_model=_lpips(cfg.model.image_size))
     overall, per = result["overall"], result["per_domain"]
     keys = ("target_acc", "psnr", "ssim", "l1", "identity_psnr", "lpips", "identity_lpips")
     row = {k: overall[k] for k in keys if k in overall}
-    row["kept"] = _kept(tr, cfg, n)
+    row["kept"] = _kept(tr, cfg, *test_set)
     row["per_domain"] = {
         name: {"acc": d["target_acc"], "psnr": d["psnr"], "input_psnr": d["identity_psnr"]}
         for name, d in per.items()
     }
-    row["cycle_psnr"] = _cycle_psnr(tr, *cycle_set)
+    row["cycle_psnr"] = _cycle_psnr(tr, *test_set)
     row["iters"], row["g_updates"] = trainer.state.step, trainer.state.g_updates
     return row
 
@@ -215,8 +215,9 @@ def _lpips(image_size: int):
         return None
 
 
-def _cycle_set(cfg: Config, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Test faces, their labels and one random single-attribute change of each."""
+def _changed_test_set(cfg: Config, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Test faces, their labels and one single-attribute change of each (for the cycle
+    and kept measures)."""
     test = load_builtin("faces-attr", "test", cfg.model.image_size, n, cfg.data.seed)
     x = to_model_range(torch.from_numpy(np.array(test.images)).permute(0, 3, 1, 2))
     params = [faces.params_for(cfg.data.seed, "test", k) for k in range(len(test))]
@@ -235,14 +236,13 @@ def _cycle_psnr(tr: Translator, x, c_org, c_trg) -> float:
 
 
 @torch.no_grad()
-def _kept(tr: Translator, cfg: Config, n: int) -> float:
+def _kept(tr: Translator, cfg: Config, x, c_org, c_trg) -> float:
     """Share of (image, other attribute) pairs whose label the judge still reads after
     a single-attribute change (the hair colours are one group, so changing one hair
     colour is allowed to change the other two)."""
     from stargan.evaluate.classifier import predict
     from stargan.evaluate.score import _judge
 
-    x, c_org, c_trg = _cycle_set(cfg, n)
     clf, spec = _judge("faces-attr", cfg.data.seed, tr.spec, cfg.model.image_size, 600, False)
     fake = to_model_range(_u8(tr.G(x, c_trg)))
     pred = predict(clf, fake, spec.kind)

@@ -224,12 +224,7 @@ def validate(cfg: Config) -> Config:
     if m.arch == "v2":
         _check_v2(cfg)
     else:
-        _check_v1_recipe(cfg)
-    if m.arch == "v1" and (m.image_size % (2**m.d_repeat_num) or m.image_size < 2**m.d_repeat_num):
-        raise StarGANError(
-            f"model.image_size {m.image_size} must be a positive multiple of 2**d_repeat_num "
-            f"= {2**m.d_repeat_num} (the discriminator halves it d_repeat_num times)"
-        )
+        _check_v1(cfg)
     if m.image_size % 4:
         raise StarGANError("model.image_size must be a multiple of 4 (two stride-2 down-convs)")
     positive = {
@@ -262,9 +257,15 @@ def validate(cfg: Config) -> Config:
     return cfg
 
 
-def _check_v1_recipe(cfg: Config) -> None:
-    """The quality recipe's v1 options (G's skips and output, adversarial loss, EMA)."""
+def _check_v1(cfg: Config) -> None:
+    """v1's image size, and the quality recipe's options (G's skips, output and
+    up-sampling, adversarial loss, EMA)."""
     m, loss, o = cfg.model, cfg.loss, cfg.optim
+    if m.image_size % (2**m.d_repeat_num) or m.image_size < 2**m.d_repeat_num:
+        raise StarGANError(
+            f"model.image_size {m.image_size} must be a positive multiple of 2**d_repeat_num "
+            f"= {2**m.d_repeat_num} (the discriminator halves it d_repeat_num times)"
+        )
     if m.g_output not in G_OUTPUTS:
         raise StarGANError(
             f"model.g_output must be one of {', '.join(G_OUTPUTS)} (got {m.g_output!r})"

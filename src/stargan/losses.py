@@ -52,8 +52,9 @@ def gradient_penalty(
 def r1_penalty(
     d_src_real: torch.Tensor, x_real: torch.Tensor, loss_scale: float | None = None
 ) -> torch.Tensor:
-    """R1 (Mescheder et al. 2018, as StarGAN v2): 0.5 E[||grad_x D_src(x)||^2] on real
-    images, the gradient summed over D_src's patch map. ``loss_scale``: as
+    """R1 (Mescheder et al. 2018): 0.5 E[||grad_x D(x)||^2] on real images, as the official
+    StarGAN v2 ``r1_reg`` (the 0.5 is there; the paper's gamma is the caller's weight);
+    for v1, the gradient of D_src's patch map summed. ``loss_scale``: as
     :func:`gradient_penalty`."""
     out = d_src_real.sum() if loss_scale is None else d_src_real.float().sum() * loss_scale
     (grad,) = torch.autograd.grad(out, x_real, create_graph=True)

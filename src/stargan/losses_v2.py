@@ -1,7 +1,8 @@
 """StarGAN v2 losses as plain functions (paper section 2, eqs. 1-5; appendix B).
 
 Adversarial: non-saturating, on the logit of the target domain's head; R1 penalty on
-real images. Each ``*_loss`` returns ``(loss, parts)`` with detached parts for logging.
+real images (``losses.r1_penalty``, shared with v1's ns-r1). Each ``*_loss`` returns
+``(loss, parts)`` with detached parts for logging.
 """
 
 from __future__ import annotations
@@ -16,13 +17,6 @@ def adversarial(logits: torch.Tensor, real: bool) -> torch.Tensor:
     """Binary cross-entropy of D's logits against all-real (1) or all-fake (0) targets."""
     target = torch.full_like(logits, 1.0 if real else 0.0)
     return F.binary_cross_entropy_with_logits(logits, target)
-
-
-def r1_penalty(d_out: torch.Tensor, x_real: torch.Tensor) -> torch.Tensor:
-    """R1 (Mescheder et al. 2018): 0.5 E[||grad_x D(x)||^2] on real images, as the
-    official ``r1_reg`` (the 0.5 is there; the paper's gamma is ``lambda_r1``)."""
-    (grad,) = torch.autograd.grad(d_out.sum(), x_real, create_graph=True)
-    return 0.5 * grad.pow(2).flatten(1).sum(1).mean()
 
 
 def d_loss(

@@ -56,6 +56,23 @@ def _tiny() -> Config:
     )
 
 
+def _cpu_recipe(
+    name: str, model: ModelConfig, lambda_rec: float, data: DataConfig, **train: int
+) -> Config:
+    """A reduced network for a CPU with the quality recipe: Adam 2e-4, n_critic 5, batch 16;
+    ``train`` sets the schedule (num_iters, num_iters_decay, sample_every, ckpt_every)."""
+    return with_recipe(
+        Config(
+            name=name,
+            model=model,
+            loss=LossConfig(lambda_rec=lambda_rec),
+            optim=OptimConfig(g_lr=2e-4, d_lr=2e-4, n_critic=5),
+            data=data,
+            train=TrainConfig(batch_size=16, log_every=50, keep_ckpts=2, **train),
+        )
+    )
+
+
 def _demo() -> Config:
     """The README's main job: built-in faces on a 2-core CPU in under 10 minutes."""
     # A reduced network at 32 px with the quality recipe (docs/quality.md): G blends the
@@ -64,25 +81,15 @@ def _demo() -> Config:
     # AVX512-BF16 CPUs). lambda_rec 30 (paper 10): measured at the old demo's budget it
     # lifted PSNR to the ground truth from 12.6 to 16.8 dB. 64 px was slower to learn
     # at this budget (the study: 55% of targets after 6 core-minutes, 84% at 32 px).
-    return with_recipe(
-        Config(
-            name="demo",
-            model=ModelConfig(
-                image_size=32, g_conv_dim=32, g_repeat_num=3, d_conv_dim=32, d_repeat_num=4
-            ),
-            loss=LossConfig(lambda_rec=30.0),
-            optim=OptimConfig(g_lr=2e-4, d_lr=2e-4, n_critic=5),
-            data=DataConfig(dataset="faces-attr", num_train=12000, num_test=500),
-            train=TrainConfig(
-                batch_size=16,
-                num_iters=7000,
-                num_iters_decay=3500,
-                log_every=50,
-                sample_every=1000,
-                ckpt_every=2000,
-                keep_ckpts=2,
-            ),
-        )
+    return _cpu_recipe(
+        "demo",
+        ModelConfig(image_size=32, g_conv_dim=32, g_repeat_num=3, d_conv_dim=32, d_repeat_num=4),
+        lambda_rec=30.0,
+        data=DataConfig(dataset="faces-attr", num_train=12000, num_test=500),
+        num_iters=7000,
+        num_iters_decay=3500,
+        sample_every=1000,
+        ckpt_every=2000,
     )
 
 
@@ -116,25 +123,16 @@ def _celeba_rafd_v1() -> Config:
 
 def _cpu_64px(name: str, num_iters: int) -> Config:
     """A reduced network at 64 px for real photos on a CPU (hours, not weeks), with the
-    quality recipe (docs/quality.md)."""
-    return with_recipe(
-        Config(
-            name=name,
-            model=ModelConfig(
-                image_size=64, g_conv_dim=32, g_repeat_num=4, d_conv_dim=32, d_repeat_num=5
-            ),
-            loss=LossConfig(lambda_rec=10.0),
-            optim=OptimConfig(g_lr=2e-4, d_lr=2e-4, n_critic=5),
-            train=TrainConfig(
-                batch_size=16,
-                num_iters=num_iters,
-                num_iters_decay=num_iters // 2,
-                log_every=50,
-                sample_every=500,
-                ckpt_every=500,
-                keep_ckpts=2,
-            ),
-        )
+    quality recipe (docs/quality.md); the caller sets the data."""
+    return _cpu_recipe(
+        name,
+        ModelConfig(image_size=64, g_conv_dim=32, g_repeat_num=4, d_conv_dim=32, d_repeat_num=5),
+        lambda_rec=10.0,
+        data=DataConfig(),
+        num_iters=num_iters,
+        num_iters_decay=num_iters // 2,
+        sample_every=500,
+        ckpt_every=500,
     )
 
 

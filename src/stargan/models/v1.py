@@ -77,6 +77,11 @@ class Generator(nn.Module):
         # down-block's ReLU (5, half size) are added after the last and the first up-block's
         self.full_at, self.half_at = (up_relus[1], up_relus[0]) if skip else (-1, -1)
 
+    @property
+    def is_paper(self) -> bool:
+        """Whether this is the paper's network (no option of the quality recipe)."""
+        return not self.skip and self.output == "image" and self.upsample == "deconv"
+
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         # x: [N, 3, H, W] in [-1, 1]; c: [N, c_dim] target label -> [N, 3, H, W]
         return self.outputs(x, c)[0]
@@ -119,8 +124,9 @@ def _up_conv(ch_in: int, ch_out: int, upsample: str) -> list[nn.Module]:
 
 
 class WithMask(nn.Module):
-    """G called as in training with ``model.g_output=mask``: ``(G(x, c), mask)``; a module
-    of its own so that DDP and ``torch.compile`` wrap the call the loss needs."""
+    """G called as in training: ``(G(x, c), mask)`` (the mask is None unless
+    ``model.g_output=mask``); a module of its own so that DDP and ``torch.compile`` wrap
+    the call the loss needs."""
 
     def __init__(self, G: Generator) -> None:
         super().__init__()

@@ -5,6 +5,7 @@ iteration (``train_step``) and its sample grids (``sample_grids``)."""
 
 from __future__ import annotations
 
+import copy
 import math
 import signal
 import time
@@ -186,6 +187,17 @@ class TrainerBase:
             if logger is not None:
                 logger.close()
         return self.state
+
+
+def ema_copy(net: torch.nn.Module) -> torch.nn.Module:
+    """A frozen copy of ``net`` to hold its running average (:func:`update_ema`)."""
+    return copy.deepcopy(net).requires_grad_(False)
+
+
+@torch.no_grad()
+def update_ema(ema: torch.nn.Module, net: torch.nn.Module, beta: float) -> None:
+    """ema <- beta * ema + (1 - beta) * net, parameter by parameter (buffers untouched)."""
+    torch._foreach_lerp_(list(ema.parameters()), list(net.parameters()), 1.0 - beta)
 
 
 @contextmanager

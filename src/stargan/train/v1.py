@@ -6,7 +6,6 @@ Counting: ``step`` counts iterations; every iteration updates D once, every
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,8 +29,10 @@ from stargan.train.base import (
     as_list,
     build_seeded,
     dataset_at,
+    ema_copy,
     frozen,
     step_generator,
+    update_ema,
 )
 from stargan.train.distributed import World, wrap
 from stargan.train.precision import Precision, backward_and_step, penalty_scale
@@ -84,9 +85,8 @@ class Trainer(TrainerBase):
             self.D.to(memory_format=self.memory_format)
         # as called in training: DDP under torchrun, G compiled on request (G and D
         # themselves stay plain modules: checkpoints, samples)
-        # (g_output "mask": G with its mask, which the loss needs)
-        g_call = WithMask(self.G) if self.G.output == "mask" else self.G
-        self.g_train = wrap(g_call, world, self.device)
+        # (G returning (image, mask or None): g_output "mask" needs the mask in the loss)
+        self.g_train = wrap(WithMask(self.G), world, self.device)
         self.d_train = wrap(self.D, world, self.device)
         if t.compile:
             self.g_train = torch.compile(self.g_train)
@@ -97,7 +97,7 @@ class Trainer(TrainerBase):
         self.g_opt = torch.optim.Adam(self.G.parameters(), o.g_lr, (o.beta1, o.beta2), **adam)
         self.d_opt = torch.optim.Adam(self.D.parameters(), o.d_lr, (o.beta1, o.beta2), **adam)
         self.nets = {"G": self.G, "D": self.D}
-        self.G_ema = make_ema(self.G) if o.g_ema_beta > 0 else None
+        self.G_ema = ema_copy(self.G) if o.g_ema_beta > 0 else None
         if self.G_ema is not None:
             self.nets["G_ema"] = self.G_ema  # checkpointed; samples and export use it
         self.optims = {"G": self.g_opt, "D": self.d_opt}
@@ -105,6 +105,11 @@ class Trainer(TrainerBase):
         self.fixed = self._fixed_inputs(
             as_list(sample_sets) if sample_sets is not None else self.datas
         )
+
+    @property
+    def G_sample(self) -> nn.Module:
+        """The G that samples (and that export writes): its running average where kept."""
+        return self.G_ema if self.G_ema is not None else self.G
 
     def _adam_options(self) -> dict[str, bool]:
         """Fused: one pass over each parameter instead of ~8 (D's Adam step at 128 px
@@ -203,7 +208,7 @@ class Trainer(TrainerBase):
         with frozen(self.D), self.precision.autocast():
             d_src_fake, d_cls_fake = _fp32(*self.D(x_fake))
         with self.precision.autocast():
-            x_rec = self._generate(x_fake, b.c_org)[0]
+            x_rec = self.g_train(x_fake, b.c_org)[0]
         own = self.layout.part(b.part)
         loss, parts = losses.g_loss(
             d_src_fake,
@@ -222,12 +227,6 @@ class Trainer(TrainerBase):
         if self.G_ema is not None:
             update_ema(self.G_ema, self.G, self.cfg.optim.g_ema_beta)
         return self._per_dataset(parts, b.part, "G/loss_cls")
-
-    def _generate(self, x: torch.Tensor, c: torch.Tensor):
-        """(G(x, c), G's mask or None) through the training wrapper (DDP, compile)."""
-        if self.G.output == "mask":
-            return self.g_train(x, c)
-        return self.g_train(x, c), None
 
     def _per_dataset(self, parts: dict[str, torch.Tensor], part: int, key: str):
         """Joint runs also log each dataset's classification loss on its own."""
@@ -248,7 +247,7 @@ class Trainer(TrainerBase):
         self.set_lr(step)
         batch, gen = self.make_batch(step)
         with torch.set_grad_enabled(update_g), self.precision.autocast():
-            x_fake, mask = self._generate(batch.x_real, batch.c_trg)
+            x_fake, mask = self.g_train(batch.x_real, batch.c_trg)
         parts = self.d_step(batch, x_fake.detach(), gen)
         if update_g:
             parts |= self.g_step(batch, x_fake, mask)
@@ -265,7 +264,7 @@ class Trainer(TrainerBase):
         """Rows: fixed inputs; columns: input, then one per target domain of every dataset
         (paper figures). Labels a row's dataset lacks come from D_cls's estimate."""
         x, c = self.fixed
-        G = self.G_ema if self.G_ema is not None else self.G
+        G = self.G_sample
         cols = [x] + [G(x, c_trg) for _, c_trg in self.layout.single_changes(self._labels(x, c))]
         stacked = torch.stack(cols, dim=1).flatten(0, 1)  # [N * (1 + domains), 3, H, W]
         return to_uint8(stacked)
@@ -273,18 +272,6 @@ class Trainer(TrainerBase):
     def _labels(self, x: torch.Tensor, c: torch.Tensor) -> list[torch.Tensor]:
         logits = _once(lambda: self.D(x)[1])
         return [self.layout.known_or_estimated(c, logits, i) for i in range(len(self.layout.specs))]
-
-
-def make_ema(G: nn.Module) -> nn.Module:
-    """A frozen copy of G whose weights follow G's running average (update_ema)."""
-    return copy.deepcopy(G).requires_grad_(False)
-
-
-@torch.no_grad()
-def update_ema(G_ema: nn.Module, G: nn.Module, beta: float) -> None:
-    """G_ema <- beta * G_ema + (1 - beta) * G, parameter by parameter (no buffers in G)."""
-    ema_params = list(G_ema.parameters())
-    torch._foreach_lerp_(ema_params, [p.detach() for p in G.parameters()], 1.0 - beta)
 
 
 def relu_out_of_place(net: nn.Module) -> None:

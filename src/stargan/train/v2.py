@@ -14,14 +14,13 @@ step (the official code computes E's gradients and then discards them).
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from stargan import losses_v2, synthesis
+from stargan import losses, losses_v2, synthesis
 from stargan.config import Config
 from stargan.data.dataset import ImageLabelDataset, random_flip, to_model_range
 from stargan.data.sampling import DomainIndex, random_resized_crop
@@ -32,8 +31,10 @@ from stargan.train.base import (
     TrainerBase,
     as_list,
     build_seeded,
+    ema_copy,
     frozen,
     step_generator,
+    update_ema,
 )
 from stargan.train.distributed import World
 
@@ -45,7 +46,7 @@ def init_v2(nets: dict[str, nn.Module]) -> None:
     """EMA copies first, then He init of the trained networks (so the EMA networks start
     from PyTorch's default init, as in the official code)."""
     for name in TRAINED:
-        nets[f"{name}_ema"] = copy.deepcopy(nets[name]).requires_grad_(False)
+        nets[f"{name}_ema"] = ema_copy(nets[name])
     for name in (*TRAINED, "D"):
         he_init_(nets[name])
 
@@ -126,7 +127,7 @@ class V2Trainer(TrainerBase):
         target domain, plus R1 on the real images."""
         x_real = b.x_real.detach().requires_grad_(True)
         d_real = self.D(x_real, b.y_org)
-        r1 = losses_v2.r1_penalty(d_real, x_real)
+        r1 = losses.r1_penalty(d_real, x_real)
         with torch.no_grad():
             x_fake = self.G(b.x_real, s_trg, masks=masks)
         d_fake = self.D(x_fake, b.y_trg)
@@ -174,13 +175,10 @@ class V2Trainer(TrainerBase):
             self.optims[name].step()
         return parts
 
-    @torch.no_grad()
     def update_ema(self) -> None:
         """ema <- beta * ema + (1 - beta) * weights, for G, F and E (parameters only)."""
-        weight = 1.0 - self.cfg.optim.ema_beta
         for name in TRAINED:
-            ema = list(self.nets[f"{name}_ema"].parameters())
-            torch._foreach_lerp_(ema, list(self.nets[name].parameters()), weight)
+            update_ema(self.nets[f"{name}_ema"], self.nets[name], self.cfg.optim.ema_beta)
 
     def train_step(self) -> dict[str, torch.Tensor]:
         step = self.state.step
