@@ -266,7 +266,7 @@ def test_cli_no_face_among_many_is_skipped_and_counted(
     Image.new("RGB", (300, 300), (200, 200, 200)).save(blank)
     args = ["translate", tiny_model, blank, two_faces, "--align", "--to", "Male=1"]
     code, out, err = run_cli([*args, "-o", tmp_path / "o", "--quiet"], capsys, monkeypatch)
-    assert code == 2 and "translated 1 image(s)" in out and "1 failed" in out
+    assert code == 3 and "translated 1 image(s)" in out and "1 skipped" in out
     assert f"skipped: no face found in {blank}" in err
     assert (tmp_path / "o" / "two_Male=1.png").exists()
 

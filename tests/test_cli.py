@@ -157,6 +157,31 @@ def test_translate_to_target_and_all_domains_grid(cli, tiny_model, face_png, tmp
         assert im.size == (6 * 18 + 2, 18 + 2)
 
 
+@pytest.mark.parametrize(
+    ("target", "text"),
+    [
+        ("", "empty target ''"),
+        (" , ", "empty target"),
+        ("Blond_Hair=1,Black_Hair=1", "cannot both be 1"),
+        ("Male=1,Male=0", "'Male' is given twice"),
+    ],
+)
+def test_translate_bad_target_is_one_line_error(cli, tiny_model, face_png, tmp_path, target, text):
+    code, _, err = cli("translate", tiny_model, face_png, "--to", target, "-o", tmp_path / "o")
+    assert_one_line_error(code, err, text)
+    assert not (tmp_path / "o").exists()
+
+
+def test_translate_output_inside_the_input_folder_is_not_read(cli, tiny_model, face_png, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "me.png").write_bytes(face_png.read_bytes())
+    for _ in range(2):  # the second run must not translate the first run's outputs
+        code, out, _ = cli("translate", tiny_model, photos, "--to", "Male=1", "-o", photos / "out")
+        assert code == 0 and "translated 1 image" in out
+    assert sorted(p.name for p in (photos / "out").iterdir()) == ["me_Male=1.png"]
+
+
 def test_translate_bad_inputs_are_counted_and_others_processed(
     cli, tiny_model, face_png, tmp_path
 ) -> None:
@@ -174,10 +199,29 @@ def test_translate_bad_inputs_are_counted_and_others_processed(
         tmp_path / "o",
         "--quiet",
     )
-    assert code == 2
-    assert "translated 1 image(s)" in out and "2 failed" in out
+    assert code == 3  # some skipped, the rest translated: not a user error's 2
+    assert "translated 1 image(s)" in out and "2 skipped" in out
     assert "missing.png: no such file" in err and "corrupt.jpg: not a readable image" in err
     assert (tmp_path / "o" / "face_Male=1.png").exists()
+
+
+@pytest.mark.parametrize("name", ["missing.png", "corrupt.jpg"])
+def test_translate_one_bad_input_is_one_line_and_no_folder(cli, tiny_model, tmp_path, name):
+    bad = tmp_path / name
+    if name == "corrupt.jpg":
+        bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    code, _, err = cli("translate", tiny_model, bad, "--to", "Male=1", "-o", tmp_path / "o")
+    assert_one_line_error(code, err, name)
+    assert not (tmp_path / "o").exists()
+
+
+def test_translate_with_every_input_bad_exits_2_and_leaves_no_folder(cli, tiny_model, tmp_path):
+    bad = [tmp_path / "a.png", tmp_path / "b.png"]
+    for p in bad:
+        p.write_bytes(b"not an image")
+    code, _, err = cli("translate", tiny_model, *bad, "--to", "Male=1", "-o", tmp_path / "o")
+    assert code == 2 and "none of the 2 input(s) could be translated" in err
+    assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.parametrize(

@@ -190,6 +190,27 @@ def test_parse_assignments_empty() -> None:
         CELEBA.parse_assignments(" , ")
 
 
+@pytest.mark.parametrize(
+    ("spec", "text", "message"),
+    [
+        (CELEBA, "Blond_Hair=1,Black_Hair=1", "Blond_Hair and Black_Hair cannot both be 1"),
+        (CELEBA, "Male=1,Young,Male=0", "'Male' is given twice"),
+        (EXPR, "happy=1,sad=1", "happy and sad cannot both be 1"),
+    ],
+)
+def test_parse_assignments_refuses_contradictions(spec: LabelSpec, text: str, message: str) -> None:
+    with pytest.raises(StarGANError, match=message):
+        spec.parse_assignments(text)
+
+
+def test_parse_assignments_allows_clearing_a_group() -> None:
+    assert CELEBA.parse_assignments("Blond_Hair=0,Black_Hair=0,Brown_Hair=1") == {
+        "Blond_Hair": 0.0,
+        "Black_Hair": 0.0,
+        "Brown_Hair": 1.0,
+    }
+
+
 def test_apply_assignments() -> None:
     c_org = _t([[1, 0, 0, 1, 0]])
     c_trg = CELEBA.apply(c_org, CELEBA.parse_assignments("Brown_Hair=1,Male=0"))

@@ -250,7 +250,7 @@ BAD_UPLOADS = {
     "empty file": (b"", {}, 400, "the uploaded file is empty"),
     "truncated PNG": (GOOD[: len(GOOD) // 2], {}, 400, "truncated or corrupt"),
     "81 MP header": (png_header(9000, 9000), {}, 413, "9000x9000 pixels (81.0 MP); at most 64 MP"),
-    "900 MP bomb": (png_header(30000, 30000), {}, 413, "image too large"),
+    "900 MP bomb": (png_header(30000, 30000), {}, 413, "image too large: at most 64 MP"),
     "file over the byte cap": (GOOD + bytes(UPLOAD_CAP), {}, 413, "upload too large: at most"),
     "body far over the cap": (bytes(3 * UPLOAD_CAP), {}, 413, "upload too large: at most"),
     "unknown attribute": (GOOD, {"target": "Blnd_Hair=1"}, 400, "unknown domain 'Blnd_Hair'"),
@@ -260,6 +260,21 @@ BAD_UPLOADS = {
     "no target": (GOOD, {"target": ""}, 400, "no target: choose at least one attribute"),
     "bad flag": (GOOD, {"target": "Male=1", "align": "maybe"}, 400, "'align' must be 0 or 1"),
     "no image": (None, {"target": "Male=1"}, 400, "no image"),
+    "two hair colours": (
+        GOOD,
+        {"target": "Blond_Hair=1,Black_Hair=1"},
+        400,
+        "Blond_Hair and Black_Hair cannot both be 1",
+    ),
+    "a name twice": (GOOD, {"target": "Male=1,Male=0"}, 400, "'Male' is given twice"),
+    "a JSON key twice": (GOOD, {"target": '{"Male": 1, "Male": 0}'}, 400, "given twice"),
+    "two hair colours (JSON)": (
+        GOOD,
+        {"target": '{"Brown_Hair": 1, "Blond_Hair": 1}'},
+        400,
+        "cannot both be 1",
+    ),
+    "JSON nested 5,000 deep": (GOOD, {"target": '{"a":' * 5000}, 400, "nested too deeply"),
 }
 
 

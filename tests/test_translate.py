@@ -283,6 +283,27 @@ def test_folder_without_config(tmp_path) -> None:
         Translator.from_pretrained(tmp_path)
 
 
+def test_run_folder_is_named_as_such(tiny_run) -> None:
+    with pytest.raises(
+        StarGANError, match=f"{tiny_run} is a training run.*stargan export {tiny_run}"
+    ):
+        Translator.from_pretrained(tiny_run)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_weights_with_nan_or_inf_are_refused(saved, tmp_path, bad: float) -> None:
+    from safetensors.torch import load_file, save_file
+
+    path = _copy_model(saved, tmp_path)
+    state = load_file(str(path / "model.safetensors"))
+    name = sorted(k for k, v in state.items() if v.is_floating_point())[-1]
+    state[name].view(-1)[0] = bad
+    save_file(state, str(path / "model.safetensors"))
+    word = "NaN" if bad != bad else "Inf"
+    with pytest.raises(StarGANError, match=f"tensor '{name}' holds {word} values"):
+        Translator.from_pretrained(path)
+
+
 def test_unreadable_config(saved, tmp_path) -> None:
     path = _copy_model(saved, tmp_path)
     (path / "config.json").write_text("{oops")

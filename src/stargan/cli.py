@@ -1,4 +1,5 @@
-"""The ``stargan`` command line. Every user error: one line on stderr, exit code 2."""
+"""The ``stargan`` command line. Every user error: one line on stderr, exit code 2;
+``translate`` with some inputs skipped and the rest translated: exit code 3."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from stargan.config import PRECISIONS
 from stargan.errors import StarGANError
 from stargan.presets import PRESETS, get_preset
 
+EXIT_SKIPPED = 3  # translate: some inputs skipped (named on stderr), the others translated
 SET_HELP = "Override a config value, e.g. --set train.num_iters=1000 (repeatable)."
 
 
@@ -373,6 +375,9 @@ def translate(
 ) -> None:
     """Translate images or folders of images with an exported model.
 
+    Exit status: 0 all translated; 3 some inputs skipped (each named on stderr), the
+    rest translated; 2 a user error (one line), nothing translated.
+
     \b
     Examples:
       stargan translate my-model face.png --to Blond_Hair=1 -o out/
@@ -398,9 +403,11 @@ def translate(
         alignment=Alignment(faces, paste_back) if align_faces else None,
         int8=int8,
     )
-    click.echo(f"translated {done} image(s) into {out}" + (f"; {failed} failed" if failed else ""))
+    if failed and not done:
+        raise StarGANError(f"none of the {failed} input(s) could be translated (see above)")
+    click.echo(f"translated {done} image(s) into {out}" + (f"; {failed} skipped" if failed else ""))
     if failed:
-        sys.exit(2)
+        sys.exit(EXIT_SKIPPED)
 
 
 # ---------------------------------------------------------------------- sample

@@ -80,12 +80,23 @@ def pil_to_uint8_tensor(im: Image.Image) -> torch.Tensor:
     return torch.from_numpy(np.asarray(im, dtype=np.uint8).copy()).permute(2, 0, 1)
 
 
-def find_images(inputs: list[Path]) -> list[Path]:
-    """Files given directly, plus image files inside given folders (sorted, recursive)."""
+def find_images(inputs: list[Path], skip: Path | None = None) -> list[Path]:
+    """Files given directly, plus image files inside given folders (sorted, recursive);
+    files under the folder ``skip`` (the output folder, when it lies inside an input
+    folder) are left out of the folder walks."""
+    skip_dir = skip.resolve() if skip is not None else None
     found: list[Path] = []
     for p in inputs:
         if p.is_dir():
-            found += sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+            found += sorted(
+                f
+                for f in p.rglob("*")
+                if f.suffix.lower() in IMAGE_SUFFIXES and not _is_under(f, skip_dir)
+            )
         else:
             found.append(p)
     return found
+
+
+def _is_under(path: Path, folder: Path | None) -> bool:
+    return folder is not None and path.resolve().is_relative_to(folder)

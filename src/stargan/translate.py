@@ -273,6 +273,11 @@ def read_model_config(path: Path) -> dict[str, Any]:
         raise StarGANError(f"{path}/config.json is unreadable: {err}") from err
     if not isinstance(config, dict) or config.get("kind") != KIND:
         kind = config.get("kind") if isinstance(config, dict) else None
+        if kind is None and (path / "checkpoints").is_dir():
+            raise StarGANError(
+                f"{path} is a training run, not a model folder: make one with "
+                f"stargan export {path} -o MODEL"
+            )
         use = "; StarGAN v2 models synthesise with stargan sample" if kind == "stargan-v2" else ""
         raise StarGANError(f"{path} holds a {kind!r} model, not a {KIND!r} model folder{use}")
     if not isinstance(config.get("format_version", 0), int):
@@ -327,12 +332,26 @@ def _save_weights(net: torch.nn.Module, path: Path) -> None:
 
 
 def _load_weights(net: torch.nn.Module, path: Path) -> None:
+    """Load a model folder's weights file; a missing or foreign file, and any NaN or Inf
+    value (a diverged run: black images), is a StarGANError naming the file and tensor."""
     try:
-        net.load_state_dict(load_file(str(path)))
+        state = load_file(str(path))
+        net.load_state_dict(state)
     except FileNotFoundError as err:
         raise StarGANError(f"{path} is missing: corrupt model folder") from err
     except (SafetensorError, RuntimeError, OSError) as err:
         raise StarGANError(f"{path} does not hold this model's weights: {str(err)[:200]}") from err
+    check_finite(state, path)
+
+
+def check_finite(state: dict[str, torch.Tensor], path: Path) -> None:
+    """Refuse weights with NaN or Inf values, naming the first such tensor."""
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = "NaN" if bool(torch.isnan(tensor).any()) else "Inf"
+            raise StarGANError(
+                f"{path}: tensor {name!r} holds {bad} values (the training run diverged?)"
+            )
 
 
 def _like_input(images: Any, y: torch.Tensor) -> Any:

@@ -78,11 +78,33 @@ def translate_files(
         require_int8(device, model)  # v1 folder, CPU, VNNI: one error before any loading
     tr = Translator.from_pretrained(model, device=_device(device))
     assignments = None
-    if target:
-        assignments = parse_pairs(target)
+    if target is not None:
+        assignments = parse_pairs(target, example=tr.layout.domain_names()[0])
         tr.parse_target(assignments)  # unknown or mixed domains: one error before any work
+    created = not out.exists()
     _ensure_writable(out)
-    paths = find_images(inputs)
+    try:
+        done, failed = _translate_all(
+            tr, inputs, out, assignments, grid, batch_size, progress, alignment, int8
+        )
+    finally:
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # a run that wrote nothing leaves no empty folder behind
+    return done, failed
+
+
+def _translate_all(
+    tr: Translator,
+    inputs: list[Path],
+    out: Path,
+    assignments: dict[str, float] | None,
+    grid: bool,
+    batch_size: int,
+    progress: bool,
+    alignment: Alignment | None,
+    int8: bool,
+) -> tuple[int, int]:
+    paths = find_images(inputs, skip=out)
     if not paths:
         raise StarGANError("no input images found in " + ", ".join(map(str, inputs)))
     _check_unique_stems(paths)
@@ -93,14 +115,15 @@ def translate_files(
     # --paste-back keeps each photo until its faces are back in it: one photo at a time
     step = 1 if alignment and alignment.paste_back else batch_size
     failed, done, rows = 0, 0, []
-    bar = tqdm(total=len(paths), disable=not progress, unit="img", desc="translate")
+    single = len(paths) == 1  # one input: its error is the run's one-line error, no bar
+    bar = tqdm(total=len(paths), disable=not progress or single, unit="img", desc="translate")
     for start in range(0, len(paths), step):
         items = []
         for p in paths[start : start + step]:
             try:
                 items += _load(p, tr, alignment)
             except StarGANError as err:
-                if isinstance(err, NoFaceError) and len(paths) == 1:
+                if single:
                     raise
                 click.echo(f"skipped: {err}", err=True)
                 failed += 1

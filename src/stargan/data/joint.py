@@ -107,7 +107,11 @@ class LabelLayout:
             raise StarGANError(
                 f"a target uses one dataset's labels (paper 3.2); this one mixes {names}"
             )
-        return parts[0], {found[k][1]: v for k, v in assignments.items()}
+        own = {found[k][1]: v for k, v in assignments.items()}
+        if len(own) < len(assignments):
+            raise StarGANError(f"a domain is named twice in the target {sorted(assignments)}")
+        self.specs[parts[0]].check_assignments(own)
+        return parts[0], own
 
     def estimate(self, logits: torch.Tensor, i: int) -> torch.Tensor:
         """Dataset ``i``'s labels as D_cls sees them in its slice of ``logits``."""

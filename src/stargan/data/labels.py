@@ -126,9 +126,22 @@ class LabelSpec:
     def parse_assignments(self, text: str) -> dict[str, float]:
         """Parse ``Blond_Hair=1,Male=0`` (values 0/1, true/false) into {name: value}."""
         values = parse_pairs(text, example=self.names[0])
+        self.check_assignments(values)
+        return values
+
+    def check_assignments(self, values: dict[str, float]) -> None:
+        """Refuse unknown names and two members of an exclusive group set to 1 (two hair
+        colours; for categorical labels, two classes)."""
         for name in values:
             self.index(name)
-        return values
+        on = [n for n, v in values.items() if v > 0.5]
+        groups = [tuple(self.names)] if self.kind == "categorical" else self.exclusive_groups
+        for group in groups:
+            both = [n for n in on if n in group]
+            if len(both) > 1:
+                raise StarGANError(
+                    f"{' and '.join(both)} cannot both be 1: one of {', '.join(group)} at a time"
+                )
 
     def apply(self, c_org: torch.Tensor, assignments: dict[str, float]) -> torch.Tensor:
         c_trg = c_org.clone()
@@ -145,6 +158,8 @@ def parse_pairs(text: str, example: str = "Male") -> dict[str, float]:
     values: dict[str, float] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         name, sep, raw = part.partition("=")
+        if name.strip() in values:
+            raise StarGANError(f"{name.strip()!r} is given twice in the target {text!r}")
         values[name.strip()] = _parse_bool(raw.strip() if sep else "1", name)
     if not values:
         raise StarGANError(f"empty target {text!r}; expected e.g. {example}=1")

@@ -218,7 +218,9 @@ def _json_target(raw: str) -> dict[str, float]:
     """``{"Blond_Hair": 1, "Male": 0.5}``: values in [0, 1] (0.5 asks G for a label it never
     saw in training; allowed for experiments, as Translator.translate allows it)."""
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, object_pairs_hook=_unique_keys)
+    except RecursionError as err:  # thousands of nested brackets
+        raise UploadError(400, "target is nested too deeply") from err
     except ValueError as err:
         raise UploadError(400, f"target is not valid JSON ({err})") from err
     if not isinstance(data, dict) or not data:
@@ -230,6 +232,16 @@ def _json_target(raw: str) -> dict[str, float]:
         if not isinstance(v, int | float) or not math.isfinite(v) or not 0 <= v <= 1:
             raise UploadError(400, f"target value for {k!r} must be a number in [0, 1]")
         out[str(k)] = float(v)
+    return out
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's pairs as a dict; a key given twice is an error, not "last wins"."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"{key!r} is given twice")
+        out[key] = value
     return out
 
 

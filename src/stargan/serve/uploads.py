@@ -50,8 +50,8 @@ def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
             return to_rgb(ImageOps.exif_transpose(im))
     except UploadError:
         raise
-    except Image.DecompressionBombError as err:
-        raise UploadError(413, f"image too large: {err}") from err
+    except Image.DecompressionBombError as err:  # Pillow's limit, not ours: quote ours
+        raise UploadError(413, f"image too large: at most {max_pixels / 1e6:g} MP") from err
     except UnidentifiedImageError as err:
         raise UploadError(
             415, f"the file is not an image this server reads ({FORMAT_NAMES} expected)"
