@@ -262,6 +262,15 @@ def test_wrong_folder_says_what_is_expected(celeba, tmp_path) -> None:
         load_celeba(celeba, (), 32, "train")
 
 
+def test_official_code_layout_images_folder(celeba) -> None:
+    """yunjey/stargan's download.sh: images/ beside list_attr_celeba.txt."""
+    before = load_celeba(celeba, (), 32, "train", "official")
+    (celeba / "img_align_celeba").rename(celeba / "images")
+    after = load_celeba(celeba, (), 32, "train", "official")
+    assert np.array_equal(after.images, before.images)
+    assert np.array_equal(after.labels, before.labels)
+
+
 @pytest.mark.parametrize("damage", ["missing", "corrupt"])
 def test_bad_images_skipped_and_counted(celeba, damage: str) -> None:
     bad = celeba / "img_align_celeba" / _file(1)

@@ -57,6 +57,14 @@ def test_override_bool_spellings(raw: str, expected: bool) -> None:
     assert cfg.train.tensorboard is expected
 
 
+@pytest.mark.parametrize(
+    ("preset", "arch", "names"), [("demo", "v2", "faces-v2"), ("faces-v2", "v1", "demo")]
+)
+def test_switching_the_family_is_refused(preset: str, arch: str, names: str) -> None:
+    with pytest.raises(StarGANError, match=f"model.arch={arch} on the .* start from .*{names}"):
+        apply_overrides(get_preset(preset), [f"model.arch={arch}"])
+
+
 def test_later_override_wins() -> None:
     cfg = apply_overrides(Config(), ["train.batch_size=8", "train.batch_size=2"])
     assert cfg.train.batch_size == 2

@@ -366,7 +366,10 @@ def _check_device(name: str) -> None:
 
 # ---------------------------------------------------------------- overrides
 def apply_overrides(cfg: Config, assignments: list[str]) -> Config:
-    """Apply ``section.key=value`` strings; unknown or ill-typed keys raise StarGANError."""
+    """Apply ``section.key=value`` strings; unknown or ill-typed keys raise StarGANError,
+    and so does a change of ``model.arch``: each family has its own paper defaults (losses,
+    optimiser, schedule), which a v1 preset switched to v2 would silently lack."""
+    arch = cfg.model.arch
     for text in assignments:
         key, sep, raw = text.partition("=")
         if not sep:
@@ -376,6 +379,14 @@ def apply_overrides(cfg: Config, assignments: list[str]) -> Config:
             cfg = _set_dataset_key(cfg, parts[1], parts[2:], raw.strip(), key.strip())
         else:
             cfg = _set_path(cfg, parts, raw.strip(), key.strip())
+    if cfg.model.arch != arch:
+        from stargan.presets import PRESETS  # presets import this module
+
+        names = [n for n, make in PRESETS.items() if make().model.arch == cfg.model.arch]
+        raise StarGANError(
+            f"model.arch={cfg.model.arch} on the {arch} preset {cfg.name!r} would keep its "
+            f"{arch} losses and schedule; start from a {cfg.model.arch} preset: " + ", ".join(names)
+        )
     return cfg
 
 

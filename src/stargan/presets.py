@@ -138,9 +138,9 @@ def _cpu_64px(name: str, num_iters: int) -> Config:
 
 def _celeba_subset_v1() -> Config:
     """CelebA in its official layout (e.g. ../shared/data/celeba_20k), 64 px, CPU-sized:
-    13,000 iterations are about 55 minutes of training on a 2-core AVX512-BF16 CPU."""
+    10,500 iterations are about 56 minutes of training on a 2-core AVX512-BF16 CPU."""
     celeba = DataConfig(dataset="celeba", name="celeba", test_split="official")
-    return replace(_cpu_64px("celeba-subset-v1", 13000), data=celeba)
+    return replace(_cpu_64px("celeba-subset-v1", 10500), data=celeba)
 
 
 def _joint_celeba_ckplus_v1() -> Config:

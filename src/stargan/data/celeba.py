@@ -23,6 +23,7 @@ PAPER_TEST_SIZE = 2000
 CROP = 178
 ATTR_FILE = "list_attr_celeba.txt"
 IMAGE_DIR = "img_align_celeba"
+OFFICIAL_CODE_IMAGE_DIR = "images"  # yunjey/stargan's download.sh unzips the images here
 
 
 def read_attr_file(path: Path) -> tuple[list[str], list[str], np.ndarray]:
@@ -102,13 +103,13 @@ def load_celeba(
     out and counted in ``skipped`` (``"skip"``).
     """
     root = Path(root)
-    check_layout(root)
+    image_dir = check_layout(root)
     names, files, values = read_attr_file(root / ATTR_FILE)
     spec = label_spec(attrs, names)
     idx = split_indices(files, root, test_split, split, seed)
     if len(idx) == 0:
         raise StarGANError(f"CelebA {split} split of {root} is empty")
-    paths = [root / IMAGE_DIR / files[i] for i in idx]
+    paths = [image_dir / files[i] for i in idx]
     decoded = decode_images(
         paths,
         image_size,
@@ -125,17 +126,26 @@ def load_celeba(
     return ImageLabelDataset(decoded.images, labels, spec, "celeba", len(decoded.skipped))
 
 
-def check_layout(root: Path) -> None:
-    """A clear error when ``root`` is not a CelebA folder in the official layout."""
-    expected = f"expected {ATTR_FILE} and {IMAGE_DIR}/ (the official CelebA layout)"
+def check_layout(root: Path) -> Path:
+    """The image folder of CelebA folder ``root`` (``img_align_celeba/``, or ``images/`` as
+    the official StarGAN code's download script makes it); a clear error when ``root`` is
+    not a CelebA folder in either layout."""
+    expected = (
+        f"expected {ATTR_FILE} and {IMAGE_DIR}/ (the official CelebA layout; "
+        f"{OFFICIAL_CODE_IMAGE_DIR}/ as yunjey/stargan's download.sh makes it also works)"
+    )
     if not root.is_dir():
         raise StarGANError(f"CelebA folder {root} does not exist; {expected}")
-    lacking = [n for n in (ATTR_FILE, IMAGE_DIR) if not (root / n).exists()]
+    image_dir = root / IMAGE_DIR
+    if not image_dir.exists() and (root / OFFICIAL_CODE_IMAGE_DIR).is_dir():
+        image_dir = root / OFFICIAL_CODE_IMAGE_DIR
+    lacking = [p.name for p in (root / ATTR_FILE, image_dir) if not p.exists()]
     if lacking:
         raise StarGANError(f"{root} is not a CelebA folder: no {' or '.join(lacking)}; {expected}")
-    nested = root / IMAGE_DIR / IMAGE_DIR
+    nested = image_dir / image_dir.name
     if nested.is_dir():
         raise StarGANError(
-            f"{root / IMAGE_DIR} holds another {IMAGE_DIR}/ (unzipped twice?): move its images "
+            f"{image_dir} holds another {image_dir.name}/ (unzipped twice?): move its images "
             f"up one level"
         )
+    return image_dir
