@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 from dataclasses import replace
 from pathlib import Path
 
@@ -203,9 +204,28 @@ def test_paper_split_is_seeded() -> None:
     assert (np.diff(a) > 0).all()  # sorted
 
 
+def test_official_code_split_is_the_official_data_loaders() -> None:
+    """An independent transcription of yunjey/stargan's data_loader.py preprocess()."""
+    files = [f"{i + 1:06d}.jpg" for i in range(5000)]
+    lines = [f"{f} 1 -1" for f in files]
+    state = random.getstate()
+    try:
+        random.seed(1234)
+        random.shuffle(lines)
+    finally:
+        random.setstate(state)
+    official_test = {line.split()[0] for i, line in enumerate(lines) if (i + 1) < 2000}
+    test = split_indices(files, Path("."), "official-code", "test", 0)
+    train = split_indices(files, Path("."), "official-code", "train", 7)  # seed unused
+    assert {files[i] for i in test} == official_test and len(test) == 1999
+    assert len(train) == 5000 - 1999 and not set(test) & set(train)
+
+
 def test_split_errors(celeba) -> None:
     files = [_file(i) for i in range(6)]
-    with pytest.raises(StarGANError, match="must be 'paper' or 'official', not 'random'"):
+    with pytest.raises(
+        StarGANError, match="must be one of paper, official, official-code, not 'random'"
+    ):
         split_indices(files, celeba, "random", "train", 0)
     (celeba / "list_eval_partition.txt").unlink()
     with pytest.raises(StarGANError, match="list_eval_partition.txt.*test_split=official"):

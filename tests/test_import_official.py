@@ -146,6 +146,8 @@ def test_converted_g_and_d_match_official_outputs(official: dict, tmp_path: Path
     assert tr.spec.names == tuple(ATTRS) and tr.spec.kind == "multi"
     assert tr.spec.exclusive_groups == (("Black_Hair", "Blond_Hair"),)
     assert tr.crop == 178 and tr.meta["step"] == 200000
+    # scored on the official code's own test images, not on its training set
+    assert tr.meta["sources"][0]["data"]["test_split"] == "official-code"
     digest = hashlib.sha256(g_path.read_bytes()).hexdigest()
     assert tr.meta["imported"]["generator"] == {"file": "200000-G.ckpt", "sha256": digest}
     assert tr.meta["imported"]["discriminator"]["file"] == "200000-D.ckpt"

@@ -377,10 +377,13 @@ def provenance(
     """Data source keys as export.py writes them (for data like the official code's:
     CelebA attributes, or one folder per domain), ``source`` (the first file) and
     ``imported`` (``origin`` and each file's name and sha256)."""
+    celeba = spec.kind != "categorical"
     data = DataConfig(
-        dataset="folders" if spec.kind == "categorical" else "celeba",
+        dataset="celeba" if celeba else "folders",
         attrs=spec.names,
         crop=crop,
+        # the official code's own test images, so that it is not scored on its training set
+        test_split="official-code" if celeba else "paper",
         exclusive=tuple("|".join(g) for g in spec.exclusive_groups),
     )
     return {

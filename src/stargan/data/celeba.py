@@ -1,13 +1,15 @@
 """CelebA in its official layout: ``list_attr_celeba.txt`` + ``img_align_celeba/``.
 
 As the paper: attributes chosen by name, centre crop 178 then resize; the test split is
-either ``paper`` (a seeded hold-out of 2,000 images) or ``official``
-(``list_eval_partition.txt``: 0 train, 1 validation, 2 test; train uses 0 and 1).
+``paper`` (a seeded hold-out of 2,000 images), ``official`` (``list_eval_partition.txt``:
+0 train, 1 validation, 2 test; train uses 0 and 1) or ``official-code`` (the official
+StarGAN code's own split, for models imported from it).
 Images are decoded in parallel into a memory-mapped cache (data/decode.py).
 """
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import numpy as np
@@ -60,8 +62,22 @@ def label_spec(attrs: tuple[str, ...], available: list[str] | None = None) -> La
     return LabelSpec(tuple(attrs), "multi", (group,) if len(group) > 1 else ())
 
 
+TEST_SPLITS = ("paper", "official", "official-code")
+OFFICIAL_CODE_SEED = 1234  # yunjey/stargan's data_loader.py: random.seed(1234); shuffle(lines)
+
+
 def split_indices(files: list[str], root: Path, mode: str, split: str, seed: int) -> np.ndarray:
+    """Row indices of ``split`` ("train" or "test") under ``mode``: ``paper`` (2,000 test
+    images drawn with ``seed``), ``official`` (CelebA's list_eval_partition.txt: test
+    partition vs train + validation) or ``official-code`` (exactly the official StarGAN
+    code's split: the attribute rows shuffled by Python's ``random`` seeded 1234, the
+    first 1,999 are the test set)."""
     n = len(files)
+    if mode == "official-code":
+        order = list(range(n))
+        random.Random(OFFICIAL_CODE_SEED).shuffle(order)  # the permutation of shuffle(lines)
+        test = np.sort(np.asarray(order[: PAPER_TEST_SIZE - 1], np.int64))
+        return test if split == "test" else np.setdiff1d(np.arange(n), test)
     if mode == "paper":
         perm = np.random.default_rng(seed).permutation(n)
         test = np.sort(perm[: min(PAPER_TEST_SIZE, n // 2)])
@@ -80,7 +96,7 @@ def split_indices(files: list[str], root: Path, mode: str, split: str, seed: int
             )
         wanted = {"2"} if split == "test" else {"0", "1"}
         return np.asarray([i for i, f in enumerate(files) if table.get(f) in wanted], np.int64)
-    raise StarGANError(f"data.test_split must be 'paper' or 'official', not {mode!r}")
+    raise StarGANError(f"data.test_split must be one of {', '.join(TEST_SPLITS)}, not {mode!r}")
 
 
 def load_celeba(
