@@ -73,6 +73,8 @@ CHANGES: dict[str, tuple[list[str], str]] = {
     "px64": (["model.image_size=64", "model.d_repeat_num=5"], "64 px at the same time"),
     "g16": (["model.g_conv_dim=16"], "a narrower G (conv_dim 16): 3-4x fewer FLOPs"),
     "cls3": (["loss.lambda_cls=3"], "a stronger domain classification loss"),
+    "cls2": (["loss.lambda_cls=2"], "a somewhat stronger domain classification loss"),
+    "lmask0.3": (["loss.lambda_mask=0.3"], "a 3x stronger mask regulariser: change more"),
     "lr1e-4": (["optim.g_lr=1e-4", "optim.d_lr=1e-4"], "the paper's learning rate"),
     "b32": (["train.batch_size=32"], "batch 32"),
 }

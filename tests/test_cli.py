@@ -130,6 +130,7 @@ def test_translate_to_target_and_all_domains_grid(cli, tiny_model, face_png, tmp
         "--quiet",
     )
     assert code == 0 and "translated 1 image" in out
+    assert "model: trained on faces-attr at 16 px (built-in rendered faces: real photos" in out
     with Image.open(tmp_path / "a" / "face_Blond_Hair=1,Male=0.png") as im:
         assert im.size == (16, 16)
         assert not np.array_equal(np.asarray(im), np.zeros((16, 16, 3)))

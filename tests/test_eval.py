@@ -133,6 +133,20 @@ def test_multi_label_protocol_target_accuracy_and_preservation(
     assert [row[0] for row in bars["rows"]] == ["top", "bottom"]
 
 
+@pytest.mark.parametrize("kind", ["multi", "categorical"])
+def test_reconstruction_is_exact_for_identity_and_lossy_for_a_redrawing_g(
+    kind: str, tmp_path: Path
+) -> None:
+    """Identity G: G(G(x, c_trg), c_org) = x (the 100 dB cap); a G that redraws the image
+    with fresh noise cannot give x back."""
+    (same,) = evaluate_model(_context(kind, False, tmp_path), ["reconstruction"], lambda _: None)
+    (redrawn,) = evaluate_model(_context(kind, True, tmp_path), ["reconstruction"], lambda _: None)
+    assert same["summary"]["rec_psnr"] == 100.0
+    assert 10.0 < redrawn["summary"]["rec_psnr"] < 40.0
+    rows = redrawn["tables"][0]["rows"]
+    assert sum(r[2] for r in rows) == 30 * 2  # each image: both flips / both other classes
+
+
 def test_records_are_appended_as_json_lines_with_provenance(tmp_path: Path) -> None:
     ctx = _context("categorical", True, tmp_path, n=12, seed=3)
     evaluate_model(ctx, ["classification", "params"], log=lambda _: None)

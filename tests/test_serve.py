@@ -153,6 +153,7 @@ def test_model_description_groups_exclusive_domains_as_radio_buttons(server) -> 
     assert status == 200 and m["kind"] == "stargan-v1" and m["image_size"] == S
     assert m["max_upload_bytes"] == UPLOAD_CAP and m["all_domains"] and m["keeps_own_labels"]
     assert m["extra_controls"] == []
+    assert m["about"].startswith(f"model: trained on faces-attr at {S} px (built-in rendered")
     [dataset] = m["datasets"]
     hair, *toggles = dataset["controls"]
     assert (hair["type"], hair["style"], hair["label"], hair["default"]) == (
@@ -366,6 +367,35 @@ def test_load_test_helper(server) -> None:
     assert report["requests_per_s"] > 0
     with pytest.raises(StarGANError, match="loopback only"):
         load_test("http://192.0.2.1:7860", b"", "Male=1")  # refused before any traffic
+
+
+def test_stalled_uploads_are_cut_off_and_good_clients_served(tiny_model: Path) -> None:
+    """Clients that send a little of a large declared body and stall (a slow-body attack)
+    hold their slots for the idle limit only; then good requests are served again."""
+    import socket
+    import time
+
+    with ServerThread(create_app(tiny_model, max_pending=3, body_idle_s=1.0)) as s:
+        parts = urlsplit(s.url)
+        head = (
+            f"POST /api/translate HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+            "Content-Type: multipart/form-data; boundary=xyz\r\nContent-Length: 1000000\r\n\r\n"
+        )
+        stalled = [socket.create_connection((parts.hostname, parts.port)) for _ in range(3)]
+        try:
+            for sock in stalled:
+                sock.sendall(head.encode() + b"x" * 1024)
+            time.sleep(0.3)
+            assert translate(s.url, png(face(0)), target="Male=1")[0] == 503  # slots held
+            time.sleep(1.2)
+            for sock in stalled:
+                sock.settimeout(5)
+                status_line = sock.recv(4096).split(b"\r\n")[0]
+                assert b" 408 " in status_line, status_line
+            assert translate(s.url, png(face(0)), target="Male=1")[0] == 200
+        finally:
+            for sock in stalled:
+                sock.close()
 
 
 def test_busy_server_says_so(tiny_model: Path) -> None:

@@ -123,6 +123,18 @@ def test_page_end_to_end(tiny_model: Path, tmp_path: Path) -> None:
             expect(page.locator("#message")).to_contain_text("not an image")
             expect(page.locator("#message")).to_have_class("error")
 
+            # a file the page refuses itself: the choice is cleared, Translate does not
+            # send the previous photo, and the message stays
+            page.set_input_files(
+                "#file", files=[{"name": "empty.png", "mimeType": "image/png", "buffer": b""}]
+            )
+            expect(page.locator("#message")).to_have_text("empty.png is empty.")
+            page.click("#go")
+            expect(page.locator("#message")).to_have_text("empty.png is empty.")
+            expect(page.locator("#result")).to_have_attribute("data-n", "1")
+            assert page.eval_on_selector("#file", "f => f.files.length") == 0
+            expect(page.locator("#about")).to_contain_text("built-in rendered faces")
+
             # ... and the page still works: a sample face, every single change
             page.click('#samples button[data-k="1"]')
             expect(page.locator('#samples button.chosen[data-k="1"]')).to_be_visible()

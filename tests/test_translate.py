@@ -256,6 +256,24 @@ def test_all_domains(saved) -> None:
     assert torch.equal(blond, tr.translate(x, C_BLOND))
 
 
+@pytest.mark.parametrize(
+    ("meta", "text"),
+    [
+        ({"sources": [{"dataset": "celeba"}]}, "model: trained on celeba at 16 px"),
+        ({"dataset": "faces-attr"}, "at 16 px (built-in rendered faces: real photos come out"),
+        ({"sources": [{"dataset": "celeba"}, {"dataset": "faces-expr"}]}, "celeba, faces-expr"),
+        ({}, "model: trained on unknown data at 16 px"),
+    ],
+)
+def test_describe_says_what_the_model_is_for(meta: dict, text: str) -> None:
+    tr = _translator()
+    tr.meta = meta
+    assert text in tr.describe()
+    assert ("real photos" in tr.describe()) == (
+        "faces-attr" in str(meta) and "celeba" not in str(meta)
+    )
+
+
 # ---------------------------------------------------------------- folder errors
 def _copy_model(saved, tmp_path: Path) -> Path:
     _, src = saved

@@ -402,6 +402,7 @@ def translate(
         progress=not quiet,
         alignment=Alignment(faces, paste_back) if align_faces else None,
         int8=int8,
+        log=click.echo,
     )
     if failed and not done:
         raise StarGANError(f"none of the {failed} input(s) could be translated (see above)")
@@ -534,8 +535,8 @@ def score(model: str, n_test: int, json_path: str | None, quiet: bool) -> None:
 @click.option(
     "--metrics",
     default="auto",
-    help="Comma-separated: classification, counterfactual, fid, params, speed; auto = all "
-    "but fid (counterfactual only for built-in data).",
+    help="Comma-separated: classification, counterfactual, reconstruction, fid, params, "
+    "speed; auto = all but fid (counterfactual only for built-in data).",
 )
 @data_option("Where the model's dataset is now (default: the path it trained on).")
 @click.option(

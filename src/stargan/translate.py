@@ -74,6 +74,25 @@ class Translator:
         return self.model_cfg.image_size
 
     @property
+    def trained_on(self) -> list[str]:
+        """The datasets (loader names) the model was trained on, from its folder's
+        provenance; empty where the folder does not say."""
+        sources = self.meta.get("sources") or [{"dataset": self.meta.get("dataset")}]
+        return [str(s.get("dataset")) for s in sources if isinstance(s, dict) and s.get("dataset")]
+
+    def describe(self) -> str:
+        """One line: what the model was trained on and at what size, for users about to
+        give it their own images (a model of the built-in rendered faces turns photos
+        into colour noise)."""
+        from stargan.data.builtin import BUILTIN
+
+        data = ", ".join(self.trained_on) or "unknown data"
+        text = f"model: trained on {data} at {self.image_size} px"
+        if self.trained_on and all(d in BUILTIN for d in self.trained_on):
+            text += " (built-in rendered faces: real photos come out as noise)"
+        return text
+
+    @property
     def int8(self) -> bool:
         """Whether G is the int8 copy made by ``quantize``."""
         return isinstance(self.G, Int8Generator)

@@ -70,6 +70,7 @@ def translate_files(
     progress: bool = True,
     alignment: Alignment | None = None,
     int8: bool = False,
+    log=lambda text: None,
 ) -> tuple[int, int]:
     """Translate every readable input; returns (translated, failed). Unreadable inputs (and,
     with several inputs, photos where ``alignment`` finds no face) are reported one line each
@@ -77,6 +78,7 @@ def translate_files(
     if int8:
         require_int8(device, model)  # v1 folder, CPU, VNNI: one error before any loading
     tr = Translator.from_pretrained(model, device=_device(device))
+    log(tr.describe())
     assignments = None
     if target is not None:
         assignments = parse_pairs(target, example=tr.layout.domain_names()[0])

@@ -31,6 +31,7 @@ from stargan.translate import Translator
 METRIC_MODULES = (
     "stargan.evaluate.counterfactual",
     "stargan.evaluate.classification",
+    "stargan.evaluate.reconstruction",
     "stargan.evaluate.translation_fid",
     "stargan.evaluate.model_stats",
     "stargan.evaluate.style_protocol",

@@ -21,7 +21,7 @@ from stargan.evaluate.metrics import (
 )
 from stargan.translate import Translator
 
-AUTO = ("counterfactual", "classification", "diversity", "params", "speed")
+AUTO = ("counterfactual", "classification", "reconstruction", "diversity", "params", "speed")
 
 
 def choose_metrics(text: str) -> list[str]:

@@ -60,6 +60,9 @@ log = logging.getLogger("stargan.serve")
 N_SAMPLES = 8
 SAMPLE_SIZE = (128, 256)  # samples are drawn at the model's size, at least 128 and at most 256
 FORM_SLACK = 64 * 1024  # room in a request body for the form fields around the image
+# A request body must keep arriving: a client that stalls for BODY_IDLE_S, or whose body takes
+# longer than BODY_BASE_S plus its size at BODY_MIN_RATE, gets a 408 and frees its slot.
+BODY_IDLE_S, BODY_BASE_S, BODY_MIN_RATE = 5.0, 5.0, 256 * 1024
 ACCEPT = "image/png,image/jpeg,image/webp,image/bmp,image/gif,image/tiff"
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -81,9 +84,12 @@ def create_app(
     device: str = "cpu",
     int8: bool = False,
     allowed_hosts: list[str] | None = None,
+    body_idle_s: float = BODY_IDLE_S,
 ) -> FastAPI:
     """The app for one model folder. ``workers``: translations run at once; ``max_pending``:
-    requests accepted at once (more get 503 before their body is read); ``int8``: G runs in
+    requests accepted at once (more get 503 before their body is read; a body that stops
+    arriving for ``body_idle_s`` seconds, or arrives slower than about 256 KB/s, is cut off
+    with a 408, so stalled clients hold a slot for seconds only); ``int8``: G runs in
     int8 (CPU, x86 with VNNI; v1), calibrated at start on the built-in sample faces, as the
     page sends them, with every single-domain change; ``allowed_hosts``: the Host header
     names answered (None: any; ``server.serve`` sets the loopback names when bound to
@@ -188,7 +194,9 @@ def create_app(
     async def translate_request(request: Request) -> Response:
         if not request.headers.get("content-type", "").startswith("multipart/form-data"):
             raise UploadError(415, "send multipart/form-data with the photo in the field 'image'")
-        body = await _read_body(request, max_upload_bytes + FORM_SLACK, max_upload_bytes)
+        body = await _read_body(
+            request, max_upload_bytes + FORM_SLACK, max_upload_bytes, body_idle_s
+        )
         form = await _form(request, body)
         try:
             upload = form.get("image")
@@ -250,21 +258,32 @@ def _too_big(limit: int) -> str:
     return f"upload too large: at most {size}"
 
 
-async def _read_body(request: Request, limit: int, file_limit: int) -> bytes:
+async def _read_body(request: Request, limit: int, file_limit: int, idle_s: float) -> bytes:
     """The request body, refused (413) as soon as it is known to pass ``limit`` bytes: from
-    Content-Length before reading anything, else while counting what arrives."""
+    Content-Length before reading anything, else while counting what arrives; cut off (408)
+    when nothing arrives for ``idle_s`` seconds or the whole takes longer than
+    BODY_BASE_S + size / BODY_MIN_RATE (slow-body attacks: slots are few)."""
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
             raise UploadError(400, "bad Content-Length header")
         if int(declared) > limit:
             raise UploadError(413, _too_big(file_limit))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + BODY_BASE_S + int(declared or limit) / BODY_MIN_RATE
     body = bytearray()
-    async for chunk in request.stream():
+    chunks = request.stream().__aiter__()
+    while True:
+        wait = min(idle_s, deadline - loop.time())
+        try:
+            chunk = await asyncio.wait_for(chunks.__anext__(), timeout=max(wait, 0.0))
+        except StopAsyncIteration:
+            return bytes(body)
+        except asyncio.TimeoutError as err:  # TimeoutError from Python 3.11 on
+            raise UploadError(408, "the upload stalled or came too slowly; send it again") from err
         body += chunk
         if len(body) > limit:
             raise UploadError(413, _too_big(file_limit))
-    return bytes(body)
 
 
 async def _form(request: Request, body: bytes) -> FormData:

@@ -106,6 +106,7 @@ class V1:
                 }
             )
         return {
+            "about": tr.describe(),
             "datasets": datasets,
             "extra_controls": [],
             "keeps_own_labels": keep,
