@@ -139,6 +139,21 @@ def test_g_loss_adds_the_weighted_mask_mean() -> None:
     assert float(parts["G/loss_mask"]) == 0.25
 
 
+def test_g_loss_adds_the_weighted_mask_total_variation() -> None:
+    d_src, d_cls = torch.zeros(2, 1, 2, 2), torch.zeros(2, 3)
+    c, x = torch.ones(2, 3), torch.zeros(2, 3, 4, 4)
+    smooth = torch.full((2, 1, 4, 4), 0.5)
+    specks = smooth.clone()
+    specks[:, :, 1, 1] = 0.0  # one pixel changed: |0.5| to each of its 4 neighbours
+    args = (d_src, d_cls, c, x, x, "multi", 1.0, 10.0)
+    base, _ = losses.g_loss(*args, mask=smooth, lambda_mask_tv=3.0)
+    speck, parts = losses.g_loss(*args, mask=specks, lambda_mask_tv=3.0)
+    # per direction: 2 of each image's 12 neighbour pairs differ by 0.5; mean over 2 x 12
+    per_direction = 2 * 2 * 0.5 / (2 * 1 * 3 * 4)
+    assert math.isclose(float(parts["G/loss_mask_tv"]), 2 * per_direction, rel_tol=1e-6)
+    assert math.isclose(float(speck - base), 3.0 * 2 * per_direction, rel_tol=1e-5)
+
+
 # ---------------------------------------------------------------- training
 RECIPE = {
     "model": {"g_skip": True, "g_output": "mask", "g_upsample": "resize"},
@@ -208,6 +223,7 @@ def test_export_takes_the_running_average(tmp_path: Path) -> None:
         ("model.g_upsample=bilinear", "model.g_upsample must be one of"),
         ("loss.adv=hinge", "loss.adv must be one of"),
         ("loss.lambda_mask=0.1", "needs model.g_output=mask"),
+        ("loss.lambda_mask_tv=0.1", "lambda_mask_tv weighs G's mask: it needs"),
         ("optim.g_ema_beta=1.0", "optim.g_ema_beta must be in"),
     ],
 )

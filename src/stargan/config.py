@@ -72,7 +72,9 @@ class LossConfig:
     ``lambda_gp``) or ``ns-r1`` (StarGAN v2's non-saturating loss with the R1 penalty on
     real images, weight ``lambda_r1``; pair it with ``optim.n_critic=1``); ``lambda_mask``
     (``model.g_output=mask``): weight of the mask's mean, which pushes G to change pixels
-    rather than copy the input (GANimation's attention loss).
+    rather than copy the input (GANimation's attention loss); ``lambda_mask_tv``: weight of
+    the mask's total variation, which makes isolated specks of change (colour blotches
+    that fool D_cls) cost more than coherent regions (GANimation's smoothness term).
     ``lambda_r1`` (R1 on real images) is also v2's. v2 only: ``lambda_sty`` (style
     reconstruction), ``lambda_ds`` (diversity sensitive, decayed linearly to 0 over
     ``ds_iter`` iterations)."""
@@ -82,6 +84,7 @@ class LossConfig:
     lambda_gp: float = 10.0
     adv: str = "wgan-gp"
     lambda_mask: float = 0.0
+    lambda_mask_tv: float = 0.0
     lambda_r1: float = 1.0
     lambda_sty: float = 1.0
     lambda_ds: float = 1.0
@@ -278,12 +281,13 @@ def _check_v1(cfg: Config) -> None:
         raise StarGANError(f"loss.adv must be one of {', '.join(ADV_LOSSES)} (got {loss.adv!r})")
     if loss.adv == "ns-r1" and cfg.train.precision == "fp16":
         raise StarGANError("loss.adv=ns-r1 has no fp16 loss scaling for R1: use bf16 or fp32")
-    if loss.lambda_mask < 0 or loss.lambda_r1 < 0:
-        raise StarGANError("loss.lambda_mask and loss.lambda_r1 must be >= 0")
-    if loss.lambda_mask > 0 and m.g_output != "mask":
-        raise StarGANError(
-            f"loss.lambda_mask weighs G's mask: it needs model.g_output=mask (got {m.g_output})"
-        )
+    if min(loss.lambda_mask, loss.lambda_mask_tv, loss.lambda_r1) < 0:
+        raise StarGANError("loss.lambda_mask, loss.lambda_mask_tv and loss.lambda_r1 must be >= 0")
+    for key in ("lambda_mask", "lambda_mask_tv"):
+        if getattr(loss, key) > 0 and m.g_output != "mask":
+            raise StarGANError(
+                f"loss.{key} weighs G's mask: it needs model.g_output=mask (got {m.g_output})"
+            )
     if not 0.0 <= o.g_ema_beta < 1.0:
         raise StarGANError(f"optim.g_ema_beta must be in [0, 1), got {o.g_ema_beta}")
 

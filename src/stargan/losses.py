@@ -65,6 +65,14 @@ def r1_penalty(
     return 0.5 * grad.pow(2).flatten(1).sum(1).mean()
 
 
+def total_variation(a: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference between vertically and horizontally adjacent values of
+    maps [N, C, H, W] (the sum of both means)."""
+    dy = (a[:, :, 1:, :] - a[:, :, :-1, :]).abs().mean()
+    dx = (a[:, :, :, 1:] - a[:, :, :, :-1]).abs().mean()
+    return dy + dx
+
+
 def adversarial(d_src: torch.Tensor, real: bool, adv: str = "wgan-gp") -> torch.Tensor:
     """The adversarial term of D_src's outputs judged as real (``real``) or fake.
 
@@ -121,13 +129,16 @@ def g_loss(
     adv: str = "wgan-gp",
     mask: torch.Tensor | None = None,
     lambda_mask: float = 0.0,
+    lambda_mask_tv: float = 0.0,
 ) -> tuple[torch.Tensor, Parts]:
     """L_G = L_adv + lambda_cls L_cls^f + lambda_rec L_rec (eq. 7), with
     L_adv = -E[D_src(G(x, c))] and L_rec = E[||x - G(G(x, c), c')||_1] (eq. 4).
 
     ``adv="ns-r1"``: L_adv = E[softplus(-D_src(G(x, c)))]. ``mask`` (G's attention mask
     of the fake, 1 = keep the input): adds ``lambda_mask * E[mask]`` (GANimation's
-    attention loss), so that copying the input is not free."""
+    attention loss), so that copying the input is not free, and ``lambda_mask_tv`` times its
+    total variation (mean absolute difference of neighbouring mask values), so that
+    specks of change cost more than coherent regions."""
     loss_fake = adversarial(d_src_fake, True, adv)
     loss_cls = classification_loss(d_cls_fake, c_trg, kind)
     loss_rec = (x_real - x_rec).abs().mean()
@@ -141,5 +152,9 @@ def g_loss(
         loss_mask = mask.float().mean()
         loss = loss + lambda_mask * loss_mask
         parts["G/loss_mask"] = loss_mask
+        if lambda_mask_tv > 0:
+            loss_tv = total_variation(mask.float())
+            loss = loss + lambda_mask_tv * loss_tv
+            parts["G/loss_mask_tv"] = loss_tv
     parts["G/loss"] = loss
     return loss, {k: v.detach() for k, v in parts.items()}

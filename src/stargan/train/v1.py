@@ -222,6 +222,7 @@ class Trainer(TrainerBase):
             adv=cfg.loss.adv,
             mask=mask,
             lambda_mask=cfg.loss.lambda_mask,
+            lambda_mask_tv=cfg.loss.lambda_mask_tv,
         )
         backward_and_step(loss, self.g_opt, self.scalers["G"])
         if self.G_ema is not None:
