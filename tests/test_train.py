@@ -169,6 +169,48 @@ def test_sigkill_while_checkpointing_resumes_from_last_complete(tmp_path: Path) 
     assert not list((run_dir / "checkpoints").glob(".tmp-*"))
 
 
+def test_logs_of_a_resumed_run_are_those_of_an_uninterrupted_one(tmp_path, monkeypatch) -> None:
+    """Ctrl-C between two log steps, then resume: stats.jsonl holds the same rows (the row
+    after the resume averages the same steps, G's losses included) and the same weights."""
+    import json
+    import os
+    import signal
+
+    cfg = _tiny_cfg(num_iters=12, num_iters_decay=4, log_every=4, ckpt_every=12)
+    straight = _trainer(cfg, tmp_path / "a")
+    straight.fit(progress=False)
+    stopped = _trainer(cfg, tmp_path / "b")
+    step = stopped.train_step
+
+    def step_then_ctrl_c():
+        parts = step()
+        if stopped.state.step == 6:  # between the log steps 4 and 8, after a G step (5)
+            os.kill(os.getpid(), signal.SIGINT)
+        return parts
+
+    monkeypatch.setattr(stopped, "train_step", step_then_ctrl_c)
+    stopped.fit(progress=False)
+    assert stopped.state.step == 6
+    resumed = _trainer(cfg, tmp_path / "b")
+    resumed.resume(list_checkpoints(tmp_path / "b" / "checkpoints")[-1])
+    resumed.fit(progress=False)
+
+    def rows(run: str) -> list[dict]:
+        lines = (tmp_path / run / "stats.jsonl").read_text().splitlines()
+        drop = ("time_s", "sec_per_iter")
+        return [{k: v for k, v in json.loads(x).items() if k not in drop} for x in lines]
+
+    assert [r["step"] for r in rows("b")] == [4, 8, 12]
+    assert rows("b") == rows("a") and "G/loss" in rows("b")[1]
+    a, b = _weights(straight), _weights(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    rng_a, rng_b = (
+        torch.load(list_checkpoints(tmp_path / r / "checkpoints")[-1] / "rng.pt")["torch"]
+        for r in "ab"
+    )
+    assert torch.equal(rng_a, rng_b)
+
+
 def test_resume_latest_without_runs_is_a_clear_error(tmp_path: Path) -> None:
     from stargan.errors import StarGANError
 

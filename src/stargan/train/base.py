@@ -127,8 +127,10 @@ class TrainerBase:
             paths.append(path)
         return paths
 
-    def checkpoint(self) -> Path:
+    def checkpoint(self, log_window: list[dict[str, torch.Tensor]] | None = None) -> Path:
+        """Save a checkpoint; ``log_window``: the losses of the steps not yet logged."""
         t = self.cfg.train
+        self.state.log_window = [{k: float(v) for k, v in h.items()} for h in log_window or []]
         return save_checkpoint(
             self.run_dir / "checkpoints",
             self.state,
@@ -148,7 +150,9 @@ class TrainerBase:
         end = min(until or t.num_iters, t.num_iters)
         main = self.world.is_main
         logger = StatsLogger(self.run_dir, t.tensorboard) if main else None
-        history: list[dict[str, torch.Tensor]] = []
+        # a resumed run continues the log window its checkpoint carried (as if never stopped)
+        history = [{k: torch.tensor(v) for k, v in h.items()} for h in self.state.log_window]
+        fresh = 0  # steps of the window timed by this process (sec_per_iter)
         bar = tqdm(
             total=end,
             initial=self.state.step,
@@ -162,6 +166,7 @@ class TrainerBase:
             with _stop_on_signal() as stop:
                 while self.state.step < end and not any_rank(stop.requested, self.world):
                     history.append(self.train_step())
+                    fresh += 1
                     bar.update(1)
                     step = self.state.step
                     if not main:
@@ -170,18 +175,18 @@ class TrainerBase:
                     if step % t.log_every == 0 or step == end:
                         values = mean_parts(history)
                         now = time.time()
-                        values["sec_per_iter"] = (now - last_tick) / len(history)
+                        values["sec_per_iter"] = (now - last_tick) / fresh
                         for name, opt in self.optims.items():
                             values[f"lr/{name}"] = opt.param_groups[0]["lr"]
-                        last_tick, history = now, []
+                        last_tick, history, fresh = now, [], 0
                         logger.log(step, self.state.g_updates, values)
                         bar.set_postfix(_short(values), refresh=False)
                     if step % t.sample_every == 0 or step == end:
                         self.save_samples()
                     if step % t.ckpt_every == 0 or step == end:
-                        self.checkpoint()
+                        self.checkpoint(history)
                 if main and self.state.step < end and self.state.step % t.ckpt_every:
-                    self.checkpoint()  # nothing lost on Ctrl-C
+                    self.checkpoint(history)  # nothing lost on Ctrl-C
         finally:
             bar.close()
             if logger is not None:

@@ -20,7 +20,7 @@ import os
 import pickle
 import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,9 @@ _STEP_RE = re.compile(r"^step-\d+$")
 class TrainState:
     step: int  # iterations done (each one D update)
     g_updates: int  # generator updates done
+    # the logged losses of the steps since the last stats.jsonl row (a checkpoint made
+    # between two log steps carries them, so the row after a resume averages the same steps)
+    log_window: list[dict[str, float]] = field(default_factory=list)
 
 
 def _write_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
@@ -77,6 +80,8 @@ def save_checkpoint(
     meta = {"format_version": FORMAT_VERSION, "step": state.step, "g_updates": state.g_updates}
     if labels is not None:
         meta["labels"] = labels
+    if state.log_window:
+        meta["log_window"] = state.log_window
     (tmp / "state.json").write_text(json.dumps(meta))
     _fsync_dir(tmp)
     if final.exists():
@@ -168,7 +173,23 @@ def load_checkpoint(
         pickle.UnpicklingError,
     ) as err:
         raise StarGANError(f"checkpoint {ckpt} is unreadable or incomplete: {err}") from err
-    return TrainState(step=int(meta["step"]), g_updates=int(meta["g_updates"]))
+    return TrainState(
+        step=int(meta["step"]),
+        g_updates=int(meta["g_updates"]),
+        log_window=_log_window(meta.get("log_window", []), ckpt),
+    )
+
+
+def _log_window(rows: Any, ckpt: Path) -> list[dict[str, float]]:
+    """state.json's log_window: a list of {loss name: number}; anything else is an error."""
+    ok = isinstance(rows, list) and all(
+        isinstance(r, dict)
+        and all(isinstance(k, str) and isinstance(v, int | float) for k, v in r.items())
+        for r in rows
+    )
+    if not ok:
+        raise StarGANError(f"checkpoint {ckpt}: state.json has a malformed log_window")
+    return [{k: float(v) for k, v in r.items()} for r in rows]
 
 
 def _torch_load(path: Path, device: torch.device) -> Any:
