@@ -251,6 +251,12 @@ BAD_UPLOADS = {
     "empty file": (b"", {}, 400, "the uploaded file is empty"),
     "truncated PNG": (GOOD[: len(GOOD) // 2], {}, 400, "truncated or corrupt"),
     "81 MP header": (png_header(9000, 9000), {}, 413, "9000x9000 pixels (81.0 MP); at most 64 MP"),
+    "63 MP PNG (small file, big decode)": (
+        png_header(9000, 7000),
+        {},
+        413,
+        "9000x7000 pixels (63.0 MP); at most 16 MP for PNG (JPEG: 64 MP)",
+    ),
     "900 MP bomb": (png_header(30000, 30000), {}, 413, "image too large: at most 64 MP"),
     "file over the byte cap": (GOOD + bytes(UPLOAD_CAP), {}, 413, "upload too large: at most"),
     "body far over the cap": (bytes(3 * UPLOAD_CAP), {}, 413, "upload too large: at most"),

@@ -53,13 +53,21 @@ from stargan.errors import StarGANError
 from stargan.images import MAX_PIXELS, center_crop_resize, make_grid, pil_to_uint8_tensor
 from stargan.quantize import require_int8
 from stargan.serve.kinds import KINDS, flag, kind_of
-from stargan.serve.uploads import FORMAT_NAMES, MAX_UPLOAD_BYTES, UploadError, decode_image
+from stargan.serve.uploads import (
+    FORMAT_NAMES,
+    MAX_UNDRAFTED_PIXELS,
+    MAX_UPLOAD_BYTES,
+    UploadError,
+    decode_image,
+    release_memory,
+)
 
 log = logging.getLogger("stargan.serve")
 
 N_SAMPLES = 8
 SAMPLE_SIZE = (128, 256)  # samples are drawn at the model's size, at least 128 and at most 256
 FORM_SLACK = 64 * 1024  # room in a request body for the form fields around the image
+BIG_DECODE_PIXELS = 4_000_000  # after decoding more than this, return freed memory
 # A request body must keep arriving: a client that stalls for BODY_IDLE_S, or whose body takes
 # longer than BODY_BASE_S plus its size at BODY_MIN_RATE, gets a 408 and frees its slot.
 BODY_IDLE_S, BODY_BASE_S, BODY_MIN_RATE = 5.0, 5.0, 256 * 1024
@@ -121,6 +129,7 @@ def create_app(
         "samples": N_SAMPLES,
         "max_upload_bytes": max_upload_bytes,
         "max_pixels": max_pixels,
+        "max_pixels_other": min(max_pixels, MAX_UNDRAFTED_PIXELS),
         "formats": FORMAT_NAMES,
         "accept": ACCEPT,
         "align": {"available": align_note is None, "note": align_note or ""},
@@ -178,9 +187,15 @@ def create_app(
         png = _sample_png(seed, int(k), sample_size)
         return Response(png, media_type="image/png", headers={"Cache-Control": "max-age=3600"})
 
+    decoding = threading.Lock()  # one decode at a time: a burst of small files that decode
+    # big (16 MP PNGs) then costs one such image's memory, not one per worker
+
     def work(data: bytes, align: bool, req: Any, grid: bool) -> tuple[bytes, list[str]]:
         """One request's decoding and translation (a worker thread)."""
-        photo = decode_image(data, max_pixels)
+        with decoding:
+            photo = decode_image(data, max_pixels)
+        if photo.width * photo.height > BIG_DECODE_PIXELS:
+            release_memory()
         face = _aligned(photo, size, crop) if align else center_crop_resize(photo, size, crop)
         x_u8 = pil_to_uint8_tensor(face)  # [3, S, S]
         x = to_model_range(x_u8[None]).to(device)  # [1, 3, S, S], this request's own

@@ -8,6 +8,8 @@ shell out (EPS runs Ghostscript) or that few people need are never reached from 
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import io
 
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -33,9 +35,18 @@ class UploadError(StarGANError):
         self.status = status
 
 
-def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
+# Formats without reduced-size decoding are decoded whole: a small PNG can declare 63 MP and
+# cost a gigabyte. The model's input is 32-256 px and face detection works on <= 1024 px, so
+# these formats get a lower cap than JPEG (decoded at reduced size whatever its size).
+MAX_UNDRAFTED_PIXELS = 16_000_000
+
+
+def decode_image(
+    data: bytes, max_pixels: int = MAX_PIXELS, max_undrafted: int = MAX_UNDRAFTED_PIXELS
+) -> Image.Image:
     """An uploaded file's bytes -> an upright 8-bit RGB image (EXIF orientation applied).
-    Empty, unknown, over-large (decompression bombs) and corrupt files raise UploadError."""
+    Empty, unknown, over-large (decompression bombs; more than ``max_pixels``, or than
+    ``max_undrafted`` for formats other than JPEG) and corrupt files raise UploadError."""
     if not data:
         raise UploadError(400, "the uploaded file is empty")
     try:
@@ -44,6 +55,10 @@ def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
         with Image.open(io.BytesIO(data), formats=FORMATS) as im:
             if im.width * im.height > max_pixels:  # header only: nothing decoded yet
                 raise UploadError(413, _too_many_pixels(im.width, im.height, max_pixels))
+            undrafted = im.format not in ("JPEG", "MPO")
+            if undrafted and im.width * im.height > min(max_undrafted, max_pixels):
+                text = _too_many_pixels(im.width, im.height, min(max_undrafted, max_pixels))
+                raise UploadError(413, f"{text} for {im.format} (JPEG: {max_pixels / 1e6:g} MP)")
             if im.format in ("JPEG", "MPO"):
                 im.draft("RGB", (JPEG_DRAFT_SIDE, JPEG_DRAFT_SIDE))
             im.load()
@@ -63,6 +78,13 @@ def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
         # (OSError "truncated", SyntaxError, ValueError, EOFError, struct.error, ...): all of
         # them mean "this file cannot be read", and none may take the server down.
         raise UploadError(400, f"the image is truncated or corrupt ({_short(err)})") from err
+
+
+def release_memory() -> None:
+    """Hand freed heap memory back to the system after a large decode (glibc's malloc_trim;
+    elsewhere nothing): without it a server that once decoded big images stays big."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _too_many_pixels(width: int, height: int, max_pixels: int) -> str:
