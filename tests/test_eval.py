@@ -217,16 +217,18 @@ def test_eval_writes_records_and_a_report_and_accumulates_models(
     code, stdout, _ = _cli(capsys, monkeypatch, *args)
     assert code == 0 and "report:" in stdout
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [r["metric"] for r in records] == ["counterfactual", "classification", "params", "speed"]
+    metrics = ["counterfactual", "classification", "reconstruction", "params", "speed"]
+    assert [r["metric"] for r in records] == metrics
     counter = records[0]["summary"]
     assert counter["identity_psnr"] > counter["psnr"] > 0 and 0 <= counter["ssim"] <= 1
     assert "lpips" not in counter  # 16 px: below LPIPS's minimum, and the record says so
     assert any("LPIPS" in note for note in records[0]["notes"])
-    assert records[2]["summary"]["G_params"] > 0 and records[3]["summary"]["images_per_s"] > 0
+    assert 0 < records[2]["summary"]["rec_psnr"] <= 100
+    assert records[3]["summary"]["G_params"] > 0 and records[4]["summary"]["images_per_s"] > 0
     html = (out / "report.html").read_text()
     assert "classification" in html and (out / "plots").is_dir()
     code, _, _ = _cli(capsys, monkeypatch, "eval", tiny_model, "--metrics", "params", "-o", out)
-    assert code == 0 and len((out / "metrics.jsonl").read_text().splitlines()) == 5
+    assert code == 0 and len((out / "metrics.jsonl").read_text().splitlines()) == 6
 
 
 def test_eval_is_deterministic_under_a_seed(

@@ -78,7 +78,6 @@ def translate_files(
     if int8:
         require_int8(device, model)  # v1 folder, CPU, VNNI: one error before any loading
     tr = Translator.from_pretrained(model, device=_device(device))
-    log(tr.describe())
     assignments = None
     if target is not None:
         assignments = parse_pairs(target, example=tr.layout.domain_names()[0])
@@ -92,6 +91,7 @@ def translate_files(
     finally:
         if created and out.is_dir() and not any(out.iterdir()):
             out.rmdir()  # a run that wrote nothing leaves no empty folder behind
+    log(tr.describe())  # what the model is for, beside what it did (not before an error)
     return done, failed
 
 
