@@ -86,9 +86,9 @@ class Translator:
         into colour noise)."""
         from stargan.data.builtin import BUILTIN
 
-        data = ", ".join(self.trained_on) or "unknown data"
-        text = f"model: trained on {data} at {self.image_size} px"
-        if self.trained_on and all(d in BUILTIN for d in self.trained_on):
+        datasets = self.trained_on
+        text = f"model: trained on {', '.join(datasets) or 'unknown data'} at {self.image_size} px"
+        if datasets and all(d in BUILTIN for d in datasets):
             text += " (built-in rendered faces: real photos come out as noise)"
         return text
 
