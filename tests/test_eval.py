@@ -147,6 +147,22 @@ def test_reconstruction_is_exact_for_identity_and_lossy_for_a_redrawing_g(
     assert sum(r[2] for r in rows) == 30 * 2  # each image: both flips / both other classes
 
 
+@pytest.mark.parametrize("kind", ["multi", "categorical"])
+def test_classification_and_reconstruction_translate_the_test_images_once(
+    kind: str, tmp_path: Path
+) -> None:
+    """Both judge G(x, c_trg) of the same single-domain changes: made once, then reused
+    (the reconstruction's way back, G(fake, c_org), is its own)."""
+    ctx = _context(kind, True, tmp_path)
+    calls = []
+    ctx.tr.G.register_forward_hook(lambda _, args, out: calls.append(len(args[0])))
+    evaluate_model(ctx, ["classification"], lambda _: None)
+    translated = sum(calls)  # the changes, plus the sample grid's columns
+    (rec,) = evaluate_model(ctx, ["reconstruction"], lambda _: None)
+    assert sum(calls) - translated == 30 * 2  # only the way back: 30 images x 2 changes
+    assert 10.0 < rec["summary"]["rec_psnr"] < 40.0
+
+
 def test_records_are_appended_as_json_lines_with_provenance(tmp_path: Path) -> None:
     ctx = _context("categorical", True, tmp_path, n=12, seed=3)
     evaluate_model(ctx, ["classification", "params"], log=lambda _: None)

@@ -154,6 +154,43 @@ def test_g_loss_adds_the_weighted_mask_total_variation() -> None:
     assert math.isclose(float(speck - base), 3.0 * 2 * per_direction, rel_tol=1e-5)
 
 
+@pytest.mark.parametrize("kind", ["multi-label", "categorical"])
+def test_classifier_gradient_penalty_is_each_images_own_gradient_norm(kind: str) -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 3))
+    x = torch.randn(3, 3, 4, 4, requires_grad=True)
+    c = torch.eye(3)[[0, 2, 1]] if kind == "categorical" else torch.tensor([[1.0, 0, 1]] * 3)
+    penalty = losses.classifier_gradient_penalty(net(x), c, kind, x)
+    expected = []
+    for i in range(3):  # one image at a time: no batch-size factor, no cross terms
+        xi = x[i : i + 1].detach().requires_grad_(True)
+        (g,) = torch.autograd.grad(losses.classification_loss(net(xi), c[i : i + 1], kind), xi)
+        expected.append(g.pow(2).sum())
+    torch.testing.assert_close(penalty, torch.stack(expected).mean())
+    penalty.backward()  # differentiable with respect to the classifier's weights
+    assert net[1].weight.grad is not None and net[1].weight.grad.abs().sum() > 0
+
+
+def test_classifier_gradient_penalty_makes_d_cls_robust(tmp_path: Path) -> None:
+    """Trained with the penalty, D_cls's loss gradient on real images is smaller."""
+    norms = {}
+    for weight in (0.0, 1000.0):
+        cfg = _recipe_cfg(
+            loss={"adv": "wgan-gp", "lambda_mask": 0.1, "lambda_cls_grad": weight},
+            optim={"n_critic": 5, "d_lr": 1e-3},
+            train={"num_iters": 20, "num_iters_decay": 0},
+        )
+        tr = _trainer(cfg, tmp_path / f"run{weight}")
+        parts = [tr.train_step() for _ in range(20)]
+        assert ("D/loss_cls_grad" in parts[-1]) == (weight > 0)
+        b, _ = tr.make_batch(0)
+        x = b.x_real.detach().requires_grad_(True)
+        norms[weight] = float(
+            losses.classifier_gradient_penalty(tr.D(x)[1], b.c_org, "multi-label", x).detach()
+        )
+    assert norms[1000.0] < 0.5 * norms[0.0], norms
+
+
 # ---------------------------------------------------------------- training
 RECIPE = {
     "model": {"g_skip": True, "g_output": "mask", "g_upsample": "resize"},
@@ -224,6 +261,7 @@ def test_export_takes_the_running_average(tmp_path: Path) -> None:
         ("loss.adv=hinge", "loss.adv must be one of"),
         ("loss.lambda_mask=0.1", "needs model.g_output=mask"),
         ("loss.lambda_mask_tv=0.1", "lambda_mask_tv weighs G's mask: it needs"),
+        ("loss.lambda_cls_grad=-1", "lambda_cls_grad and loss.lambda_r1 must be >= 0"),
         ("optim.g_ema_beta=1.0", "optim.g_ema_beta must be in"),
     ],
 )
@@ -232,9 +270,10 @@ def test_recipe_options_are_checked(override: str, message: str) -> None:
         prepare_config(get_preset("tiny"), [override])
 
 
-def test_v1_recipe_options_are_refused_for_v2() -> None:
+@pytest.mark.parametrize("override", ["model.g_skip=true", "loss.lambda_cls_grad=1"])
+def test_v1_recipe_options_are_refused_for_v2(override: str) -> None:
     with pytest.raises(StarGANError, match="StarGAN v1 options"):
-        prepare_config(get_preset("tiny-v2"), ["model.g_skip=true"])
+        prepare_config(get_preset("tiny-v2"), [override])
 
 
 def test_int8_refuses_a_recipe_generator() -> None:

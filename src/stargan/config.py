@@ -74,7 +74,10 @@ class LossConfig:
     (``model.g_output=mask``): weight of the mask's mean, which pushes G to change pixels
     rather than copy the input (GANimation's attention loss); ``lambda_mask_tv``: weight of
     the mask's total variation, which makes isolated specks of change (colour blotches
-    that fool D_cls) cost more than coherent regions (GANimation's smoothness term).
+    that fool D_cls) cost more than coherent regions (GANimation's smoothness term);
+    ``lambda_cls_grad``: weight of the squared norm of D_cls's loss gradient with respect
+    to real images, which makes D_cls robust to small changes, so that G must change the
+    attribute rather than add specks that fool it (input-gradient regularisation).
     ``lambda_r1`` (R1 on real images) is also v2's. v2 only: ``lambda_sty`` (style
     reconstruction), ``lambda_ds`` (diversity sensitive, decayed linearly to 0 over
     ``ds_iter`` iterations)."""
@@ -85,6 +88,7 @@ class LossConfig:
     adv: str = "wgan-gp"
     lambda_mask: float = 0.0
     lambda_mask_tv: float = 0.0
+    lambda_cls_grad: float = 0.0
     lambda_r1: float = 1.0
     lambda_sty: float = 1.0
     lambda_ds: float = 1.0
@@ -281,8 +285,11 @@ def _check_v1(cfg: Config) -> None:
         raise StarGANError(f"loss.adv must be one of {', '.join(ADV_LOSSES)} (got {loss.adv!r})")
     if loss.adv == "ns-r1" and cfg.train.precision == "fp16":
         raise StarGANError("loss.adv=ns-r1 has no fp16 loss scaling for R1: use bf16 or fp32")
-    if min(loss.lambda_mask, loss.lambda_mask_tv, loss.lambda_r1) < 0:
-        raise StarGANError("loss.lambda_mask, loss.lambda_mask_tv and loss.lambda_r1 must be >= 0")
+    if min(loss.lambda_mask, loss.lambda_mask_tv, loss.lambda_cls_grad, loss.lambda_r1) < 0:
+        raise StarGANError(
+            "loss.lambda_mask, loss.lambda_mask_tv, loss.lambda_cls_grad and loss.lambda_r1"
+            " must be >= 0"
+        )
     for key in ("lambda_mask", "lambda_mask_tv"):
         if getattr(loss, key) > 0 and m.g_output != "mask":
             raise StarGANError(
@@ -300,10 +307,10 @@ def _check_v2(cfg: Config) -> None:
     if cfg.joint or m.mask_dim:
         raise StarGANError("v2 trains on one dataset (joint datasets are a v1 feature)")
     v1_recipe = m.g_skip or m.g_output != "image" or m.g_upsample != "deconv"
-    if v1_recipe or loss.adv != "wgan-gp" or o.g_ema_beta:
+    if v1_recipe or loss.adv != "wgan-gp" or o.g_ema_beta or loss.lambda_cls_grad:
         raise StarGANError(
-            "model.g_skip, g_output, g_upsample, loss.adv and optim.g_ema_beta are StarGAN v1 "
-            "options (v2 has its own skips, losses and EMA)"
+            "model.g_skip, g_output, g_upsample, loss.adv, loss.lambda_cls_grad and "
+            "optim.g_ema_beta are StarGAN v1 options (v2 has its own skips, losses and EMA)"
         )
     positive = {
         "model.latent_dim": m.latent_dim,

@@ -65,6 +65,31 @@ def r1_penalty(
     return 0.5 * grad.pow(2).flatten(1).sum(1).mean()
 
 
+def classifier_gradient_penalty(
+    d_cls_real: torch.Tensor,
+    c_org: torch.Tensor,
+    kind: LabelKind,
+    x_real: torch.Tensor,
+    loss_scale: float | None = None,
+) -> torch.Tensor:
+    """E[||grad_x -log D_cls(c_org|x)||^2] over real images: the squared norm of each
+    image's own classification-loss gradient, averaged over the batch.
+
+    A classifier whose loss changes little under small input changes cannot be fooled by
+    specks of colour: to move its verdict, G has to change the image a lot (input-gradient
+    regularisation, Ross & Doshi-Velez, AAAI 2018; Santurkar et al., NeurIPS 2019 on
+    the perceptually aligned gradients of robust classifiers). D has no batch coupling,
+    so the gradient of the summed per-image losses is each image's own gradient.
+    ``loss_scale``: as :func:`gradient_penalty`."""
+    out = classification_loss(d_cls_real.float(), c_org, kind) * d_cls_real.size(0)
+    if loss_scale is not None:
+        out = out * loss_scale
+    (grad,) = torch.autograd.grad(out, x_real, create_graph=True)
+    if loss_scale is not None:
+        grad = grad.float() / loss_scale
+    return grad.float().pow(2).flatten(1).sum(1).mean()
+
+
 def total_variation(a: torch.Tensor) -> torch.Tensor:
     """Mean absolute difference between vertically and horizontally adjacent values of
     maps [N, C, H, W] (the sum of both means)."""
@@ -96,12 +121,15 @@ def d_loss(
     lambda_cls: float,
     lambda_gp: float,
     adv: str = "wgan-gp",
+    cls_grad: torch.Tensor | None = None,
+    lambda_cls_grad: float = 0.0,
 ) -> tuple[torch.Tensor, Parts]:
     """L_D = -L_adv + lambda_cls L_cls^r (eq. 6), with L_adv the WGAN-GP objective (eq. 8).
 
     -L_adv = -E[D_src(x)] + E[D_src(G(x, c))] + lambda_gp E[(||grad D_src(x_hat)|| - 1)^2].
     ``adv="ns-r1"``: the non-saturating terms (see :func:`adversarial`), ``gp`` is then
-    the R1 penalty and ``lambda_gp`` its weight (logged as ``D/loss_r1``).
+    the R1 penalty and ``lambda_gp`` its weight (logged as ``D/loss_r1``). ``cls_grad``
+    (:func:`classifier_gradient_penalty`) is added with weight ``lambda_cls_grad``.
     """
     loss_real = adversarial(d_src_real, True, adv)
     loss_fake = adversarial(d_src_fake, False, adv)
@@ -112,8 +140,11 @@ def d_loss(
         "D/loss_fake": loss_fake,
         "D/loss_cls": loss_cls,
         "D/loss_gp" if adv == "wgan-gp" else "D/loss_r1": gp,
-        "D/loss": loss,
     }
+    if cls_grad is not None:
+        loss = loss + lambda_cls_grad * cls_grad
+        parts["D/loss_cls_grad"] = cls_grad
+    parts["D/loss"] = loss
     return loss, {k: v.detach() for k, v in parts.items()}
 
 

@@ -124,7 +124,7 @@ def _categorical(ctx, part, clf, x_u8, c_org, pred_real):
         if len(rows) == 0:
             continue
         c_trg = torch.nn.functional.one_hot(torch.full((len(rows),), t), spec.dim).float()
-        fake = ctx.translate(x_u8[rows], ctx.tr.layout.encode(part, c_trg))
+        fake = ctx.translate(x_u8[rows], ctx.tr.layout.encode(part, c_trg), remember=True)
         miss = (clf.predict(to_model_range(fake)).argmax(1) != t).float()
         wrong[:, t].index_add_(0, src[rows], miss)
         count[:, t].index_add_(0, src[rows], torch.ones_like(miss))
@@ -176,7 +176,7 @@ def _multi_label(ctx, part, clf, x_u8, c_org, pred_real):
             rows_out.append([name, None, None, _accuracy(pred_real[:, k], c_org[:, k])])
             kept_matrix.append([name] + [None] * spec.dim)
             continue
-        fake = ctx.translate(x_u8[rows], ctx.tr.layout.encode(part, c_trg[rows]))
+        fake = ctx.translate(x_u8[rows], ctx.tr.layout.encode(part, c_trg[rows]), remember=True)
         pred = clf.predict(to_model_range(fake))
         unchanged = c_trg[rows] == c_org[rows]
         unchanged[:, k] = False  # the target attribute is judged by target accuracy

@@ -9,6 +9,7 @@ data, sample count, seed, time) and appends one JSON line per metric to
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import time
@@ -114,12 +115,29 @@ class EvalContext:
         x_u8, c_org = data.batch(torch.from_numpy(rows))
         return x_u8, c_org.float()
 
-    def translate(self, x_u8: torch.Tensor, c_trg: torch.Tensor) -> torch.Tensor:
-        """G(x, c_trg) for uint8 inputs, batched, as uint8 [N, 3, S, S] on the CPU."""
-        return translate_batched(self.tr, x_u8, c_trg, self.settings.batch_size)
+    def translate(
+        self, x_u8: torch.Tensor, c_trg: torch.Tensor, remember: bool = False
+    ) -> torch.Tensor:
+        """G(x, c_trg) for uint8 inputs, batched, as uint8 [N, 3, S, S] on the CPU.
+
+        ``remember``: kept for the other metrics, keyed by the inputs' content, so that
+        the translations of the test images that several metrics judge (classification's
+        and reconstruction's single-domain changes) are computed once."""
+        if not remember:
+            return translate_batched(self.tr, x_u8, c_trg, self.settings.batch_size)
+        key = ("translation", _fingerprint(x_u8), _fingerprint(c_trg))
+        return self.cached(
+            key, lambda: translate_batched(self.tr, x_u8, c_trg, self.settings.batch_size)
+        )
 
     def relative(self, path: Path) -> str:
         return path.relative_to(self.out_dir).as_posix()
+
+
+def _fingerprint(t: torch.Tensor) -> tuple[str, tuple[int, ...], str]:
+    """Dtype, shape and a hash of the values: equal for equal tensors."""
+    data = t.detach().cpu().contiguous().numpy().tobytes()
+    return str(t.dtype), tuple(t.shape), hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 def subset(total: int, n: int, seed: int) -> np.ndarray:

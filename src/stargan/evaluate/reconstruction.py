@@ -30,7 +30,7 @@ def run_reconstruction(ctx: EvalContext) -> dict[str, Any]:
             rows = (c_trg != c_own).any(1).nonzero().flatten()
             if len(rows) == 0:
                 continue
-            fake = ctx.translate(x_u8[rows], layout.encode(i, c_trg[rows]))
+            fake = ctx.translate(x_u8[rows], layout.encode(i, c_trg[rows]), remember=True)
             rec = ctx.translate(fake, c_org[rows])
             db = psnr(rec, x_u8[rows])
             part_db.append(db)

@@ -157,41 +157,52 @@ class Trainer(TrainerBase):
         """L_D on real images, detached fakes and their interpolates (eqs. 6, 8)."""
         cfg = self.cfg
         alpha = torch.rand(cfg.train.batch_size, 1, 1, 1, generator=gen)[self.rows]
+        x_real = b.x_real
+        if cfg.loss.adv == "ns-r1" or cfg.loss.lambda_cls_grad > 0:
+            x_real = x_real.detach().requires_grad_(True)
         if cfg.loss.adv == "ns-r1":
-            d_src_real, d_cls_real, d_src_fake, penalty = self._d_outputs_r1(b, x_fake)
+            d_src_real, d_cls_real, d_src_fake, penalty = self._d_outputs_r1(x_real, x_fake)
             lambda_penalty = cfg.loss.lambda_r1
         else:
-            d_src_real, d_cls_real, d_src_fake, penalty = self._d_outputs_gp(b, x_fake, alpha)
+            d_src_real, d_cls_real, d_src_fake, penalty = self._d_outputs_gp(x_real, x_fake, alpha)
             lambda_penalty = cfg.loss.lambda_gp
         own = self.layout.part(b.part)  # the classification loss sees the known labels only
+        kind = self.layout.specs[b.part].kind
+        cls_grad = None
+        if cfg.loss.lambda_cls_grad > 0:
+            cls_grad = losses.classifier_gradient_penalty(
+                d_cls_real[:, own], b.c_org[:, own], kind, x_real, penalty_scale(self.scalers["D"])
+            )
         loss, parts = losses.d_loss(
             d_src_real,
             d_cls_real[:, own],
             b.c_org[:, own],
             d_src_fake,
             penalty,
-            self.layout.specs[b.part].kind,
+            kind,
             cfg.loss.lambda_cls,
             lambda_penalty,
             adv=cfg.loss.adv,
+            cls_grad=cls_grad,
+            lambda_cls_grad=cfg.loss.lambda_cls_grad,
         )
         backward_and_step(loss, self.d_opt, self.scalers["D"])
         return self._per_dataset(parts, b.part, "D/loss_cls")
 
-    def _d_outputs_gp(self, b: Batch, x_fake: torch.Tensor, alpha: torch.Tensor):
+    def _d_outputs_gp(self, x_real: torch.Tensor, x_fake: torch.Tensor, alpha: torch.Tensor):
         """D on real, fake and interpolated images, and the WGAN-GP penalty (eq. 8)."""
         alpha = alpha.to(self.device)
-        x_hat = (alpha * b.x_real + (1 - alpha) * x_fake).requires_grad_(True)
+        x_hat = (alpha * x_real.detach() + (1 - alpha) * x_fake).requires_grad_(True)
         with self.precision.autocast():  # losses below in fp32
-            d_src_real, d_cls_real = _fp32(*self.d_train(b.x_real))
+            d_src_real, d_cls_real = _fp32(*self.d_train(x_real))
             d_src_fake = _fp32(self.d_train(x_fake)[0])[0]
             d_src_hat = self.d_train(x_hat)[0]
         gp = losses.gradient_penalty(d_src_hat, x_hat, penalty_scale(self.scalers["D"]))
         return d_src_real, d_cls_real, d_src_fake, gp
 
-    def _d_outputs_r1(self, b: Batch, x_fake: torch.Tensor):
-        """D on real and fake images, and the R1 penalty on the real ones (StarGAN v2)."""
-        x_real = b.x_real.detach().requires_grad_(True)
+    def _d_outputs_r1(self, x_real: torch.Tensor, x_fake: torch.Tensor):
+        """D on real and fake images, and the R1 penalty on the real ones (StarGAN v2);
+        ``x_real`` requires grad."""
         with self.precision.autocast():
             d_src_real, d_cls_real = self.d_train(x_real)
             d_src_fake = _fp32(self.d_train(x_fake)[0])[0]
