@@ -76,6 +76,11 @@ CHANGES: dict[str, tuple[list[str], str]] = {
     "cls2": (["loss.lambda_cls=2"], "a somewhat stronger domain classification loss"),
     "lmask0.3": (["loss.lambda_mask=0.3"], "a 3x stronger mask regulariser: change more"),
     "tv": (["loss.lambda_mask_tv=1"], "total variation of the mask: no specks (GANimation)"),
+    "clsgrad1": (
+        ["loss.lambda_cls_grad=1"],
+        "D_cls's input gradient penalised: robust to specks (Ross & Doshi-Velez 2018)",
+    ),
+    "clsgrad10": (["loss.lambda_cls_grad=10"], "the same penalty, 10x"),
     "lr1e-4": (["optim.g_lr=1e-4", "optim.d_lr=1e-4"], "the paper's learning rate"),
     "b32": (["train.batch_size=32"], "batch 32"),
 }

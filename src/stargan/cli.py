@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import time
@@ -17,6 +18,20 @@ from stargan.presets import PRESETS, get_preset
 
 EXIT_SKIPPED = 3  # translate: some inputs skipped (named on stderr), the others translated
 SET_HELP = "Override a config value, e.g. --set train.num_iters=1000 (repeatable)."
+# Where bundled models are looked up instead of the package's own folder (tests, packagers);
+# read here only: the library takes the folder as an argument.
+BUNDLED_ENV = "STARGAN_BUNDLED_DIR"
+
+
+def _bundled_root() -> Path | None:
+    return Path(os.environ[BUNDLED_ENV]) if os.environ.get(BUNDLED_ENV) else None
+
+
+def _model(arg: str) -> Path:
+    """The model folder a MODEL argument names: a path, else a bundled model's name."""
+    from stargan.bundled import resolve_model
+
+    return resolve_model(arg, _bundled_root())
 
 
 def data_option(help_text: str):
@@ -31,9 +46,16 @@ def data_option(help_text: str):
 def cli() -> None:
     """StarGAN: one generator for image-to-image translation across many domains.
 
+    Wherever a command takes a MODEL folder, the name of a bundled model (`stargan
+    models`) does too; an existing folder of that name wins.
+
     \b
     Quick start (built-in faces, nothing downloaded):
       stargan demo
+
+    \b
+    Environment:
+      STARGAN_BUNDLED_DIR  look for bundled models in this folder, not the package's
     """
 
 
@@ -169,8 +191,8 @@ def train(
 @click.option("--no-check", is_flag=True, help="Skip the parity check against eager G.")
 def export(source: str, out: str, fmt: str, no_discriminator: bool, opset: int, no_check: bool):
     """Write an inference folder (config.json + model.safetensors) from a run's latest
-    checkpoint or a checkpoint folder; or G as ONNX / TorchScript from a run or a model
-    folder, checked against eager G (max abs diff printed).
+    checkpoint or a checkpoint folder; or G as ONNX / TorchScript from a run, a model
+    folder or a bundled model, checked against eager G (max abs diff printed).
 
     \b
     Examples:
@@ -189,7 +211,7 @@ def export(source: str, out: str, fmt: str, no_discriminator: bool, opset: int, 
     from stargan import export_formats
 
     with tempfile.TemporaryDirectory() as tmp:
-        model_dir = Path(source)
+        model_dir = _model(source)
         if not (model_dir / "model.safetensors").is_file():  # a run or checkpoint folder
             model_dir = export_model(model_dir, Path(tmp) / "model", with_discriminator=False)
         if fmt == "onnx":
@@ -373,7 +395,8 @@ def translate(
     int8: bool,
     quiet: bool,
 ) -> None:
-    """Translate images or folders of images with an exported model.
+    """Translate images or folders of images with an exported model (a folder, or a
+    bundled model's name: stargan models).
 
     Exit status: 0 all translated; 3 some inputs skipped (each named on stderr), the
     rest translated; 2 a user error (one line), nothing translated.
@@ -392,7 +415,7 @@ def translate(
     if not align_faces and (paste_back or faces != "largest"):
         raise StarGANError("--paste-back and --faces need --align")
     done, failed = translate_files(
-        Path(model),
+        _model(model),
         [Path(p) for p in inputs],
         Path(out),
         target,
@@ -486,7 +509,7 @@ def sample(
         steps,
         batch_size,
     )
-    style_model = load_model(Path(model), device, fan_path)
+    style_model = load_model(_model(model), device, fan_path)
     written, grids = sample_files(
         style_model, Path(out), [Path(p) for p in inputs], [Path(p) for p in refs], options
     )
@@ -523,7 +546,7 @@ def score(model: str, n_test: int, json_path: str | None, quiet: bool) -> None:
     from stargan.evaluate.score import format_table, score_model
     from stargan.translate import Translator
 
-    result = score_model(Translator.from_pretrained(model), n_test, progress=not quiet)
+    result = score_model(Translator.from_pretrained(_model(model)), n_test, progress=not quiet)
     click.echo(format_table(result))
     if json_path:
         _write_json(Path(json_path), result)
@@ -603,7 +626,7 @@ def evaluate(
 
     settings = EvalSettings(n_test, seed, batch_size, classifiers, inception, fid_real, not quiet)
     records, html = run_eval(
-        [Path(m) for m in models],
+        [_model(m) for m in models],
         choose_metrics(metrics),
         settings,
         Path(out),
@@ -628,7 +651,7 @@ def classifier() -> None:
     "model_path",
     type=click.Path(),
     default=None,
-    help="Take the data (and image size) from this model folder.",
+    help="Take the data (and image size) from this model folder (or bundled model).",
 )
 @click.option(
     "--preset",
@@ -693,6 +716,8 @@ def classifier_train(
         }.items()
         if v is not None
     }
+    if model_path is not None:
+        model_path = str(_model(model_path))
     data_cfg, size = classifier_data(model_path, preset, data_paths, dataset_name, overrides)
     clf = train_classifier_folder(data_cfg, size, train_kwargs, Path(out), progress=not quiet)
     real = clf.meta.get("real_test", {})
@@ -750,7 +775,7 @@ def demo(preset: str, overrides: tuple[str, ...], outdir: str, n_score: int, qui
 
 # ---------------------------------------------------------------------- serve
 @cli.command()
-@click.argument("model", type=click.Path())
+@click.argument("model", type=click.Path(), required=False)
 @click.option(
     "--host",
     default="127.0.0.1",
@@ -767,20 +792,38 @@ def demo(preset: str, overrides: tuple[str, ...], outdir: str, n_score: int, qui
     "on the 8 built-in sample faces with every single-domain change.",
 )
 def serve(
-    model: str, host: str, port: int, workers: int, max_upload_mb: float, device: str, int8: bool
+    model: str | None,
+    host: str,
+    port: int,
+    workers: int,
+    max_upload_mb: float,
+    device: str,
+    int8: bool,
 ):
     """A web page to translate photos with a model: upload (or pick a sample face), choose
-    the target domains, download the result. Needs: pip install 'stargan[serve]'.
+    the target domains, download the result. With no MODEL: the bundled celeba model,
+    when installed. Needs: pip install 'stargan[serve]'.
 
     \b
     Examples:
       stargan serve runs/00001-demo/model      # then open http://127.0.0.1:7860
       stargan serve runs/00001-demo/model --int8
     """
+    from stargan.bundled import DEFAULT_MODEL, list_bundled
     from stargan.serve import run
 
+    if model is None:  # the bundled model itself, even beside a folder of the same name
+        bundled = {m.name: m.path for m in list_bundled(_bundled_root())}
+        if DEFAULT_MODEL not in bundled:
+            raise StarGANError(
+                f"give a model folder (no bundled {DEFAULT_MODEL!r} model is installed "
+                f"to serve by default), e.g. stargan serve runs/00001-demo/model"
+            )
+        model_dir = bundled[DEFAULT_MODEL]
+    else:
+        model_dir = _model(model)
     run(
-        model,
+        model_dir,
         host,
         port,
         workers=workers,
@@ -818,6 +861,36 @@ def list_presets() -> None:
             f"{name:<23} {data:<21} {cfg.model.image_size:>4} px  "
             f"{cfg.train.num_iters:>7} iterations  {PRESETS[name].__doc__.strip().splitlines()[0]}"
         )
+
+
+@cli.command("models")
+@click.argument("name", required=False)
+def models(name: str | None) -> None:
+    """List the bundled models (name, image size, domains, summary), or print NAME's
+    model card. A bundled model's name works wherever a command takes a MODEL folder.
+    STARGAN_BUNDLED_DIR: look for them in that folder instead of the package's.
+
+    \b
+    Examples:
+      stargan models
+      stargan models celeba                        # its model card
+      stargan translate celeba photo.jpg --align --to Blond_Hair=1 -o out/
+    """
+    from stargan.bundled import find_bundled, list_bundled
+
+    if name is not None:
+        model = find_bundled(name, _bundled_root())
+        try:
+            click.echo(model.card.read_text(encoding="utf-8").rstrip())
+        except OSError as err:
+            raise StarGANError(f"bundled model {name!r} has no readable {model.card.name}") from err
+        return
+    found = list_bundled(_bundled_root())
+    if not found:
+        click.echo("no bundled models are installed: give a model folder (stargan export)")
+        return
+    for m in found:
+        click.echo(f"{m.name:<12} {m.image_size:>4} px  {', '.join(m.domains)}  {m.summary}")
 
 
 def _write_json(path: Path, obj: object) -> None:

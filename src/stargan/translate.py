@@ -352,7 +352,10 @@ def _save_weights(net: torch.nn.Module, path: Path) -> None:
 
 def _load_weights(net: torch.nn.Module, path: Path) -> None:
     """Load a model folder's weights file; a missing or foreign file, and any NaN or Inf
-    value (a diverged run: black images), is a StarGANError naming the file and tensor."""
+    value (a diverged run: black images), is a StarGANError naming the file and tensor.
+    Weights stored in half precision (float16 or bfloat16: a bundled model at half the
+    size) load too: load_state_dict copies each tensor into the net's own float32 one,
+    so the net computes in float32 as ever (tests/test_bundled.py holds it to that)."""
     try:
         state = load_file(str(path))
         net.load_state_dict(state)
