@@ -91,7 +91,13 @@ def test_benchmark_prints_json_last_line(script: str, args: list[str], keys: set
         assert result["fast_kernels"] is False
 
 
-@pytest.mark.parametrize(("script", "args"), [("loader_speed.py", ["--image-size", "32"])])
+@pytest.mark.parametrize(
+    ("script", "args"),
+    [
+        ("loader_speed.py", ["--image-size", "32"]),
+        ("resize_filter.py", ["--n", "4", "--image-size", "32"]),
+    ],
+)
 def test_benchmarks_on_shared_data_print_json(script: str, args: list[str]) -> None:
     # align_compare.py is left out: its 1024 px CelebA-HQ set alone takes over a minute
     from conftest import SHARED_DATA

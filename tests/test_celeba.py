@@ -315,6 +315,16 @@ def test_crop_from_config(celeba) -> None:
     assert np.abs(ds.images[0].astype(int) - COLOURS[0]).max() <= 10  # no frame left
 
 
+def test_resize_filter_from_config(celeba) -> None:
+    cfg = DataConfig(dataset="celeba", path=str(celeba), test_split="official")
+    bilinear = load_dataset(replace(cfg, resize_filter="bilinear"), 32, "train")
+    first = celeba / "img_align_celeba" / _file(0)
+    np.testing.assert_array_equal(bilinear.images[0], decode.decode_one(first, 32, 178, "bilinear"))
+    bicubic = load_dataset(cfg, 32, "train")  # the default, and another cache entry
+    np.testing.assert_array_equal(bicubic.images[0], decode.decode_one(first, 32, 178, "bicubic"))
+    assert not np.array_equal(bicubic.images, bilinear.images)
+
+
 def test_second_load_is_memory_mapped_from_cache(celeba, tmp_path, monkeypatch) -> None:
     first = load_celeba(celeba, (), 32, "train", "official")
     assert isinstance(first.images, np.memmap)  # decoded straight into the cache file

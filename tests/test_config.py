@@ -279,3 +279,58 @@ def test_every_preset_validates_after_filling_c_dim(name: str) -> None:
     }.get(name, (5, 0))
     assert (cfg.model.c_dim, cfg.model.mask_dim) == expected
     assert validate(cfg) == cfg
+
+
+def test_joint_paper_preset_counts_updates_as_the_official_solver() -> None:
+    """Official train_multi: 200k rounds, each a CelebA and a RaFD batch (a D update
+    each), G updated for both datasets in every 5th round, the rate decayed over the
+    last 100k rounds. Ours counts one iteration per dataset batch."""
+    from stargan.train.base import dataset_at
+    from stargan.train.run import joint_counting
+
+    cfg = get_preset("celeba-rafd-v1")
+    schedule, t = (1, 1), cfg.train
+    rounds, decay_rounds = 200_000, 100_000
+    assert t.num_iters == 2 * rounds and t.num_iters_decay == 2 * decay_rounds
+    # G steps where the trainer takes them: every iteration of each n_critic-th cycle
+    n_critic = cfg.optim.n_critic
+    per_cycle = [(dataset_at(schedule, s)[2] + 1) % n_critic == 0 for s in range(10 * n_critic)]
+    assert sum(per_cycle) * (t.num_iters // (10 * n_critic)) == 2 * rounds // n_critic
+    assert "400000 iterations = 200000 rounds" in joint_counting(cfg)
+
+
+# ---------------------------------------------------------------- resize filter
+# The paper presets on photos resize as the official loaders (bilinear); the built-in
+# faces render at the model's size, and the CPU presets keep the bicubic default.
+OFFICIAL_RESIZE_PRESETS = {"celeba-v1", "celeba-rafd-v1", "celebahq-v2", "afhq-v2"}
+
+
+def test_resize_filter_default_override_and_refusal() -> None:
+    assert Config().data.resize_filter == "bicubic"
+    assert (
+        validate(apply_overrides(Config(), ["data.resize_filter=bilinear"])).data.resize_filter
+        == "bilinear"
+    )
+    with pytest.raises(
+        StarGANError,
+        match=r"data.resize_filter must be one of bicubic, bilinear \(got 'lanczos'\)",
+    ):
+        validate(apply_overrides(Config(), ["data.resize_filter=lanczos"]))
+    joint = apply_overrides(get_preset("celeba-rafd-v1"), ["data.rafd.resize_filter=cubic"])
+    with pytest.raises(StarGANError, match="data.rafd.resize_filter must be one of"):
+        validate(joint)
+
+
+def test_config_file_with_a_bad_resize_filter_is_refused(tmp_path) -> None:
+    path = tmp_path / "config.json"
+    data = Config().to_dict()
+    data["data"]["resize_filter"] = "BILINEAR"
+    path.write_text(json.dumps(data))
+    with pytest.raises(StarGANError, match="got 'BILINEAR'"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_paper_presets_resize_as_the_official_loaders(name: str) -> None:
+    filters = {d.resize_filter for d in get_preset(name).datasets}
+    assert filters == {"bilinear" if name in OFFICIAL_RESIZE_PRESETS else "bicubic"}

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageFile
 
 from stargan.data import decode
-from stargan.data.cache import building
+from stargan.data.cache import building, cache_key
 from stargan.data.decode import decode_images
 from stargan.errors import StarGANError
 
@@ -94,6 +94,57 @@ def test_cache_is_invalidated_when_a_file_changes(tmp_path, cache) -> None:
     decode_images(paths, 16, 10, cache_dir=cache)
     decode_images(paths, 16, on_bad_image="skip", cache_dir=cache)
     assert len(list(cache.glob("*/*.npy"))) == 5
+
+
+def _photo(path: Path, size: tuple[int, int] = (178, 218), seed: int = 0) -> Path:
+    """A noisy RGB image (fine detail, so that filters differ), saved losslessly."""
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def test_bilinear_is_the_official_loaders_resize(tmp_path) -> None:
+    """The official CelebA loader: CenterCrop(178) of a 178x218 image (rows 20-197), then
+    torchvision's Resize(128), which on a PIL image is Image.resize(size, BILINEAR)."""
+    path = _photo(tmp_path / "face.png")
+    with Image.open(path) as im:
+        crop = im.convert("RGB").crop((0, 20, 178, 198))
+    official = np.asarray(crop.resize((128, 128), Image.BILINEAR))
+    np.testing.assert_array_equal(decode.decode_one(path, 128, 178, "bilinear"), official)
+    bicubic = decode.decode_one(path, 128, 178, "bicubic")
+    np.testing.assert_array_equal(bicubic, np.asarray(crop.resize((128, 128), Image.BICUBIC)))
+    np.testing.assert_array_equal(decode.decode_one(path, 128, 178), bicubic)  # the default
+    assert np.abs(bicubic.astype(int) - official).mean() > 1  # so the test can fail
+
+
+def test_each_resize_filter_has_its_own_cache_entry(tmp_path, cache, monkeypatch) -> None:
+    paths = [_photo(tmp_path / f"{i}.png", (24, 20), seed=i) for i in range(3)]
+    bicubic = decode_images(paths, 16, cache_dir=cache, tag="t")
+    bilinear = decode_images(paths, 16, resize_filter="bilinear", cache_dir=cache, tag="t")
+    assert len(list((cache / "t").glob("*.npy"))) == 2
+    assert not np.array_equal(bicubic.images, bilinear.images)
+    np.testing.assert_array_equal(
+        bilinear.images[1], decode.decode_one(paths[1], 16, 0, "bilinear")
+    )
+    monkeypatch.setattr(decode, "decode_one", _fail)  # both are reused, neither confused
+    again = decode_images(paths, 16, resize_filter="bilinear", cache_dir=cache, tag="t")
+    np.testing.assert_array_equal(again.images, bilinear.images)
+    np.testing.assert_array_equal(
+        decode_images(paths, 16, cache_dir=cache, tag="t").images, bicubic.images
+    )
+    # bicubic entries keep the key they had before the filter was a choice (no re-decode)
+    parts = [f"{os.path.abspath(p)}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in paths]
+    old_key = cache_key(decode.FORMAT_VERSION, 16, 0, "error", *parts)
+    assert (cache / "t" / f"images-16px-{old_key}.npy").exists()
+
+
+def test_an_unknown_resize_filter_is_refused(tmp_path, cache) -> None:
+    paths = _write(tmp_path / "img", n=1)
+    with pytest.raises(StarGANError, match="resize_filter must be one of bicubic, bilinear"):
+        decode_images(paths, 16, resize_filter="lanczos", cache_dir=cache)
+    with pytest.raises(StarGANError, match=r"one of bicubic, bilinear \(got 'nearest'\)"):
+        decode.decode_one(paths[0], 16, 0, "nearest")
+    assert not cache.exists()
 
 
 def test_damaged_or_incomplete_entry_is_rebuilt(tmp_path, cache) -> None:

@@ -364,3 +364,26 @@ def test_joint_models_are_also_judged_across_datasets(tmp_path: Path) -> None:
     assert any(t.startswith("colours>halves: ") for t in titles)
     cross_bars = next(t for t in record["tables"] if t["title"].startswith("colours>halves: "))
     assert "classifier on real" not in cross_bars["columns"]
+
+
+def test_default_judge_is_per_resize_filter_and_bicubic_keeps_its_old_key(
+    tmp_path, monkeypatch
+) -> None:
+    from dataclasses import asdict, replace
+    from types import SimpleNamespace
+
+    from stargan.data.cache import cache_key
+    from stargan.evaluate.classification import default_classifier_dir
+    from stargan.evaluate.domain_classifier import ClassifierTrainConfig
+
+    monkeypatch.setenv("STARGAN_CACHE", str(tmp_path))
+    data = DataConfig(dataset="celeba", path="/data/celeba")
+    tr = SimpleNamespace(image_size=64)
+    bicubic = default_classifier_dir(SimpleNamespace(data=[data], tr=tr), 0)
+    bilinear_data = replace(data, resize_filter="bilinear")
+    bilinear = default_classifier_dir(SimpleNamespace(data=[bilinear_data], tr=tr), 0)
+    assert bicubic != bilinear
+    # the key a judge got before data.resize_filter existed (judges trained then are reused)
+    old = {k: v for k, v in asdict(data).items() if k != "resize_filter"}
+    old_key = cache_key("resnet18", old, 64, asdict(ClassifierTrainConfig()))
+    assert bicubic == tmp_path / "classifiers" / f"celeba-{old_key}"

@@ -142,6 +142,25 @@ def test_crop_is_used(tmp_path) -> None:
     assert whole.images[0].min() == 0 and centre.images[0].min() >= 250
 
 
+def test_resize_filter_is_used_and_checked(tmp_path) -> None:
+    root = tmp_path / "noise"
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        (root / name).mkdir(parents=True)
+        Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(
+            root / name / "x.png"
+        )
+    cfg = _cfg(root, num_test=0, resize_filter="bilinear")
+    ds = load_folders(cfg, 16, "train")
+    for img, name in zip(ds.images, ("a", "b"), strict=True):
+        expected = decode_module.decode_one(root / name / "x.png", 16, 0, "bilinear")
+        np.testing.assert_array_equal(img, expected)
+    bicubic = load_folders(replace(cfg, resize_filter="bicubic"), 16, "train")
+    assert not np.array_equal(bicubic.images, ds.images)
+    with pytest.raises(StarGANError, match="data.resize_filter must be one of bicubic, bilinear"):
+        check_data_config(replace(cfg, resize_filter="box"), 16)
+
+
 def test_bad_image_error_or_skip(flat) -> None:
     (flat / "happy" / "1.png").write_bytes(b"not a png")
     with pytest.raises(StarGANError, match=r"happy/1\.png: not a readable image.*skip"):

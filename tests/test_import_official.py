@@ -12,8 +12,10 @@ import json
 import pathlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from safetensors.torch import save_file
 from torch import nn
 
@@ -152,6 +154,34 @@ def test_converted_g_and_d_match_official_outputs(official: dict, tmp_path: Path
     assert tr.meta["imported"]["generator"] == {"file": "200000-G.ckpt", "sha256": digest}
     assert tr.meta["imported"]["discriminator"]["file"] == "200000-D.ckpt"
     assert json.loads((out / "config.json").read_text())["kind"] == "stargan-v1"
+
+
+def test_imported_model_resizes_bilinear_as_the_official_loader(
+    official: dict, tmp_path: Path
+) -> None:
+    """The official loader resizes with torchvision's Resize (Pillow's bilinear) after its
+    CenterCrop(178): photos given to translate, and the data eval loads (the recorded
+    source config, as test_split=official-code), are resized so too."""
+    from stargan.data.dataset import to_uint8
+    from stargan.evaluate.metrics import source_configs
+    from stargan.translate_files import _load
+
+    out = import_official(official["dir"] / "200000-G.ckpt", tmp_path / "m", ATTRS, SIZE)
+    assert json.loads((out / "config.json").read_text())["resize_filter"] == "bilinear"
+    tr = stargan.load(out)
+    assert tr.resize_filter == "bilinear"
+    (data,) = source_configs(tr)
+    assert (data.resize_filter, data.test_split, data.crop) == ("bilinear", "official-code", 178)
+    rng = np.random.default_rng(0)
+    photo = Image.fromarray(rng.integers(0, 256, (218, 178, 3), dtype=np.uint8))
+    photo.save(tmp_path / "photo.png")
+    official_input = np.asarray(photo.crop((0, 20, 178, 198)).resize((SIZE, SIZE), Image.BILINEAR))
+    x = tr.preprocess(photo)  # [1, 3, S, S] in [-1, 1]
+    np.testing.assert_array_equal(to_uint8(x)[0].permute(1, 2, 0).numpy(), official_input)
+    (item,) = _load(tmp_path / "photo.png", tr, None)  # stargan translate's input
+    np.testing.assert_array_equal(np.asarray(item.image), official_input)
+    bicubic = np.asarray(photo.crop((0, 20, 178, 198)).resize((SIZE, SIZE), Image.BICUBIC))
+    assert not np.array_equal(bicubic, official_input)  # so the test can fail
 
 
 def test_safetensors_legacy_pickle_and_categorical(official: dict, tmp_path: Path) -> None:

@@ -65,6 +65,14 @@ def test_imported_model_equals_the_official_networks(official, tmp_path) -> None
     assert config["step"] == 100000 and config["dataset"] == "folders"
     assert config["imported"]["from"] == "clovaai/stargan-v2"
     assert config["imported"]["checkpoint"]["file"] == "100000_nets_ema.ckpt"
+    # the official loaders' filter (torchvision's Resize of a PIL image): eval's data and
+    # the photos given to sample are resized bilinear, as the model was trained
+    assert config["resize_filter"] == "bilinear" and model.resize_filter == "bilinear"
+    assert config["sources"][0]["data"]["resize_filter"] == "bilinear"
+    photo = Image.fromarray(np.random.default_rng(1).integers(0, 256, (40, 40, 3), np.uint8))
+    official_input = np.asarray(photo.resize((16, 16), Image.BILINEAR), np.float32) / 127.5 - 1
+    x = model.preprocess(photo)[0].permute(1, 2, 0).numpy()
+    np.testing.assert_allclose(x, official_input, atol=1e-6)
 
 
 def test_image_size_and_domains_are_checked(official, tmp_path) -> None:

@@ -440,6 +440,27 @@ def joint_model(tmp_path_factory) -> Path:
     )
 
 
+def test_photos_are_resized_with_the_models_filter(tmp_path: Path) -> None:
+    """A model whose data were resized bilinear (the paper presets, imported official
+    models) gets its uploads resized bilinear too; the page's input cell shows it."""
+    spec = LabelSpec(("Black_Hair", "Blond_Hair", "Male"), "multi", (("Black_Hair", "Blond_Hair"),))
+    cfg = ModelConfig(
+        image_size=S, c_dim=3, g_conv_dim=8, g_repeat_num=1, d_conv_dim=8, d_repeat_num=2
+    )
+    torch.manual_seed(0)
+    G, D = Generator(3, 8, 1), Discriminator(S, 3, 8, 2)
+    meta = {"crop": 0, "resize_filter": "bilinear"}
+    folder = Translator(G, cfg, spec, D, meta).save_pretrained(tmp_path / "bilinear")
+    photo = np.random.default_rng(0).integers(0, 256, (40, 52, 3), np.uint8)  # centre: x 6-46
+    with ServerThread(create_app(folder)) as s:
+        status, _, body = translate(s.url, png(photo), target="Male=1")
+    assert status == 200
+    x, _ = cells(decode(body), 2)
+    square = Image.fromarray(photo).crop((6, 0, 46, 40))
+    np.testing.assert_array_equal(x, np.asarray(square.resize((S, S), Image.BILINEAR)))
+    assert not np.array_equal(x, np.asarray(square.resize((S, S), Image.BICUBIC)))
+
+
 def test_joint_model_shows_every_dataset(joint_model: Path) -> None:
     with ServerThread(create_app(joint_model)) as s:
         m = json.loads(call(s.url, "/api/model", method="GET")[2])

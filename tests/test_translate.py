@@ -409,6 +409,66 @@ def test_format_version_must_be_an_integer(saved, tmp_path, version) -> None:
         Translator.from_pretrained(path)
 
 
+# ---------------------------------------------------------------- resize filter
+def _noise(w: int, h: int, seed: int = 0) -> Image.Image:
+    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (h, w, 3), np.uint8))
+
+
+def test_photos_are_resized_with_the_models_recorded_filter(saved, tmp_path) -> None:
+    tr, _ = saved  # META has no resize_filter: a folder from before the key (bicubic data)
+    path = _copy_model(saved, tmp_path)
+    _edit_config(path, resize_filter="bilinear")
+    bilinear = Translator.from_pretrained(path)
+    assert (tr.resize_filter, bilinear.resize_filter) == ("bicubic", "bilinear")
+    photo = _noise(40, 24)  # centre square: x 8-32
+    square = photo.crop((8, 0, 32, 24))
+    for model, resample in ((tr, Image.BICUBIC), (bilinear, Image.BILINEAR)):
+        expected = np.asarray(square.resize((16, 16), resample))
+        got = to_uint8(model.preprocess(photo))[0].permute(1, 2, 0).numpy()
+        np.testing.assert_array_equal(got, expected)
+    again = Translator.from_pretrained(bilinear.save_pretrained(tmp_path / "again"))
+    assert again.resize_filter == "bilinear"
+
+
+def test_export_sidecar_names_the_models_filter(saved, tmp_path) -> None:
+    from stargan.export_formats import describe
+
+    path = _copy_model(saved, tmp_path)
+    _edit_config(path, resize_filter="bilinear")
+    tr = Translator.from_pretrained(path)
+    pre = describe(tr, path, tmp_path / "m.onnx", "onnx")["preprocessing"]
+    assert pre["resize_filter"] == "bilinear"
+    assert pre["interpolation"].startswith("bilinear (PIL Image.BILINEAR")
+    pre = describe(saved[0], saved[1], tmp_path / "m.onnx", "onnx")["preprocessing"]
+    assert pre["resize_filter"] == "bicubic"
+    assert pre["interpolation"].startswith("bicubic (PIL Image.BICUBIC")
+
+
+def test_unknown_resize_filter_in_a_folder_is_refused(saved, tmp_path) -> None:
+    path = _copy_model(saved, tmp_path)
+    _edit_config(path, resize_filter="lanczos")
+    with pytest.raises(
+        StarGANError, match=r"config.json: resize_filter must be one of bicubic, bilinear"
+    ):
+        Translator.from_pretrained(path)
+    tr, _ = saved
+    with pytest.raises(StarGANError, match="resize_filter must be one of"):
+        Translator(tr.G, CFG, SPEC, None, {"resize_filter": 3})
+
+
+def test_export_records_the_datas_resize_filter() -> None:
+    from stargan.export import _meta
+    from stargan.presets import get_preset
+    from stargan.train.checkpoint import TrainState
+
+    state = TrainState(step=5, g_updates=1)
+    joint = _meta(get_preset("celeba-rafd-v1"), state, Path("ckpt"))
+    assert joint["resize_filter"] == "bilinear"
+    assert [s["resize_filter"] for s in joint["sources"]] == ["bilinear", "bilinear"]
+    assert [s["data"]["resize_filter"] for s in joint["sources"]] == ["bilinear", "bilinear"]
+    assert _meta(get_preset("tiny"), state, Path("ckpt"))["resize_filter"] == "bicubic"
+
+
 # ---------------------------------------------------------------- images.py
 def _colours(im: Image.Image) -> set[tuple[int, ...]]:
     return {tuple(int(v) for v in px) for px in np.asarray(im).reshape(-1, 3)}
@@ -489,6 +549,8 @@ def test_center_crop_resize() -> None:
     assert cropped.size == (8, 8)
     # crop larger than the image is limited to the image's short side
     assert center_crop_resize(im, 12, crop=500).size == (12, 12)
+    with pytest.raises(StarGANError, match=r"bicubic, bilinear \(got 'nearest'\)"):
+        center_crop_resize(im, 16, resize_filter="nearest")
 
 
 def test_make_grid() -> None:

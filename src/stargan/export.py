@@ -91,12 +91,14 @@ def _meta(cfg: Config, state: TrainState, ckpt: Path) -> dict[str, Any]:
         "dataset": cfg.data.dataset,
         "data_seed": cfg.data.seed,
         "crop": crop_of(cfg.data),
+        "resize_filter": cfg.data.resize_filter,
         "sources": [
             {
                 "name": d.label,
                 "dataset": d.dataset,
                 "data_seed": d.seed,
                 "crop": crop_of(d),
+                "resize_filter": d.resize_filter,
                 "data": asdict(d),
             }
             for d in cfg.datasets

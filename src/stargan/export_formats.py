@@ -214,7 +214,9 @@ def describe(
             "crop_rule": "centre square of side min(crop, width, height); crop 0: "
             "the largest centred square",
             "resize": [s, s],
-            "interpolation": "bicubic (PIL Image.BICUBIC)",
+            "resize_filter": translator.resize_filter,
+            "interpolation": f"{translator.resize_filter} "
+            f"(PIL Image.{translator.resize_filter.upper()}, antialiased when shrinking)",
             "scale": "float32(uint8) / 127.5 - 1, to [-1, 1]",
         },
         "postprocessing": "round((clip(y, -1, 1) + 1) * 127.5) to uint8, then NCHW -> HWC",

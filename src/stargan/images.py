@@ -8,10 +8,15 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from stargan.config import check_resize_filter
 from stargan.errors import StarGANError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 MAX_PIXELS = 64_000_000  # refuse decompression bombs long before they exhaust memory
+# config.RESIZE_FILTERS as Pillow filters. Pillow widens the filter's support by the
+# scale when shrinking (antialiasing), as torchvision's Resize of a PIL image does: it
+# calls this same Image.resize, so "bilinear" gives the official loaders' pixels.
+PIL_FILTERS = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR}
 
 
 def make_grid(images: torch.Tensor, nrow: int, padding: int = 2) -> np.ndarray:
@@ -64,14 +69,18 @@ def to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")
 
 
-def center_crop_resize(im: Image.Image, size: int, crop: int = 0) -> Image.Image:
-    """Centre-crop to ``crop`` (0: the largest centred square), then resize to ``size``."""
+def center_crop_resize(
+    im: Image.Image, size: int, crop: int = 0, resize_filter: str = "bicubic"
+) -> Image.Image:
+    """Centre-crop to ``crop`` (0: the largest centred square), then resize to ``size``
+    with ``resize_filter`` (one of config.RESIZE_FILTERS)."""
+    resample = PIL_FILTERS[check_resize_filter(resize_filter, "resize_filter")]
     side = crop or min(im.size)
     side = min(side, *im.size)
     left, top = (im.width - side) // 2, (im.height - side) // 2
     im = im.crop((left, top, left + side, top + side))
     if im.size != (size, size):
-        im = im.resize((size, size), Image.BICUBIC, reducing_gap=None)
+        im = im.resize((size, size), resample, reducing_gap=None)
     return im
 
 

@@ -312,7 +312,8 @@ def import_official(
     ``exclusive_groups``: multi-label groups written ``A|B|C`` whose members exclude each
     other; None: the hair colours among ``attrs``, as the official ``create_labels``.
     ``crop``: centre crop of input photos before resizing; None: the official default
-    (178 CelebA, 256 RaFD). ``d_path``: the matching ``{iter}-D.ckpt``, which lets the
+    (178 CelebA, 256 RaFD). Photos are resized bilinear, as the official loader (the
+    folder records it). ``d_path``: the matching ``{iter}-D.ckpt``, which lets the
     model estimate an input's own labels.
     """
     spec = _label_spec(attrs, categorical, exclusive_groups)
@@ -375,8 +376,9 @@ def provenance(
     spec: LabelSpec, crop: int, files: Mapping[str, Path], origin: str
 ) -> dict[str, Any]:
     """Data source keys as export.py writes them (for data like the official code's:
-    CelebA attributes, or one folder per domain), ``source`` (the first file) and
-    ``imported`` (``origin`` and each file's name and sha256)."""
+    CelebA attributes, or one folder per domain, resized bilinear as its loaders do),
+    ``source`` (the first file) and ``imported`` (``origin`` and each file's name and
+    sha256)."""
     celeba = spec.kind != "categorical"
     data = DataConfig(
         dataset="celeba" if celeba else "folders",
@@ -385,17 +387,22 @@ def provenance(
         # the official code's own test images, so that it is not scored on its training set
         test_split="official-code" if celeba else "paper",
         exclusive=tuple("|".join(g) for g in spec.exclusive_groups),
+        # the official loaders' filter (torchvision's Resize of a PIL image), so that eval
+        # and translate feed the model pixels like those it trained on
+        resize_filter="bilinear",
     )
     return {
         "dataset": data.dataset,
         "data_seed": data.seed,
         "crop": crop,
+        "resize_filter": data.resize_filter,
         "sources": [
             {
                 "name": data.label,
                 "dataset": data.dataset,
                 "data_seed": data.seed,
                 "crop": crop,
+                "resize_filter": data.resize_filter,
                 "data": asdict(data),
             }
         ],

@@ -211,7 +211,8 @@ def import_official_v2(
     domain folders: AFHQ cat, dog, wild; CelebA-HQ female, male). ``image_size`` and
     ``w_hpf``: checked against the file when given (w_hpf, else from ``hpf.filter``, else
     the official 1 where the generator has the high-pass skips). ``crop``: centre crop of
-    input photos before resizing (0: the largest centred square). A ``fan`` entry is
+    input photos before resizing (0: the largest centred square); they are resized
+    bilinear, as the official loaders (the folder records it). A ``fan`` entry is
     written as the folder's fan.safetensors."""
     spec = categorical_spec(tuple(domains))
     if crop < 0:

@@ -19,6 +19,11 @@ RAFD = ("angry", "contemptuous", "disgusted", "fearful", "happy", "neutral", "sa
 CK_PLUS = ("anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise")
 
 PAPER = Config()  # paper defaults: 128 px, conv_dim 64, 6 res blocks, batch 16, 200k iters
+# The paper presets on photos resize as the official loaders: torchvision's Resize of a PIL
+# image, i.e. Pillow's antialiased bilinear (v1: after CenterCrop; v2: of the whole square
+# image). The built-in faces render at the model's size (nothing to resize), and the CPU
+# presets keep the bicubic default they were measured with.
+OFFICIAL_RESIZE = "bilinear"
 
 
 def with_recipe(cfg: Config) -> Config:
@@ -109,16 +114,36 @@ def _faces_expr_v1() -> Config:
 
 def _celeba_v1() -> Config:
     """The paper's CelebA setting: 5 attributes, 128 px, 200k iterations."""
-    return replace(PAPER, name="celeba-v1", data=DataConfig(dataset="celeba", test_split="paper"))
+    data = DataConfig(dataset="celeba", test_split="paper", resize_filter=OFFICIAL_RESIZE)
+    return replace(PAPER, name="celeba-v1", data=data)
 
 
 def _celeba_rafd_v1() -> Config:
     """The paper's joint setting: CelebA 5 attributes + RaFD 8 expressions, 128 px."""
     # RaFD as one folder per expression (train/ and test/ subfolders, or a seeded
     # hold-out), centre-cropped to 256 px before resizing, as the official code.
-    celeba = DataConfig(dataset="celeba", name="celeba", test_split="paper")
-    rafd = DataConfig(dataset="folders", name="rafd", attrs=RAFD, crop=256, num_test=400)
-    return replace(PAPER, name="celeba-rafd-v1", data=celeba, joint=(rafd,))
+    celeba = DataConfig(
+        dataset="celeba", name="celeba", test_split="paper", resize_filter=OFFICIAL_RESIZE
+    )
+    rafd = DataConfig(
+        dataset="folders",
+        name="rafd",
+        attrs=RAFD,
+        crop=256,
+        num_test=400,
+        resize_filter=OFFICIAL_RESIZE,
+    )
+    # One of our iterations is one dataset's batch; the official solver's is a round over
+    # both datasets. 400k iterations = its 200k rounds: 200k D updates per dataset, G
+    # updated in every 5th round (80k in all), the rate decayed over the last 100k rounds.
+    train = replace(
+        PAPER.train,
+        num_iters=2 * PAPER.train.num_iters,
+        num_iters_decay=2 * PAPER.train.num_iters_decay,
+        sample_every=2 * PAPER.train.sample_every,
+        ckpt_every=2 * PAPER.train.ckpt_every,
+    )
+    return replace(PAPER, name="celeba-rafd-v1", data=celeba, joint=(rafd,), train=train)
 
 
 def _cpu_64px(name: str, num_iters: int) -> Config:
@@ -199,13 +224,21 @@ def _v2_paper(name: str, data: DataConfig, w_hpf: float, lambda_ds: float) -> Co
 
 def _celebahq_v2() -> Config:
     """CelebA-HQ female/male folders, w_hpf 1: needs --set model.fan_path=wing.ckpt (or w_hpf=0)."""
-    data = DataConfig(dataset="folders", name="celeba_hq", attrs=CELEBA_HQ, num_test=1000)
+    data = DataConfig(
+        dataset="folders",
+        name="celeba_hq",
+        attrs=CELEBA_HQ,
+        num_test=1000,
+        resize_filter=OFFICIAL_RESIZE,
+    )
     return _v2_paper("celebahq-v2", data, w_hpf=1.0, lambda_ds=1.0)
 
 
 def _afhq_v2() -> Config:
     """AFHQ cat/dog/wild as one folder per domain, lambda_ds 2 (paper)."""
-    data = DataConfig(dataset="folders", name="afhq", attrs=AFHQ, num_test=1500)
+    data = DataConfig(
+        dataset="folders", name="afhq", attrs=AFHQ, num_test=1500, resize_filter=OFFICIAL_RESIZE
+    )
     return _v2_paper("afhq-v2", data, w_hpf=0.0, lambda_ds=2.0)
 
 

@@ -127,7 +127,12 @@ def _read(model: StyleModel, paths: list[Path], domain: int | None = None) -> Im
         raise StarGANError("no images found in " + ", ".join(map(str, paths)))
     _check_unique_stems(files)
     pixels = np.stack(
-        [np.asarray(center_crop_resize(load_rgb(f), model.image_size, model.crop)) for f in files]
+        [
+            np.asarray(
+                center_crop_resize(load_rgb(f), model.image_size, model.crop, model.resize_filter)
+            )
+            for f in files
+        ]
     )
     return Images(
         [f.stem for f in files], pixels, None if domain is None else [domain] * len(files)

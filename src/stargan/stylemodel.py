@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from stargan import synthesis
-from stargan.config import ModelConfig, from_dict
+from stargan.config import ModelConfig, check_resize_filter, from_dict
 from stargan.data.joint import LabelLayout
 from stargan.data.labels import LabelSpec
 from stargan.errors import StarGANError
@@ -39,6 +39,7 @@ from stargan.translate import (
     _like_input,
     _load_weights,
     _save_weights,
+    model_resize_filter,
 )
 
 KIND = "stargan-v2"
@@ -78,6 +79,7 @@ class StyleModel:
         self.spec = spec
         self.meta = dict(meta or {})
         self.crop = int(self.meta.get("crop", 0))
+        self.resize_filter = model_resize_filter(self.meta)
         self.fan = fan.eval() if fan is not None else None
         self._centres: dict[int, torch.Tensor] = {}  # domain -> mean style (psi < 1)
 
@@ -175,8 +177,9 @@ class StyleModel:
 
     # ------------------------------------------------------------ inputs
     # The v1 Translator's preprocessing, as is: PIL images are centre-cropped to
-    # ``self.crop`` and resized to ``self.image_size``; arrays and tensors are checked.
-    # (A plain function reading only image_size, crop and device, which this class has.)
+    # ``self.crop`` and resized to ``self.image_size`` with ``self.resize_filter``; arrays
+    # and tensors are checked. (A plain function reading only image_size, crop,
+    # resize_filter and device, which this class has.)
     preprocess = Translator.preprocess
 
     def domain_index(self, domain: Domain) -> int:
@@ -368,6 +371,7 @@ def _checked_model(path: Path, config: dict[str, Any]) -> tuple[ModelConfig, Lab
     for key in ("crop", "data_seed"):
         if type(config.get(key, 0)) is not int:
             raise StarGANError(f"{where}: {key} must be an integer")
+    check_resize_filter(config.get("resize_filter", "bicubic"), f"{where}: resize_filter")
     return m, spec
 
 

@@ -24,7 +24,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
-from stargan.config import ModelConfig, from_dict
+from stargan.config import ModelConfig, check_resize_filter, from_dict
 from stargan.data.dataset import to_model_range, to_uint8
 from stargan.data.joint import LabelLayout
 from stargan.data.labels import LabelSpec, parse_pairs
@@ -59,6 +59,7 @@ class Translator:
         self.layout = labels if isinstance(labels, LabelLayout) else LabelLayout.single(labels)
         self.meta = dict(meta or {})
         self.crop = int(self.meta.get("crop", 0))
+        self.resize_filter = model_resize_filter(self.meta)
 
     @property
     def spec(self) -> LabelSpec:
@@ -177,7 +178,11 @@ class Translator:
         if isinstance(images, Sequence) and images and isinstance(images[0], Image.Image):
             x = torch.stack(
                 [
-                    pil_to_uint8_tensor(center_crop_resize(to_rgb(im), self.image_size, self.crop))
+                    pil_to_uint8_tensor(
+                        center_crop_resize(
+                            to_rgb(im), self.image_size, self.crop, self.resize_filter
+                        )
+                    )
                     for im in images
                 ]
             )
@@ -341,7 +346,15 @@ def _checked_model(path: Path, config: dict[str, Any]) -> tuple[ModelConfig, Lab
     for key in ("crop", "data_seed"):
         if not isinstance(config.get(key, 0), int):
             raise StarGANError(f"{where}: {key} must be an integer")
+    check_resize_filter(config.get("resize_filter", "bicubic"), f"{where}: resize_filter")
     return model_cfg, layout
+
+
+def model_resize_filter(meta: Mapping[str, Any]) -> str:
+    """The filter that resizes photos for a model: the one its training data were resized
+    with (``resize_filter`` in its provenance); bicubic for folders that predate the key,
+    whose data were all resized bicubic."""
+    return check_resize_filter(meta.get("resize_filter", "bicubic"), "resize_filter")
 
 
 def _save_weights(net: torch.nn.Module, path: Path) -> None:

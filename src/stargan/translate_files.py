@@ -186,7 +186,8 @@ def _load(p: Path, tr: Translator, alignment: Alignment | None, notes: bool = Tr
     say when a photo has several faces."""
     photo = load_rgb(p)
     if alignment is None:
-        return [_Item(p, p.stem, center_crop_resize(photo, tr.image_size, tr.crop))]
+        image = center_crop_resize(photo, tr.image_size, tr.crop, tr.resize_filter)
+        return [_Item(p, p.stem, image)]
     faces = detect_faces(photo)
     if not faces:
         raise NoFaceError(f"no face found in {p} (try without --align, or a larger, frontal photo)")
@@ -201,7 +202,8 @@ def _load(p: Path, tr: Translator, alignment: Alignment | None, notes: bool = Tr
     items = []
     for i, face in enumerate(faces):
         M = frame_transform(face)
-        image = center_crop_resize(warp_to_frame(photo, M), tr.image_size, tr.crop)
+        frame = warp_to_frame(photo, M)
+        image = center_crop_resize(frame, tr.image_size, tr.crop, tr.resize_filter)
         name = p.stem if alignment.faces == "largest" else f"{p.stem}-face{i}"
         items.append(_Item(p, name, image, photo if alignment.paste_back else None, M))
     return items

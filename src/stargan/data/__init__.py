@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from stargan.config import DataConfig
+from stargan.config import DataConfig, check_resize_filter
 from stargan.data.dataset import ImageLabelDataset
 from stargan.data.labels import LabelSpec
 from stargan.errors import StarGANError
@@ -70,6 +70,7 @@ def _celeba_kind() -> DatasetKind:
             progress,
             crop=cfg.crop or celeba.CROP,
             on_bad_image=cfg.on_bad_image,
+            resize_filter=cfg.resize_filter,
         )
 
     def check(cfg: DataConfig, image_size: int) -> None:
@@ -141,6 +142,7 @@ def check_data_config(cfg: DataConfig, image_size: int) -> LabelSpec:
         raise StarGANError(f"data.on_bad_image must be error or skip, not {cfg.on_bad_image!r}")
     if cfg.crop < 0:
         raise StarGANError(f"data.crop must be >= 0 (got {cfg.crop})")
+    check_resize_filter(cfg.resize_filter)
     if kind.check is not None:
         kind.check(cfg, image_size)
     return kind.spec(cfg)

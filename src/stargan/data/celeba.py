@@ -111,12 +111,14 @@ def load_celeba(
     *,
     crop: int = CROP,
     on_bad_image: str = "error",
+    resize_filter: str = "bicubic",
     workers: int | None = None,
 ) -> ImageLabelDataset:
     """A split of CelebA at ``image_size`` px; labels 0/1 in the order of ``attrs``.
 
     Missing or unreadable images stop the load (``on_bad_image="error"``) or are left
-    out and counted in ``skipped`` (``"skip"``).
+    out and counted in ``skipped`` (``"skip"``). ``resize_filter``: ``bicubic``, or
+    ``bilinear`` as the official loader (torchvision's Resize after its CenterCrop).
     """
     root = Path(root)
     image_dir = check_layout(root)
@@ -131,6 +133,7 @@ def load_celeba(
         image_size,
         crop,
         on_bad_image=on_bad_image,
+        resize_filter=resize_filter,
         cache_dir=cache_dir,
         tag="celeba",
         stem=split,

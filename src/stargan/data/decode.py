@@ -2,10 +2,10 @@
 
 Each file is opened with :func:`stargan.images.load_rgb` (any mode -> RGB, decompression
 bomb guard; truncated files are errors, PIL's ``LOAD_TRUNCATED_IMAGES`` stays False),
-centre-cropped and resized. Threads decode (Pillow releases the GIL while decoding and
-resizing); the main thread writes each image, in order, straight into a memory-mapped
-cache file, so the whole set never sits in RAM. A later call with the same files and
-settings memory-maps that file instead of decoding.
+centre-cropped and resized (``resize_filter``: bicubic or bilinear). Threads decode
+(Pillow releases the GIL while decoding and resizing); the main thread writes each image,
+in order, straight into a memory-mapped cache file, so the whole set never sits in RAM.
+A later call with the same files and settings memory-maps that file instead of decoding.
 
 Cache layout, under ``<cache_dir>/<tag>/``::
 
@@ -13,9 +13,10 @@ Cache layout, under ``<cache_dir>/<tag>/``::
                              order, any rows after them are unused (one per skipped file)
     <stem>-<S>px-<key>.json  {"format_version", "count": N, "rows", "skipped": [indices]}
 
-``key`` hashes the format version, S, the crop, ``on_bad_image`` and every source file's
-absolute path, size and modification time. The .json is written before the .npy is
-renamed into place, so an .npy without its .json is never a valid entry.
+``key`` hashes the format version, S, the crop, ``on_bad_image``, the resize filter (where
+not bicubic) and every source file's absolute path, size and modification time. The .json
+is written before the .npy is renamed into place, so an .npy without its .json is never a
+valid entry.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from stargan.config import DataConfig
+from stargan.config import DataConfig, check_resize_filter
 from stargan.data.cache import (
     building,
     cache_key,
@@ -58,9 +59,10 @@ class Decoded:
     skipped: tuple[int, ...]  # positions of the files left out (on_bad_image="skip")
 
 
-def decode_one(path: Path, size: int, crop: int) -> np.ndarray:
+def decode_one(path: Path, size: int, crop: int, resize_filter: str = "bicubic") -> np.ndarray:
     """One file -> uint8 [size, size, 3]: centre crop (0: largest square), then resize."""
-    return np.asarray(center_crop_resize(load_rgb(path), size, crop), dtype=np.uint8)
+    image = center_crop_resize(load_rgb(path), size, crop, resize_filter)
+    return np.asarray(image, dtype=np.uint8)
 
 
 def decode_split(
@@ -75,13 +77,14 @@ def decode_split(
     workers: int | None = None,
     origins: Sequence[str] | None = None,
 ) -> Decoded:
-    """:func:`decode_images` with a data config's crop and bad-image policy, cached under
-    ``tag`` per split."""
+    """:func:`decode_images` with a data config's crop, resize filter and bad-image
+    policy, cached under ``tag`` per split."""
     return decode_images(
         paths,
         image_size,
         cfg.crop,
         on_bad_image=cfg.on_bad_image,
+        resize_filter=cfg.resize_filter,
         cache_dir=cache_dir,
         tag=tag,
         stem=split,
@@ -97,6 +100,7 @@ def decode_images(
     crop: int = 0,
     *,
     on_bad_image: str = "error",
+    resize_filter: str = "bicubic",
     cache_dir: Path | None = None,
     tag: str = "images",
     stem: str = "images",
@@ -110,16 +114,24 @@ def decode_images(
     (and ``origins[i]``, e.g. ``labels.csv:7``, where given); ``"skip"`` leaves such
     files out and says which in ``Decoded.skipped``. ``workers``: decoding threads
     (default ``os.cpu_count()``). ``tag`` and ``stem`` name the cache file (see above).
+    ``resize_filter``: ``bicubic`` or ``bilinear`` (config.RESIZE_FILTERS).
     """
     _check_args(paths, size, crop, on_bad_image)
+    check_resize_filter(resize_filter)
     stats = [_stat(p) for p in paths]
     if on_bad_image == "error":
         _require_files(paths, stats, origins)
-    key = cache_key(FORMAT_VERSION, size, crop, on_bad_image, *_source_parts(paths, stats))
+    # bicubic, the filter of every entry made before the choice existed, adds no part to
+    # the key, so those entries stay valid; any other filter always does
+    filter_part = [] if resize_filter == "bicubic" else [f"resize_filter={resize_filter}"]
+    key = cache_key(
+        FORMAT_VERSION, size, crop, on_bad_image, *filter_part, *_source_parts(paths, stats)
+    )
     path = (cache_dir or default_cache_dir()) / tag / f"{stem}-{size}px-{key}.npy"
     decoded = _open_entry(path, len(paths), size)
     if decoded is None:
-        job = _Job(paths, size, crop, on_bad_image, progress, workers, origins, f"{tag} {stem}")
+        desc = f"{tag} {stem}"
+        job = _Job(paths, size, crop, resize_filter, on_bad_image, progress, workers, origins, desc)
         _build_entry(path, job)
         decoded = _open_entry(path, len(paths), size)
         if decoded is None:
@@ -140,6 +152,7 @@ class _Job:
     paths: Sequence[Path]
     size: int
     crop: int
+    resize_filter: str
     on_bad_image: str
     progress: bool
     workers: int | None
@@ -221,7 +234,7 @@ def _build_entry(path: Path, job: _Job) -> None:
 def _decode_into(out: np.ndarray, job: _Job) -> list[int]:
     """Decode ``job.paths`` into the first rows of ``out``, in order; the skipped indices."""
     workers = job.workers or os.cpu_count() or 1
-    decode = partial(_try_decode, size=job.size, crop=job.crop)
+    decode = partial(_try_decode, size=job.size, crop=job.crop, resize_filter=job.resize_filter)
     skipped: list[int] = []
     row = 0
     with (
@@ -246,9 +259,9 @@ def _decode_into(out: np.ndarray, job: _Job) -> list[int]:
     return skipped
 
 
-def _try_decode(path: Path, size: int, crop: int) -> np.ndarray | StarGANError:
+def _try_decode(path: Path, size: int, crop: int, resize_filter: str) -> np.ndarray | StarGANError:
     try:
-        return decode_one(path, size, crop)
+        return decode_one(path, size, crop, resize_filter)
     except StarGANError as err:
         return err
 

@@ -55,7 +55,12 @@ def classifier_for(ctx: EvalContext, i: int, log=print) -> DomainClassifier:
 
 def default_classifier_dir(ctx: EvalContext, i: int) -> Path:
     cfg = ClassifierTrainConfig()
-    key = cache_key("resnet18", asdict(ctx.data[i]), ctx.tr.image_size, asdict(cfg))
+    data = asdict(ctx.data[i])
+    # bicubic, the only filter before data.resize_filter existed, stays out of the key so
+    # that judges trained then are found again; another filter is another judge
+    if data["resize_filter"] == "bicubic":
+        del data["resize_filter"]
+    key = cache_key("resnet18", data, ctx.tr.image_size, asdict(cfg))
     return default_cache_dir() / "classifiers" / f"{ctx.data[i].label}-{key}"
 
 

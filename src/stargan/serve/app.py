@@ -109,10 +109,11 @@ def create_app(
     kind = KINDS[kind_name]
     model = kind.load(path, device)
     size, crop = kind.image_size(model), kind.crop(model)
+    resize_filter = kind.resize_filter(model)  # as the model's training data were resized
     seed = getattr(model, "meta", {}).get("data_seed", 0)
     sample_size = min(max(size, SAMPLE_SIZE[0]), SAMPLE_SIZE[1])
     if int8:
-        kind.quantize(model, _sample_inputs(seed, sample_size, size, crop))
+        kind.quantize(model, _sample_inputs(seed, sample_size, size, crop, resize_filter))
     # torch's intra-op thread count is per thread under OpenMP: the workers take this one's
     executor = ThreadPoolExecutor(
         workers,
@@ -196,7 +197,11 @@ def create_app(
             photo = decode_image(data, max_pixels)
         if photo.width * photo.height > BIG_DECODE_PIXELS:
             release_memory()
-        face = _aligned(photo, size, crop) if align else center_crop_resize(photo, size, crop)
+        face = (
+            _aligned(photo, size, crop, resize_filter)
+            if align
+            else center_crop_resize(photo, size, crop, resize_filter)
+        )
         x_u8 = pil_to_uint8_tensor(face)  # [3, S, S]
         x = to_model_range(x_u8[None]).to(device)  # [1, 3, S, S], this request's own
         outputs = kind.outputs(model, x, req)
@@ -323,7 +328,7 @@ def _host(request: Request) -> str:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
-def _aligned(photo: Image.Image, size: int, crop: int) -> Image.Image:
+def _aligned(photo: Image.Image, size: int, crop: int, resize_filter: str) -> Image.Image:
     """The largest face of ``photo`` in CelebA's aligned layout, as a model input."""
     with _DETECT_LOCK:
         faces = detect_faces(photo)
@@ -332,7 +337,8 @@ def _aligned(photo: Image.Image, size: int, crop: int) -> Image.Image:
             422,
             "no face found in the photo (try without face alignment, or a larger, frontal photo)",
         )
-    return center_crop_resize(warp_to_frame(photo, frame_transform(faces[0])), size, crop)
+    frame = warp_to_frame(photo, frame_transform(faces[0]))
+    return center_crop_resize(frame, size, crop, resize_filter)
 
 
 def _align_note() -> str | None:
@@ -349,11 +355,16 @@ def _sample_png(seed: int, k: int, size: int) -> bytes:
     return _png(render(params_for(seed, "test", k), size))
 
 
-def _sample_inputs(seed: int, sample_size: int, size: int, crop: int) -> list[Image.Image]:
+def _sample_inputs(
+    seed: int, sample_size: int, size: int, crop: int, resize_filter: str
+) -> list[Image.Image]:
     """The built-in sample faces as model inputs, as when the page sends one (no alignment)."""
     return [
         center_crop_resize(
-            Image.fromarray(render(params_for(seed, "test", k), sample_size)), size, crop
+            Image.fromarray(render(params_for(seed, "test", k), sample_size)),
+            size,
+            crop,
+            resize_filter,
         )
         for k in range(N_SAMPLES)
     ]

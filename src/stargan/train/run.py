@@ -142,6 +142,18 @@ def _run(
         return _train(cfg, outdir, ckpt, progress, world)
 
 
+def joint_counting(cfg: Config) -> str:
+    """What one iteration is in a joint run, against the official solver's counting."""
+    schedule = cfg.train.dataset_schedule or (1,) * len(cfg.datasets)
+    per_round = sum(schedule)
+    names = ", ".join(f"{n} {d.label}" for n, d in zip(schedule, cfg.datasets, strict=True))
+    return (
+        f"joint run: one iteration is one batch of one dataset (one D update); a round is "
+        f"{per_round} iterations ({names}), the official solver's one iteration: "
+        f"{cfg.train.num_iters} iterations = {cfg.train.num_iters // per_round} rounds"
+    )
+
+
 def _train(cfg: Config, outdir: Path, ckpt: Path | None, progress: bool, world: World) -> Path:
     train_sets = load_splits(cfg, "train", progress)
     for data_cfg, data in zip(cfg.datasets, train_sets, strict=True):
@@ -158,6 +170,8 @@ def _train(cfg: Config, outdir: Path, ckpt: Path | None, progress: bool, world: 
     trainer = TRAINERS[cfg.model.arch](cfg, run_dir, train_sets, sample_sets, world)
     if progress and cfg.train.precision == "auto":
         print(f"train.precision auto: {trainer.precision.name} on this {trainer.device.type}")
+    if progress and cfg.joint:
+        print(joint_counting(cfg))
     if ckpt is not None:
         _check_same_labels(ckpt, trainer.layout)
         trainer.resume(ckpt)
