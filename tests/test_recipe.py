@@ -291,6 +291,16 @@ def test_paper_presets_keep_the_paper_recipe() -> None:
         m = cfg.model
         assert (m.g_skip, m.g_output, m.g_upsample) == (False, "image", "deconv"), name
         assert (cfg.loss.adv, cfg.optim.n_critic, cfg.optim.g_ema_beta) == ("wgan-gp", 5, 0.0)
+        assert (cfg.loss.lambda_cls, cfg.loss.lambda_cls_grad) == (1.0, 0.0), name
+
+
+def test_celeba_cpu_preset_makes_d_cls_robust() -> None:
+    """celeba-subset-v1: the recipe, with D_cls's input gradient penalised and the
+    classification loss doubled (the CelebA probe of docs/quality.md)."""
+    cfg = get_preset("celeba-subset-v1")
+    assert (cfg.model.g_output, cfg.optim.g_ema_beta) == ("mask", 0.99)
+    assert (cfg.loss.lambda_cls, cfg.loss.lambda_cls_grad) == (2.0, 2.0)
+    assert get_preset("demo").loss.lambda_cls_grad == 0.0  # not measured there yet
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])

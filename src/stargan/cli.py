@@ -136,8 +136,10 @@ def train(
     The CPU presets (demo, celeba-subset-v1, ckplus-v1, joint-celeba-ckplus-v1,
     faces-joint-v1) train with the quality recipe (docs/quality.md): model.g_output=mask,
     loss.lambda_mask=0.1, model.g_upsample=resize, optim.g_ema_beta=0.99,
-    train.precision=auto. The paper presets keep the paper's G and losses; other options
-    of the study: model.g_output=residual, model.g_skip=true, loss.adv=ns-r1.
+    train.precision=auto; celeba-subset-v1 also loss.lambda_cls=2 and
+    loss.lambda_cls_grad=2 (D_cls made robust to specks of colour). The paper presets
+    keep the paper's G and losses; other options of the study: model.g_output=residual,
+    model.g_skip=true, loss.adv=ns-r1, loss.lambda_mask_tv.
     """
     from stargan.config import apply_overrides
     from stargan.data import summarize
