@@ -80,6 +80,7 @@ CHANGES: dict[str, tuple[list[str], str]] = {
         ["loss.lambda_cls_grad=1"],
         "D_cls's input gradient penalised: robust to specks (Ross & Doshi-Velez 2018)",
     ),
+    "clsgrad2": (["loss.lambda_cls_grad=2"], "the same penalty, 2x (celeba-subset-v1's)"),
     "clsgrad10": (["loss.lambda_cls_grad=10"], "the same penalty, 10x"),
     "lr1e-4": (["optim.g_lr=1e-4", "optim.d_lr=1e-4"], "the paper's learning rate"),
     "b32": (["train.batch_size=32"], "batch 32"),
