@@ -29,6 +29,12 @@ def cache_key(*parts: object) -> str:
     return hashlib.sha1("\x1f".join(map(str, parts)).encode()).hexdigest()[:16]
 
 
+def resize_filter_parts(resize_filter: str) -> tuple[str, ...]:
+    """The cache-key parts of a resize filter: none for bicubic, the only filter before
+    ``data.resize_filter`` existed, so entries made then stay valid; one for any other."""
+    return () if resize_filter == "bicubic" else (f"resize_filter={resize_filter}",)
+
+
 def open_cached(path: Path) -> np.ndarray | None:
     """The array stored at ``path``, memory-mapped read-only; None when absent or damaged
     (a damaged file is removed so that it is rebuilt)."""

@@ -40,6 +40,7 @@ from stargan.data.cache import (
     default_cache_dir,
     open_cached,
     read_json,
+    resize_filter_parts,
     write_json,
 )
 from stargan.errors import StarGANError
@@ -121,11 +122,9 @@ def decode_images(
     stats = [_stat(p) for p in paths]
     if on_bad_image == "error":
         _require_files(paths, stats, origins)
-    # bicubic, the filter of every entry made before the choice existed, adds no part to
-    # the key, so those entries stay valid; any other filter always does
-    filter_part = [] if resize_filter == "bicubic" else [f"resize_filter={resize_filter}"]
+    filter_parts = resize_filter_parts(resize_filter)
     key = cache_key(
-        FORMAT_VERSION, size, crop, on_bad_image, *filter_part, *_source_parts(paths, stats)
+        FORMAT_VERSION, size, crop, on_bad_image, *filter_parts, *_source_parts(paths, stats)
     )
     path = (cache_dir or default_cache_dir()) / tag / f"{stem}-{size}px-{key}.npy"
     decoded = _open_entry(path, len(paths), size)

@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from stargan.data import named_paths
-from stargan.data.cache import cache_key, default_cache_dir
+from stargan.data.cache import cache_key, default_cache_dir, resize_filter_parts
 from stargan.data.dataset import to_model_range
 from stargan.data.labels import LabelSpec
 from stargan.errors import StarGANError
@@ -56,11 +56,8 @@ def classifier_for(ctx: EvalContext, i: int, log=print) -> DomainClassifier:
 def default_classifier_dir(ctx: EvalContext, i: int) -> Path:
     cfg = ClassifierTrainConfig()
     data = asdict(ctx.data[i])
-    # bicubic, the only filter before data.resize_filter existed, stays out of the key so
-    # that judges trained then are found again; another filter is another judge
-    if data["resize_filter"] == "bicubic":
-        del data["resize_filter"]
-    key = cache_key("resnet18", data, ctx.tr.image_size, asdict(cfg))
+    filter_parts = resize_filter_parts(data.pop("resize_filter"))  # judges before it: found
+    key = cache_key("resnet18", data, ctx.tr.image_size, asdict(cfg), *filter_parts)
     return default_cache_dir() / "classifiers" / f"{ctx.data[i].label}-{key}"
 
 
