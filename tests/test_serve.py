@@ -9,6 +9,7 @@ import io
 import json
 import struct
 import threading
+import time
 import zlib
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -403,6 +404,47 @@ def test_stalled_uploads_are_cut_off_and_good_clients_served(tiny_model: Path) -
         finally:
             for sock in stalled:
                 sock.close()
+
+
+def test_one_client_cannot_take_every_slot(tiny_model: Path) -> None:
+    """With a per-client limit, an address holding its share of slots gets 429 for more,
+    while the server still has room for others (here: the same address once it is freed)."""
+    import socket
+
+    app = create_app(tiny_model, max_pending=8, max_per_client=1, body_idle_s=2.0)
+    with ServerThread(app) as s:
+        parts = urlsplit(s.url)
+        head = (
+            f"POST /api/translate HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+            "Content-Type: multipart/form-data; boundary=xyz\r\nContent-Length: 100000\r\n\r\n"
+        )
+        with socket.create_connection((parts.hostname, parts.port)) as stalled:
+            stalled.sendall(head.encode() + b"x" * 1024)
+            time.sleep(0.3)  # the stalled request is in progress
+            status, _, body = translate(s.url, png(face(0)), target="Male=1")
+            assert status == 429 and "your address" in error_of(body)
+            stalled.settimeout(10)
+            assert b" 408 " in stalled.recv(4096).split(b"\r\n")[0]
+        assert translate(s.url, png(face(0)), target="Male=1")[0] == 200
+
+
+def test_malformed_http_gets_a_json_400(server) -> None:
+    """h11 refuses a non-numeric Content-Length before the app sees it: still JSON."""
+    import socket
+
+    parts = urlsplit(server.url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        sock.sendall(
+            f"POST /api/translate HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+            "Content-Length: abc\r\n\r\n".encode()
+        )
+        reply = b""
+        while chunk := sock.recv(4096):
+            reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ") and b"application/json" in head.lower()
+    assert "malformed HTTP request" in json.loads(body)["error"]
+    good_request_works(server.url)
 
 
 def test_busy_server_says_so(tiny_model: Path) -> None:

@@ -10,8 +10,10 @@
                            the X-Stargan-Columns header (a JSON list)
 
 Every error is JSON ``{"error": "..."}`` with its status: 400 bad request, 413 too large (bytes
-or pixels), 415 not an image, 422 no face found, 503 busy. A refused request costs the server
-nothing lasting: it answers the next one as before.
+or pixels), 415 not an image, 422 no face found, 429 too many requests in progress from one
+address (``max_per_client``), 503 busy. A refused request costs the server nothing lasting: it
+answers the next one as before. Requests that are not valid HTTP (h11 refuses them before the
+app sees them) get a JSON 400 too (server.JsonErrorH11Protocol).
 
 Concurrency: the event loop only reads bodies and checks fields; decoding, alignment and the
 networks run in a thread pool of ``workers`` threads. The model is shared read-only: eval mode,
@@ -93,11 +95,14 @@ def create_app(
     int8: bool = False,
     allowed_hosts: list[str] | None = None,
     body_idle_s: float = BODY_IDLE_S,
+    max_per_client: int | None = None,
 ) -> FastAPI:
     """The app for one model folder. ``workers``: translations run at once; ``max_pending``:
     requests accepted at once (more get 503 before their body is read; a body that stops
     arriving for ``body_idle_s`` seconds, or arrives slower than about 256 KB/s, is cut off
-    with a 408, so stalled clients hold a slot for seconds only); ``int8``: G runs in
+    with a 408, so stalled clients hold a slot for seconds only); ``max_per_client``: requests
+    accepted at once from one client address (more get 429; None: no per-client limit, right
+    when every client shares one address, as on loopback or behind a proxy); ``int8``: G runs in
     int8 (CPU, x86 with VNNI; v1), calibrated at start on the built-in sample faces, as the
     page sends them, with every single-domain change; ``allowed_hosts``: the Host header
     names answered (None: any; ``server.serve`` sets the loopback names when bound to
@@ -137,6 +142,7 @@ def create_app(
         **kind.describe(model),
     }
     pending = 0  # requests in /api/translate now; touched only on the event loop's thread
+    per_client: dict[str, int] = {}  # the same, by client address
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -250,7 +256,14 @@ def create_app(
         nonlocal pending
         if pending >= max_pending:
             return _error(503, f"server busy ({pending} requests in progress); try again soon")
+        client = request.client.host if request.client else ""
+        mine = per_client.get(client, 0)
+        if max_per_client is not None and mine >= max_per_client:
+            return _error(
+                429, f"{mine} requests from your address are in progress; wait for them to finish"
+            )
         pending += 1
+        per_client[client] = mine + 1
         try:
             return await translate_request(request)
         except UploadError as err:
@@ -262,6 +275,9 @@ def create_app(
             return _error(500, "internal error while translating (see the server's log)")
         finally:
             pending -= 1
+            per_client[client] -= 1
+            if not per_client[client]:
+                del per_client[client]
 
     return app
 

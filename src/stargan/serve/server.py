@@ -7,6 +7,7 @@ clear StarGANError instead of a uvicorn log line and an exit."""
 from __future__ import annotations
 
 import ipaddress
+import json
 import socket
 import threading
 import time
@@ -14,12 +15,40 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import h11
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from stargan.errors import StarGANError
 from stargan.serve.app import create_app
 
 LOOPBACK_NAMES = ["127.0.0.1", "localhost", "::1"]
+PER_CLIENT = 8  # requests at once from one address when the page is open to other machines
+
+
+class JsonErrorH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol, answering requests that are not valid HTTP (``Content-Length:
+    abc``, a broken request line) with the app's JSON error shape instead of plain text."""
+
+    def send_400_response(self, msg: str) -> None:
+        body = json.dumps({"error": f"malformed HTTP request: {msg}"}).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
+        for event in (
+            h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
+            h11.Data(data=body),
+            h11.EndOfMessage(),
+        ):
+            self.transport.write(self.conn.send(event))
+        self.transport.close()
+
+
+def uvicorn_config(app: Any, **options: Any) -> uvicorn.Config:
+    """uvicorn's config for our app: h11 with JSON errors, no Server header."""
+    return uvicorn.Config(app, http=JsonErrorH11Protocol, server_header=False, **options)
 
 
 def is_loopback(host: str) -> bool:
@@ -81,6 +110,7 @@ def serve(
             device=device,
             int8=int8,
             allowed_hosts=LOOPBACK_NAMES if loopback else None,
+            max_per_client=None if loopback else PER_CLIENT,  # loopback: one user, one address
         )
     except BaseException:
         sock.close()
@@ -92,7 +122,7 @@ def serve(
         )
     mode = ", int8 G" if int8 else ""
     echo(f"stargan serve: {Path(model_dir)}{mode} at {url_of(sock)} (Ctrl-C stops)")
-    config = uvicorn.Config(app, log_level=log_level, timeout_keep_alive=5, server_header=False)
+    config = uvicorn_config(app, log_level=log_level, timeout_keep_alive=5)
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
@@ -113,7 +143,7 @@ class ServerThread:
     def __enter__(self) -> ServerThread:
         self.sock = bind(self.host, self.port)
         self.url = url_of(self.sock)
-        config = uvicorn.Config(self.app, log_level="warning", server_header=False)
+        config = uvicorn_config(self.app, log_level="warning")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
