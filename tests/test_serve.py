@@ -190,6 +190,30 @@ def test_samples(server) -> None:
         assert status == 404 and "samples are 0..7" in error_of(data)
 
 
+def test_a_model_folder_s_own_samples_replace_the_built_in_faces(tiny_model, tmp_path) -> None:
+    """A folder with samples/ (real photos, as the bundled models ship) serves those, in
+    name order, with the provenance line of samples/README.md in /api/model."""
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model, folder)
+    (folder / "samples").mkdir()
+    photos = [face(k, 40) for k in (5, 6, 7)]
+    for k, photo in enumerate(photos):
+        Image.fromarray(photo).save(folder / "samples" / f"{k:02d}.png")
+    (folder / "samples" / "README.md").write_text("\n# CelebA test partition, 3 faces\nmore\n")
+    (folder / "samples" / "notes.txt").write_text("not a photo")
+    with ServerThread(create_app(folder)) as s:
+        described = json.loads(call(s.url, "/api/model", method="GET")[2])
+        assert described["samples"] == 3
+        assert described["samples_note"] == "CelebA test partition, 3 faces"
+        for k, photo in enumerate(photos):
+            status, _, data = call(s.url, f"/api/sample/{k}", method="GET")
+            assert status == 200 and np.array_equal(decode(data), photo)
+        status, _, data = call(s.url, "/api/sample/3", method="GET")
+        assert status == 404 and "samples are 0..2" in error_of(data)
+
+
 # ---------------------------------------------------------------------- translation
 def test_translate_returns_the_translators_result(server, tr: Translator) -> None:
     image = png(face(1))

@@ -2,7 +2,9 @@
 
     GET  /                 the page (page.html: inline CSS and JS, nothing from the internet)
     GET  /api/model        the controls to draw, as JSON (kinds.py)
-    GET  /api/sample/{k}   built-in sample face k (0..7) as PNG
+    GET  /api/sample/{k}   sample face k as PNG: the model folder's own ``samples/`` photos
+                           (real faces, with their provenance in samples/README.md) when it
+                           has them, else built-in rendered faces 0..7
     GET  /api/health       {"ok": true}
     POST /api/translate    multipart: image (file), target ("Blond_Hair=1,Male=0" or a JSON
                            object), all_domains, align, grid (0/1) -> PNG: one row, the model
@@ -67,6 +69,8 @@ from stargan.serve.uploads import (
 log = logging.getLogger("stargan.serve")
 
 N_SAMPLES = 8
+SAMPLE_SUFFIXES = {".jpg", ".jpeg", ".png"}
+MAX_SAMPLE_PIXELS = 4_000_000  # a model folder's own sample photos are small
 SAMPLE_SIZE = (128, 256)  # samples are drawn at the model's size, at least 128 and at most 256
 FORM_SLACK = 64 * 1024  # room in a request body for the form fields around the image
 BIG_DECODE_PIXELS = 4_000_000  # after decoding more than this, return freed memory
@@ -117,8 +121,11 @@ def create_app(
     resize_filter = kind.resize_filter(model)  # as the model's training data were resized
     seed = getattr(model, "meta", {}).get("data_seed", 0)
     sample_size = min(max(size, SAMPLE_SIZE[0]), SAMPLE_SIZE[1])
+    samples = _own_samples(path) or [
+        _sample_png(seed, k, sample_size) for k in range(N_SAMPLES)
+    ]  # PNG bytes
     if int8:
-        kind.quantize(model, _sample_inputs(seed, sample_size, size, crop, resize_filter))
+        kind.quantize(model, _sample_inputs(samples, max_pixels, size, crop, resize_filter))
     # torch's intra-op thread count is per thread under OpenMP: the workers take this one's
     executor = ThreadPoolExecutor(
         workers,
@@ -132,7 +139,8 @@ def create_app(
         "kind": kind_name,
         "name": path.name,
         "image_size": size,
-        "samples": N_SAMPLES,
+        "samples": len(samples),
+        "samples_note": _samples_note(path),
         "max_upload_bytes": max_upload_bytes,
         "max_pixels": max_pixels,
         "max_pixels_other": min(max_pixels, MAX_UNDRAFTED_PIXELS),
@@ -189,10 +197,11 @@ def create_app(
 
     @app.get("/api/sample/{k}")
     async def sample(k: str) -> Response:
-        if not re.fullmatch(r"[0-9]", k) or int(k) >= N_SAMPLES:
-            return _error(404, f"no sample {k[:20]!r}: samples are 0..{N_SAMPLES - 1}")
-        png = _sample_png(seed, int(k), sample_size)
-        return Response(png, media_type="image/png", headers={"Cache-Control": "max-age=3600"})
+        if not re.fullmatch(r"[0-9]", k) or int(k) >= len(samples):
+            return _error(404, f"no sample {k[:20]!r}: samples are 0..{len(samples) - 1}")
+        return Response(
+            samples[int(k)], media_type="image/png", headers={"Cache-Control": "max-age=3600"}
+        )
 
     decoding = threading.Lock()  # one decode at a time: a burst of small files that decode
     # big (16 MP PNGs) then costs one such image's memory, not one per worker
@@ -371,18 +380,38 @@ def _sample_png(seed: int, k: int, size: int) -> bytes:
     return _png(render(params_for(seed, "test", k), size))
 
 
+def _own_samples(path: Path) -> list[bytes]:
+    """The model folder's own sample photos (``samples/*.jpg|png``, sorted, at most
+    N_SAMPLES) as PNG bytes; [] when it has none. Each is decoded with the upload checks."""
+    folder = path / "samples"
+    if not folder.is_dir():
+        return []
+    found = sorted(p for p in folder.iterdir() if p.suffix.lower() in SAMPLE_SUFFIXES)
+    photos = []
+    for file in found[:N_SAMPLES]:
+        try:
+            photos.append(_png(np.asarray(decode_image(file.read_bytes(), MAX_SAMPLE_PIXELS))))
+        except (OSError, UploadError) as err:
+            raise StarGANError(f"sample photo {file} is unreadable: {err}") from err
+    return photos
+
+
+def _samples_note(path: Path) -> str:
+    """The first non-empty line of ``samples/README.md`` (where the samples come from)."""
+    try:
+        lines = (path / "samples" / "README.md").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return ""
+    return next((ln.strip().lstrip("#").strip() for ln in lines if ln.strip()), "")
+
+
 def _sample_inputs(
-    seed: int, sample_size: int, size: int, crop: int, resize_filter: str
+    samples: list[bytes], max_pixels: int, size: int, crop: int, resize_filter: str
 ) -> list[Image.Image]:
-    """The built-in sample faces as model inputs, as when the page sends one (no alignment)."""
+    """The sample faces as model inputs, as when the page sends one (no alignment)."""
     return [
-        center_crop_resize(
-            Image.fromarray(render(params_for(seed, "test", k), sample_size)),
-            size,
-            crop,
-            resize_filter,
-        )
-        for k in range(N_SAMPLES)
+        center_crop_resize(decode_image(png, max_pixels), size, crop, resize_filter)
+        for png in samples
     ]
 
 
