@@ -191,6 +191,27 @@ def test_classifier_gradient_penalty_makes_d_cls_robust(tmp_path: Path) -> None:
     assert norms[1000.0] < 0.5 * norms[0.0], norms
 
 
+def test_lazy_classifier_gradient_penalty(tmp_path: Path, monkeypatch) -> None:
+    """cls_grad_every=3: the penalty on D steps 0, 3, 6, ... only, weighted 3 times."""
+    weights = []
+    d_loss = losses.d_loss
+
+    def spy(*args, **kwargs):
+        weights.append(kwargs["lambda_cls_grad"] if kwargs["cls_grad"] is not None else None)
+        return d_loss(*args, **kwargs)
+
+    monkeypatch.setattr(losses, "d_loss", spy)
+    cfg = _recipe_cfg(
+        loss={"adv": "wgan-gp", "lambda_mask": 0.1, "lambda_cls_grad": 2.0, "cls_grad_every": 3},
+        optim={"n_critic": 5},
+        train={"num_iters": 7, "num_iters_decay": 0},
+    )
+    tr = _trainer(cfg, tmp_path / "run")
+    parts = [tr.train_step() for _ in range(7)]
+    assert weights == [6.0, None, None, 6.0, None, None, 6.0]
+    assert ["D/loss_cls_grad" in p for p in parts] == [w is not None for w in weights]
+
+
 # ---------------------------------------------------------------- training
 RECIPE = {
     "model": {"g_skip": True, "g_output": "mask", "g_upsample": "resize"},
@@ -262,6 +283,7 @@ def test_export_takes_the_running_average(tmp_path: Path) -> None:
         ("loss.lambda_mask=0.1", "needs model.g_output=mask"),
         ("loss.lambda_mask_tv=0.1", "lambda_mask_tv weighs G's mask: it needs"),
         ("loss.lambda_cls_grad=-1", "lambda_cls_grad and loss.lambda_r1 must be >= 0"),
+        ("loss.cls_grad_every=0", "loss.cls_grad_every must be >= 1"),
         ("optim.g_ema_beta=1.0", "optim.g_ema_beta must be in"),
     ],
 )

@@ -158,7 +158,9 @@ class Trainer(TrainerBase):
         cfg = self.cfg
         alpha = torch.rand(cfg.train.batch_size, 1, 1, 1, generator=gen)[self.rows]
         x_real = b.x_real
-        if cfg.loss.adv == "ns-r1" or cfg.loss.lambda_cls_grad > 0:
+        lazy = cfg.loss.cls_grad_every  # the penalty on every lazy-th step, weighted lazy times
+        penalise_cls = cfg.loss.lambda_cls_grad > 0 and self.state.step % lazy == 0
+        if cfg.loss.adv == "ns-r1" or penalise_cls:
             x_real = x_real.detach().requires_grad_(True)
         if cfg.loss.adv == "ns-r1":
             d_src_real, d_cls_real, d_src_fake, penalty = self._d_outputs_r1(x_real, x_fake)
@@ -169,7 +171,7 @@ class Trainer(TrainerBase):
         own = self.layout.part(b.part)  # the classification loss sees the known labels only
         kind = self.layout.specs[b.part].kind
         cls_grad = None
-        if cfg.loss.lambda_cls_grad > 0:
+        if penalise_cls:
             cls_grad = losses.classifier_gradient_penalty(
                 d_cls_real[:, own], b.c_org[:, own], kind, x_real, penalty_scale(self.scalers["D"])
             )
@@ -184,7 +186,7 @@ class Trainer(TrainerBase):
             lambda_penalty,
             adv=cfg.loss.adv,
             cls_grad=cls_grad,
-            lambda_cls_grad=cfg.loss.lambda_cls_grad,
+            lambda_cls_grad=cfg.loss.lambda_cls_grad * lazy,
         )
         backward_and_step(loss, self.d_opt, self.scalers["D"])
         return self._per_dataset(parts, b.part, "D/loss_cls")
