@@ -21,11 +21,6 @@ from stargan.train.run import label_layout
 from stargan.translate import Translator
 
 
-def translator_from_checkpoint(path: Path, device: str = "cpu") -> Translator:
-    """Load G and D of a run folder's latest checkpoint (or a given checkpoint folder)."""
-    return _translator(*_checkpoint(path), device)
-
-
 def style_model_from_checkpoint(
     path: Path, device: str = "cpu", fan_path: str | Path | None = None
 ) -> StyleModel:
