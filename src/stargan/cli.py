@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from stargan.atomic import write_text
 from stargan.config import PRECISIONS
 from stargan.errors import StarGANError
 from stargan.presets import PRESETS, get_preset
@@ -897,8 +898,7 @@ def models(name: str | None) -> None:
 
 def _write_json(path: Path, obj: object) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(obj, indent=2))
+        write_text(path, json.dumps(obj, indent=2))
     except OSError as err:
         raise StarGANError(f"cannot write {path}: {err.strerror}") from err
 

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 import stargan
+from stargan.atomic import atomic_path, write_text
 from stargan.errors import StarGANError
 from stargan.models.v1 import Generator
 from stargan.stylemodel import is_style_model
@@ -144,9 +145,7 @@ def _finish(
     sidecar = sidecar_path(out_file)
     description = describe(translator, model_dir, out_file, fmt, extra)
     try:
-        tmp = sidecar.with_name(f".{sidecar.name}.tmp")
-        tmp.write_text(json.dumps(description, indent=2))
-        tmp.replace(sidecar)
+        write_text(sidecar, json.dumps(description, indent=2))
     except OSError as err:
         raise StarGANError(f"cannot write {sidecar}: {err.strerror}") from err
     return {
@@ -446,16 +445,12 @@ def _require(module: str, what: str) -> Any:
 
 @contextmanager
 def _atomic(path: Path) -> Iterator[Path]:
-    """A temp path beside ``path``, renamed onto it on success: never a half-written file."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    """atomic.atomic_path, with a failure to write as a StarGANError naming the file."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        yield tmp
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            yield tmp
     except OSError as err:
         raise StarGANError(f"cannot write {path}: {err.strerror or err}") from err
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 @contextmanager

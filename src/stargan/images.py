@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from stargan.atomic import atomic_path
 from stargan.config import check_resize_filter
 from stargan.errors import StarGANError
 
@@ -35,10 +36,8 @@ def make_grid(images: torch.Tensor, nrow: int, padding: int = 2) -> np.ndarray:
 
 
 def save_png(array: np.ndarray, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    Image.fromarray(array).save(tmp, format="PNG")
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(array).save(tmp, format="PNG")
 
 
 def load_rgb(path: Path) -> Image.Image:

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from stargan import synthesis
+from stargan.atomic import write_text
 from stargan.config import ModelConfig, check_resize_filter, from_dict
 from stargan.data.joint import LabelLayout
 from stargan.data.labels import LabelSpec
@@ -136,7 +137,7 @@ class StyleModel:
                 _save_weights(self.fan, path / FAN_FILE)
             else:
                 (path / FAN_FILE).unlink(missing_ok=True)
-            (path / "config.json").write_text(json.dumps(config, indent=2))
+            write_text(path / "config.json", json.dumps(config, indent=2))
         except OSError as err:
             raise StarGANError(f"cannot write model folder {path}: {err.strerror}") from err
         return path

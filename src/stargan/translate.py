@@ -24,6 +24,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
+from stargan.atomic import write_bytes, write_text
 from stargan.config import ModelConfig, check_resize_filter, from_dict
 from stargan.data.dataset import to_model_range, to_uint8
 from stargan.data.joint import LabelLayout
@@ -119,7 +120,7 @@ class Translator:
                 _save_weights(self.D, path / "discriminator.safetensors")
             else:  # never leave an earlier export's D beside this G
                 (path / "discriminator.safetensors").unlink(missing_ok=True)
-            (path / "config.json").write_text(json.dumps(config, indent=2))
+            write_text(path / "config.json", json.dumps(config, indent=2))
         except OSError as err:
             raise StarGANError(f"cannot write model folder {path}: {err.strerror}") from err
         return path
@@ -360,7 +361,7 @@ def model_resize_filter(meta: Mapping[str, Any]) -> str:
 def _save_weights(net: torch.nn.Module, path: Path) -> None:
     """As bytes, so the file follows the umask (save_file makes it owner-only: 0600)."""
     state = {k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}
-    path.write_bytes(safetensors_bytes(state))
+    write_bytes(path, safetensors_bytes(state))
 
 
 def _load_weights(net: torch.nn.Module, path: Path) -> None:

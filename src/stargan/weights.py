@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from stargan.atomic import atomic_path
 from stargan.data.cache import default_cache_dir
 from stargan.errors import StarGANError
 
@@ -132,10 +133,9 @@ def install(names: list[str] | None = None, force: bool = False, log=print) -> l
             ws.convert(files, staging)
             out_dir.mkdir(parents=True, exist_ok=True)
             for p in outputs:
-                tmp_file = p.with_name(f".{p.name}.tmp")
-                shutil.move(str(staging / p.name), str(tmp_file))
-                tmp_file.chmod(0o644)  # safetensors writes 0600; the weights are not secret
-                os.replace(tmp_file, p)
+                with atomic_path(p) as tmp_file:
+                    shutil.move(str(staging / p.name), str(tmp_file))
+                    tmp_file.chmod(0o644)  # safetensors writes 0600; the weights are not secret
         log(f"{name}: wrote {', '.join(str(p) for p in outputs)}")
         written += outputs
     return written

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from stargan.atomic import atomic_path, write_text
+
 
 def default_cache_dir() -> Path:
     """``$STARGAN_CACHE``, else ``$XDG_CACHE_HOME/stargan``, else ``~/.cache/stargan``."""
@@ -55,22 +57,15 @@ def building(path: Path, shape: tuple[int, ...], dtype: type = np.uint8) -> Iter
     The array lives on disk as it is filled: its size is not bounded by RAM.
     Raises OSError when the folder cannot be written.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.npy")
-    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
-    try:
+    with atomic_path(path, suffix=".npy") as tmp:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
         yield out
         out.flush()
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def write_json(path: Path, data: dict) -> None:
     """Write ``data`` as JSON atomically (temp file, then rename)."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
+    write_text(path, json.dumps(data))
 
 
 def read_json(path: Path) -> dict | None:

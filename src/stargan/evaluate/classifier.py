@@ -11,6 +11,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm import tqdm
 
+from stargan.atomic import atomic_path
 from stargan.data.cache import cache_key, default_cache_dir
 from stargan.data.dataset import ImageLabelDataset, random_flip, to_model_range
 from stargan.losses import classification_loss
@@ -101,10 +102,8 @@ def cached_classifier(
             path.unlink(missing_ok=True)
     model = train_classifier(data, steps, progress=progress)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        save_file(model.state_dict(), str(tmp))
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            save_file(model.state_dict(), str(tmp))
     except OSError:
         pass
     return model

@@ -26,6 +26,7 @@ from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 from tqdm import tqdm
 
+from stargan.atomic import write_bytes, write_text
 from stargan.data.dataset import (
     ImageLabelDataset,
     epoch_batch_indices,
@@ -163,13 +164,9 @@ class DomainClassifier:
             raise StarGANError(f"classifier meta is not plain JSON data: {err}") from err
         state = {k: v.detach().contiguous().cpu() for k, v in self.model.state_dict().items()}
         try:
-            path.mkdir(parents=True, exist_ok=True)
-            tmp = path / ".model.safetensors.tmp"  # bytes, as save_file makes it owner-only
-            tmp.write_bytes(safetensors_bytes(state))
-            tmp.replace(path / "model.safetensors")
-            tmp = path / ".config.json.tmp"
-            tmp.write_text(text)
-            tmp.replace(path / "config.json")
+            # bytes, as save_file makes the file owner-only
+            write_bytes(path / "model.safetensors", safetensors_bytes(state))
+            write_text(path / "config.json", text)
         except OSError as err:
             raise StarGANError(f"cannot write classifier folder {path}: {err.strerror}") from err
         return path
