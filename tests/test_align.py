@@ -4,6 +4,7 @@ paste-back, detection on real CelebA faces, and the CLI."""
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from stargan.errors import StarGANError
 from stargan.images import center_crop_resize
 
 CELEBA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "celeba_subset"
+TIGHT_FACE = "182693.jpg"  # its tight crops are found only by detect_faces' padded retry
 needs_cv2 = pytest.mark.skipif(
     importlib.util.find_spec("cv2") is None,
     reason="OpenCV not installed (pip install -e '.[dev]' brings it)",
@@ -56,6 +58,15 @@ def placed(im: Image.Image, degrees: float, scale: float, size: tuple[int, int])
     return im.transform(size, Image.AFFINE, out_to_in, Image.BICUBIC, fillcolor=(120,) * 3), T
 
 
+def tight_crop(name: str, side: float, size: int) -> tuple[Image.Image, np.ndarray]:
+    """A square of ``side`` frame pixels around the face of an img_align_celeba image (its
+    hairline and chin are about 114 apart), resized to ``size``; and T, the map frame -> crop."""
+    k, (cx, cy) = size / side, (88.0, 122.0)
+    T = np.array([[k, 0.0, (side / 2 - cx) * k], [0.0, k, (side / 2 - cy) * k]])
+    out_to_in = tuple(align.invert(T).ravel())
+    return celeba(name).transform((size, size), Image.AFFINE, out_to_in, Image.BICUBIC), T
+
+
 # ---------------------------------------------------------------------- geometry
 def test_template_eyes_map_to_the_identity() -> None:
     face = align.Face((0, 0, 178, 218), align.TEMPLATE_EYES, 1.0, True)
@@ -87,6 +98,31 @@ def test_crop_square_is_what_center_crop_resize_takes(crop: int, square: tuple) 
     assert np.array_equal(np.asarray(ours), np.asarray(theirs))
 
 
+@pytest.mark.parametrize(
+    ("size", "crop", "share"),
+    [
+        ((178, 218), 178, 0.0),  # the frame itself
+        ((178, 109), 178, 0.5),  # the square is rows 20-198: 89 of its 178 lie past row 109
+        ((89, 218), 178, 0.5),
+        ((178, 109), 128, 0.5),  # rows 45-173: 64 of 128 past row 109
+        ((10, 10), 178, 1.0),
+    ],
+)
+def test_made_up_share_of_known_photos(size: tuple, crop: int, share: float) -> None:
+    assert align.made_up_share(size, np.eye(2, 3), crop) == pytest.approx(share, abs=1e-9)
+
+
+def test_made_up_share_counts_what_lies_outside_a_turned_face() -> None:
+    """Against a count of the model input's pixels whose centre maps outside the photo."""
+    M = align.similarity(((320.0, 70.0), (370.0, 100.0)), align.TEMPLATE_EYES)  # turned 31 deg
+    left, top, side = align.crop_square(178)
+    grid = np.stack(np.meshgrid(np.arange(side), np.arange(side)), -1).reshape(-1, 2) + 0.5
+    at = align.apply(align.invert(M), grid + [left, top])  # [side^2, 2] in the photo
+    outside = ((at < 0) | (at >= [400, 300])).any(1).mean()
+    assert 0.2 < outside < 0.8  # the case cuts the square, far from either end
+    assert align.made_up_share((400, 300), M, 178) == pytest.approx(outside, abs=0.005)
+
+
 def test_warp_to_frame_of_an_aligned_image_is_the_image() -> None:
     frame = smooth_photo(*align.FRAME_SIZE, seed=1)
     out = align.warp_to_frame(frame, np.eye(2, 3))
@@ -95,9 +131,9 @@ def test_warp_to_frame_of_an_aligned_image_is_the_image() -> None:
     assert diff.max() <= 1
 
 
-def test_warp_to_frame_follows_the_transform_and_fills_with_edges() -> None:
+def test_warp_to_frame_follows_the_transform_and_fills_past_the_photo() -> None:
     """A photo placed by T on a canvas warps back to the photo; far past the canvas the
-    frame repeats the canvas's edge pixels instead of going black."""
+    frame is made up from the canvas's own colours instead of going black."""
     frame = smooth_photo(*align.FRAME_SIZE, seed=2)
     canvas, T = placed(frame, 15, 1.7, (420, 460))
     back = np.asarray(align.warp_to_frame(canvas, align.invert(T)), np.int16)
@@ -106,6 +142,28 @@ def test_warp_to_frame_follows_the_transform_and_fills_with_edges() -> None:
     small = Image.new("RGB", (20, 20), (200, 30, 30))  # the frame reaches far past this
     edge = np.asarray(align.warp_to_frame(small, np.array([[1.0, 0, 0], [0, 1.0, 0]])))
     assert (edge == [200, 30, 30]).all()
+
+
+def test_warp_to_frame_fills_past_the_photo_as_asked() -> None:
+    """The frame's rows past 109 lie below a short photo. "edge" (the default: CelebA models
+    tolerate it best) repeats the last row there, "mirror" reflects the photo, "blur" blurs
+    the repeated streaks; the photo's own pixels are the same in all three."""
+    photo = smooth_photo(178, 109, seed=4)
+    frames = {
+        fill: np.asarray(align.warp_to_frame(photo, np.eye(2, 3), fill=fill), np.float64)
+        for fill in align.FILLS
+    }
+    edge, mirror = frames["edge"], frames["mirror"]
+    assert np.array_equal(np.asarray(align.warp_to_frame(photo, np.eye(2, 3))), edge)
+    assert np.abs(edge[112:] - edge[108]).max() <= 1  # every row past the photo: its last
+    assert np.abs(mirror[109:149] - mirror[108:68:-1]).max() <= 1  # row 109 + j: row 108 - j
+    assert np.abs(mirror[112:] - mirror[108]).mean() > 10  # so: no streaks
+    streaks = {k: np.abs(np.diff(f[150:], axis=1)).mean() for k, f in frames.items()}
+    assert streaks["blur"] < 0.6 * streaks["edge"]  # sigma 7 px: about half the contrast
+    for frame in frames.values():
+        assert np.abs(frame[:106] - edge[:106]).max() <= 1
+    with pytest.raises(StarGANError, match="unknown fill"):
+        align.warp_to_frame(photo, np.eye(2, 3), fill="zeros")
 
 
 def test_warp_to_frame_antialiases_a_large_face() -> None:
@@ -186,6 +244,19 @@ def test_faces_are_sorted_largest_first() -> None:
     faces = align.detect_faces(photo)
     assert len(faces) == 2 and faces[0].area > faces[1].area
     assert faces[0].eyes[0][0] > 178 > faces[1].eyes[1][0]  # the larger is the right one
+
+
+@needs_cv2
+@needs_celeba
+def test_a_tight_crop_is_found_by_the_padded_retry() -> None:
+    """A face cut at the forehead and chin by the photo's edges: the plain search finds
+    none, the retry on the padded photo finds it, in the right place."""
+    crop, T = tight_crop(TIGHT_FACE, 90.0, 320)
+    gray = np.asarray(crop.convert("L"))
+    assert align._search(gray, align.PLAIN, align.DETECT_MAX_SIDE) == []
+    faces = align.detect_faces(crop)
+    assert len(faces) == 1
+    assert eye_error(align.compose(align.frame_transform(faces[0]), T)) < 6.0
 
 
 # ---------------------------------------------------------------------- CLI
@@ -269,6 +340,23 @@ def test_cli_no_face_among_many_is_skipped_and_counted(
     assert code == 3 and "translated 1 image(s)" in out and "1 skipped" in out
     assert f"skipped: no face found in {blank}" in err
     assert (tmp_path / "o" / "two_Male=1.png").exists()
+
+
+@needs_cv2
+@needs_celeba
+def test_cli_warns_when_most_of_the_input_is_made_up(
+    tiny_model, tmp_path, capsys, monkeypatch
+) -> None:
+    tight, roomy = tmp_path / "tight.jpg", tmp_path / "roomy.jpg"
+    tight_crop(TIGHT_FACE, 100.0, 300)[0].save(tight, quality=95)
+    celeba(TIGHT_FACE).save(roomy, quality=95)  # the whole aligned image: nothing made up
+    args = ["translate", tiny_model, tight, roomy, "--align", "--to", "Male=1"]
+    code, out, err = run_cli([*args, "-o", tmp_path / "o", "--quiet"], capsys, monkeypatch)
+    assert code == 0 and "translated 2 image(s)" in out
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and f"model's input for {tight} lies outside" in warnings[0]
+    share = int(re.match(r"warning: (\d+)% ", warnings[0]).group(1))
+    assert 100 * align.MADE_UP_WARN < share < 90  # (100 / 178)^2 of the square is the photo
 
 
 @pytest.mark.parametrize("extra", [["--paste-back"], ["--faces", "all"]])

@@ -14,9 +14,11 @@ from PIL import Image
 from tqdm import tqdm
 
 from stargan.align import (
+    MADE_UP_WARN,
     NoFaceError,
     detect_faces,
     frame_transform,
+    made_up_share,
     opencv,
     paste_back,
     warp_to_frame,
@@ -183,7 +185,8 @@ def _quantize(
 
 def _load(p: Path, tr: Translator, alignment: Alignment | None, notes: bool = True) -> list[_Item]:
     """The model inputs of one file: the image itself, or its aligned face(s); ``notes``:
-    say when a photo has several faces."""
+    say when a photo has several faces, and when much of a face's model input lies outside
+    the photo (made up by warp_to_frame)."""
     photo = load_rgb(p)
     if alignment is None:
         image = center_crop_resize(photo, tr.image_size, tr.crop, tr.resize_filter)
@@ -202,6 +205,14 @@ def _load(p: Path, tr: Translator, alignment: Alignment | None, notes: bool = Tr
     items = []
     for i, face in enumerate(faces):
         M = frame_transform(face)
+        share = made_up_share(photo.size, M, tr.crop)
+        if notes and share > MADE_UP_WARN:
+            face_name = "" if len(faces) == 1 else f" (face {i})"
+            click.echo(
+                f"warning: {share:.0%} of the model's input for {p}{face_name} lies outside "
+                "the photo and is made up (a photo with more room around the face does better)",
+                err=True,
+            )
         frame = warp_to_frame(photo, M)
         image = center_crop_resize(frame, tr.image_size, tr.crop, tr.resize_filter)
         name = p.stem if alignment.faces == "largest" else f"{p.stem}-face{i}"
