@@ -14,6 +14,7 @@ import click
 
 from stargan.atomic import write_text
 from stargan.config import PRECISIONS
+from stargan.cyclegan_cli import cyclegan as cyclegan_group
 from stargan.errors import StarGANError
 from stargan.presets import PRESETS, get_preset
 
@@ -137,8 +138,9 @@ def train(
     The CPU presets (demo, celeba-subset-v1, ckplus-v1, joint-celeba-ckplus-v1,
     faces-joint-v1) train with the quality recipe (docs/quality.md): model.g_output=mask,
     loss.lambda_mask=0.1, model.g_upsample=resize, optim.g_ema_beta=0.99,
-    train.precision=auto; celeba-subset-v1 also loss.lambda_cls=2 and
-    loss.lambda_cls_grad=2 (D_cls made robust to specks of colour). The paper presets
+    train.precision=auto; celeba-subset-v1 and demo also loss.lambda_cls=2 and
+    loss.lambda_cls_grad=2 (D_cls made robust to specks of colour; the demo computes
+    that penalty every 4th D step, loss.cls_grad_every=4). The paper presets
     keep the paper's G and losses; other options of the study: model.g_output=residual,
     model.g_skip=true, loss.adv=ns-r1, loss.lambda_mask_tv.
     """
@@ -729,6 +731,11 @@ def classifier_train(
         f"on {real.get('n', 0)} images"
     )
     click.echo(f"classifier folder: {out}")
+
+
+# ---------------------------------------------------------------------- cyclegan
+# The pairwise CycleGAN baseline (docs/cyclegan.md): its commands live in cyclegan_cli.py.
+cli.add_command(cyclegan_group, "cyclegan")
 
 
 # ---------------------------------------------------------------------- demo

@@ -126,7 +126,8 @@ def _categorical(ctx, part, clf, x_u8, c_org, pred_real):
         if len(rows) == 0:
             continue
         c_trg = torch.nn.functional.one_hot(torch.full((len(rows),), t), spec.dim).float()
-        fake = ctx.translate(x_u8[rows], ctx.tr.layout.encode(part, c_trg), remember=True)
+        c_src = ctx.tr.layout.encode(part, c_org[rows])  # pairwise sets pick G by source
+        fake = ctx.translate(x_u8[rows], ctx.tr.layout.encode(part, c_trg), True, c_src)
         miss = (clf.predict(to_model_range(fake)).argmax(1) != t).float()
         wrong[:, t].index_add_(0, src[rows], miss)
         count[:, t].index_add_(0, src[rows], torch.ones_like(miss))
@@ -178,7 +179,8 @@ def _multi_label(ctx, part, clf, x_u8, c_org, pred_real):
             rows_out.append([name, None, None, _accuracy(pred_real[:, k], c_org[:, k])])
             kept_matrix.append([name] + [None] * spec.dim)
             continue
-        fake = ctx.translate(x_u8[rows], ctx.tr.layout.encode(part, c_trg[rows]), remember=True)
+        c_src = ctx.tr.layout.encode(part, c_org[rows])
+        fake = ctx.translate(x_u8[rows], ctx.tr.layout.encode(part, c_trg[rows]), True, c_src)
         pred = clf.predict(to_model_range(fake))
         unchanged = c_trg[rows] == c_org[rows]
         unchanged[:, k] = False  # the target attribute is judged by target accuracy
@@ -236,10 +238,10 @@ def _mean_where(values: torch.Tensor, mask: torch.Tensor) -> float | None:
 
 def _sample_grid(ctx: EvalContext, i: int, x_u8: torch.Tensor, c_org: torch.Tensor) -> str:
     """Rows: a test image, then its translation to each domain of dataset ``i``."""
-    spec = ctx.tr.layout.specs[i]
+    spec, layout = ctx.tr.layout.specs[i], ctx.tr.layout
     columns = [x_u8]
     for _, c_trg in spec.single_changes(c_org):
-        columns.append(ctx.translate(x_u8, ctx.tr.layout.encode(i, c_trg)))
+        columns.append(ctx.translate(x_u8, layout.encode(i, c_trg), c_org=layout.encode(i, c_org)))
     tiles = torch.stack(columns, 1).flatten(0, 1)
     path = ctx.out_dir / "samples" / f"{_slug(ctx.model_path)}-{ctx.data[i].label}.png"
     save_png(make_grid(tiles, len(columns)), path)

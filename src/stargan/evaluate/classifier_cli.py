@@ -27,11 +27,11 @@ def classifier_data(
     ``--data`` and ``--set`` applied as ``stargan train`` applies them."""
     if model_path is not None:
         from stargan.evaluate.metrics import source_configs
-        from stargan.translate import Translator
+        from stargan.evaluate.runner import load_model
 
         if overrides:
             raise StarGANError("--set goes with --preset; a model folder fixes its config")
-        tr = Translator.from_pretrained(model_path)
+        tr = load_model(Path(model_path))
         configs, size = source_configs(tr, data_args), tr.image_size
     else:
         from stargan.config import apply_overrides

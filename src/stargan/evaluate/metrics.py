@@ -116,19 +116,26 @@ class EvalContext:
         return x_u8, c_org.float()
 
     def translate(
-        self, x_u8: torch.Tensor, c_trg: torch.Tensor, remember: bool = False
+        self,
+        x_u8: torch.Tensor,
+        c_trg: torch.Tensor,
+        remember: bool = False,
+        c_org: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """G(x, c_trg) for uint8 inputs, batched, as uint8 [N, 3, S, S] on the CPU.
+        ``c_org``: the inputs' own (encoded) labels, which pairwise model sets need to
+        pick a generator (StarGAN ignores them).
 
         ``remember``: kept for the other metrics, keyed by the inputs' content, so that
         the translations of the test images that several metrics judge (classification's
         and reconstruction's single-domain changes) are computed once."""
+        bs = self.settings.batch_size
         if not remember:
-            return translate_batched(self.tr, x_u8, c_trg, self.settings.batch_size)
+            return translate_batched(self.tr, x_u8, c_trg, bs, c_org)
         key = ("translation", _fingerprint(x_u8), _fingerprint(c_trg))
-        return self.cached(
-            key, lambda: translate_batched(self.tr, x_u8, c_trg, self.settings.batch_size)
-        )
+        if c_org is not None and getattr(self.tr, "needs_source", False):
+            key += (_fingerprint(c_org),)
+        return self.cached(key, lambda: translate_batched(self.tr, x_u8, c_trg, bs, c_org))
 
     def relative(self, path: Path) -> str:
         return path.relative_to(self.out_dir).as_posix()

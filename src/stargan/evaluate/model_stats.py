@@ -23,6 +23,10 @@ def run_params(ctx: EvalContext) -> dict[str, Any]:
         nets["D"] = ctx.tr.D
     record = params_record(nets)
     record["notes"] = [] if "D" in nets else ["no discriminator in this model folder"]
+    pairwise = getattr(ctx.tr.G, "nets", None)  # a pairwise set: G and D sum k(k-1) networks
+    if pairwise is not None:
+        record["summary"]["generators"] = len(pairwise)
+        record["notes"].append(f"G and D: the sums over {len(pairwise)} pairwise networks each")
     return record
 
 
@@ -47,8 +51,11 @@ def run_speed(ctx: EvalContext) -> dict[str, Any]:
     x_u8 = torch.randint(0, 256, (batch, 3, size, size), generator=gen, dtype=torch.uint8)
     spec = ctx.tr.layout.specs[0]
     c_trg = ctx.tr.layout.encode(0, spec.set_domain(torch.zeros(batch, spec.dim), spec.names[0]))
-    batched = _median_seconds(lambda: ctx.translate(x_u8, c_trg))
-    single = _median_seconds(lambda: ctx.translate(x_u8[:1], c_trg[:1]))
+    # a source other than the target: pairwise model sets pick G_{source -> target}
+    other = spec.names[min(1, spec.dim - 1)]
+    c_org = ctx.tr.layout.encode(0, spec.set_domain(torch.zeros(batch, spec.dim), other))
+    batched = _median_seconds(lambda: ctx.translate(x_u8, c_trg, c_org=c_org))
+    single = _median_seconds(lambda: ctx.translate(x_u8[:1], c_trg[:1], c_org=c_org[:1]))
     summary = {
         "images_per_s": batch / batched,
         "ms_per_image_batched": 1000 * batched / batch,
@@ -77,7 +84,7 @@ def _median_seconds(fn) -> float:
     return statistics.median(times)
 
 
-COUNTS = {"G_params": "int", "D_params": "int", "total_params": "int"}
+COUNTS = {"G_params": "int", "D_params": "int", "total_params": "int", "generators": "int"}
 register(Metric("params", "parameters per network", run_params, formats=COUNTS))
 register(
     Metric("speed", "translation speed on this machine (images/s, batch-1 latency)", run_speed)

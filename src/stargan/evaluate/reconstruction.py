@@ -30,8 +30,9 @@ def run_reconstruction(ctx: EvalContext) -> dict[str, Any]:
             rows = (c_trg != c_own).any(1).nonzero().flatten()
             if len(rows) == 0:
                 continue
-            fake = ctx.translate(x_u8[rows], layout.encode(i, c_trg[rows]), remember=True)
-            rec = ctx.translate(fake, c_org[rows])
+            c_fake = layout.encode(i, c_trg[rows])  # the fakes' own labels, back to c_org
+            fake = ctx.translate(x_u8[rows], c_fake, remember=True, c_org=c_org[rows])
+            rec = ctx.translate(fake, c_org[rows], c_org=c_fake)
             db = psnr(rec, x_u8[rows])
             part_db.append(db)
             rows_out.append([layout.qualified(i, name), float(db.mean()), len(rows)])

@@ -56,11 +56,15 @@ def run_eval(
 
 
 def load_model(path: Path, device: str = "cpu"):
-    """A v1 ``Translator`` or, for a ``stargan-v2`` folder, a v2 ``StyleModel``."""
+    """A v1 ``Translator``; for a ``stargan-v2`` folder a v2 ``StyleModel``; for a
+    ``cyclegan-pairs`` folder the pairwise baseline's ``PairwiseModel``."""
+    from stargan.cyclegan import PairwiseModel, is_pairwise_model
     from stargan.stylemodel import StyleModel, is_style_model
 
     if is_style_model(path):
         return StyleModel.from_pretrained(path, device=device)
+    if is_pairwise_model(path):
+        return PairwiseModel.from_pretrained(path, device=device)
     return Translator.from_pretrained(path, device=device)
 
 

@@ -140,7 +140,8 @@ class _Scorer:
             return None
         truth = truth.permute(0, 3, 1, 2)
         c_rows = self.tr.layout.encode(j, c_trg[rows])
-        fake = translate_batched(self.tr, x_u8[rows], c_rows, self.batch_size)
+        c_org = self.tr.layout.encode(j, c_own[rows])  # pairwise sets need the source
+        fake = translate_batched(self.tr, x_u8[rows], c_rows, self.batch_size, c_org)
         hit = (predict(clf, to_model_range(fake), spec.kind)[:, k] == c_trg[rows, k]).float()
         scores = {"target_acc": hit, **self._compare(fake, truth)}
         scores |= {f"identity_{m}": v for m, v in self._compare(x_u8[rows], truth).items()}
@@ -168,19 +169,39 @@ def _means(scores: dict[str, torch.Tensor], mask: torch.Tensor | None = None) ->
 
 
 def translate_batched(
-    tr: Translator, x: torch.Tensor, c_trg: torch.Tensor, batch_size: int
+    tr: Translator,
+    x: torch.Tensor,
+    c_trg: torch.Tensor,
+    batch_size: int,
+    c_org: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """G(x, c_trg) in batches: uint8 [N, 3, S, S] on the CPU. ``x``: uint8 images (each
-    batch brought to [-1, 1] as it goes) or floats already in [-1, 1]."""
+    batch brought to [-1, 1] as it goes) or floats already in [-1, 1]. ``c_org``: the
+    inputs' own labels, which pairwise model sets need (see :func:`generate`)."""
     outs = [torch.empty(0, 3, tr.image_size, tr.image_size, dtype=torch.uint8)]
     with torch.no_grad():
         for s in range(0, x.size(0), batch_size):
             x_batch = x[s : s + batch_size]
             if x_batch.dtype == torch.uint8:
                 x_batch = to_model_range(x_batch)
-            y = tr.G(x_batch.to(tr.device), c_trg[s : s + batch_size].to(tr.device))
+            rows = slice(s, s + batch_size)
+            y = generate(tr, x_batch, c_trg[rows], None if c_org is None else c_org[rows])
             outs.append(to_uint8(y).cpu())
     return torch.cat(outs)
+
+
+def generate(
+    tr: Translator, x: torch.Tensor, c_trg: torch.Tensor, c_org: torch.Tensor | None
+) -> torch.Tensor:
+    """G(x, c_trg) on the model's device. A pairwise model set (the CycleGAN baseline,
+    stargan/cyclegan.py, ``needs_source``) picks G_{source -> target} per input, so it
+    also takes the inputs' own labels ``c_org``; StarGAN's G ignores them."""
+    x, c_trg = x.to(tr.device), c_trg.to(tr.device)
+    if not getattr(tr, "needs_source", False):
+        return tr.G(x, c_trg)
+    if c_org is None:
+        raise StarGANError("a pairwise model set needs the inputs' own domains to translate")
+    return tr.G(x, c_trg, c_org.to(tr.device))
 
 
 def _overall(per_domain: dict[str, dict[str, float]]) -> dict[str, float]:

@@ -56,7 +56,8 @@ def _dataset_fid(ctx: EvalContext, i: int, spec: LabelSpec, inception) -> tuple[
     for src, trg, rows_in, c_trg, real_mask in tqdm(
         tasks, desc=f"FID tasks {ctx.data[i].label}", disable=not ctx.settings.progress
     ):
-        fake_u8 = ctx.translate(x_u8[rows_in], ctx.tr.layout.encode(i, c_trg))
+        c_src = ctx.tr.layout.encode(i, c_org[rows_in])  # pairwise sets pick G by source
+        fake_u8 = ctx.translate(x_u8[rows_in], ctx.tr.layout.encode(i, c_trg), c_org=c_src)
         fake = inception_features(fake_u8, inception, **quiet)
         fakes.append(fake)
         value = _fid(fake, real[real_mask.numpy()])
