@@ -61,6 +61,10 @@ def _tiny() -> Config:
     )
 
 
+# D_cls made robust to specks of colour (docs/quality.md, "A D_cls that specks cannot fool")
+ROBUST_CLS = {"lambda_cls": 2.0, "lambda_cls_grad": 2.0, "cls_grad_every": 4}
+
+
 def _cpu_recipe(
     name: str, model: ModelConfig, lambda_rec: float, data: DataConfig, **train: int
 ) -> Config:
@@ -86,7 +90,10 @@ def _demo() -> Config:
     # AVX512-BF16 CPUs). lambda_rec 30 (paper 10): measured at the old demo's budget it
     # lifted PSNR to the ground truth from 12.6 to 16.8 dB. 64 px was slower to learn
     # at this budget (the study: 55% of targets after 6 core-minutes, 84% at 32 px).
-    return _cpu_recipe(
+    # D_cls made robust to specks (lambda_cls_grad 2, lazily every 4th D step) with the
+    # classification loss doubled: 91.1% of targets instead of 81.8% (seed 0), PSNR to the
+    # truth 23.8 dB instead of 22.8, Male above the unchanged input's PSNR.
+    cfg = _cpu_recipe(
         "demo",
         ModelConfig(image_size=32, g_conv_dim=32, g_repeat_num=3, d_conv_dim=32, d_repeat_num=4),
         lambda_rec=30.0,
@@ -96,6 +103,7 @@ def _demo() -> Config:
         sample_every=1000,
         ckpt_every=2000,
     )
+    return replace(cfg, loss=replace(cfg.loss, **ROBUST_CLS))
 
 
 def _faces_v1() -> Config:
@@ -188,8 +196,12 @@ def _ckplus_v1() -> Config:
 
 
 def _faces_joint_v1() -> Config:
-    """Built-in faces-attr + faces-expr jointly (mask vector), demo-sized at 32 px."""
+    """Built-in faces-attr + faces-expr jointly (mask vector), demo-sized at 32 px; the
+    recipe without the robust D_cls (ROBUST_CLS), not yet measured on joint data."""
     demo = _demo()
+    demo = replace(
+        demo, loss=replace(demo.loss, lambda_cls=1.0, lambda_cls_grad=0.0, cls_grad_every=1)
+    )
     attr = replace(demo.data, name="faces-attr")
     expr = DataConfig(
         dataset="faces-expr", name="faces-expr", num_train=12000, num_test=500, seed=1
