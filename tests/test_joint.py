@@ -288,3 +288,81 @@ def test_resume_refuses_data_whose_domains_changed(tmp_path: Path) -> None:
     (ckpt / "state.json").write_text(json.dumps(state))
     with pytest.raises(StarGANError, match="differ from those"):
         run_training(get_preset("tiny"), tmp_path, "latest", ["train.num_iters=6"], False)
+
+
+JOINT3_TOML = """\
+name = "tiny-joint3"
+[data]
+name = "attr"
+[[joint]]
+dataset = "faces-expr"
+name = "expr"
+num_train = 32
+num_test = 8
+[[joint]]
+dataset = "faces-sex"
+name = "sex"
+num_train = 32
+num_test = 8
+"""
+
+
+def _main(args: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
+    import sys
+
+    from stargan.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["stargan", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    return exit_info.value.code
+
+
+def test_config_file_trains_three_datasets_from_the_command_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """--config lays a TOML file over --preset: three datasets, no Python needed."""
+    (tmp_path / "joint3.toml").write_text(JOINT3_TOML)
+    args = ["train", "--preset", "tiny", "--config", str(tmp_path / "joint3.toml"), "--quiet"]
+    assert _main([*args, "--set", "data.sex.seed=3", "--outdir", str(tmp_path)], monkeypatch) == 0
+    run = tmp_path / "00001-tiny-joint3"
+    cfg = load_config(run / "config.json")
+    assert [d.name for d in cfg.datasets] == ["attr", "expr", "sex"]
+    assert (cfg.model.mask_dim, cfg.joint[1].seed, cfg.joint[1].num_train) == (3, 3, 32)
+    assert cfg.train.num_iters == get_preset("tiny").train.num_iters  # the rest from --preset
+    stats = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    for name in ("attr", "expr", "sex"):
+        assert any(f"D/loss_cls/{name}" in s for s in stats), name
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("bad.toml", "[data\n", "not valid TOML"),
+        ("bad.json", "{", "not valid JSON"),
+        ("list.json", "[1]", "expected an object"),
+        ("key.json", '{"train": {"num_iter": 5}}', r"unknown keys \['num_iter'\]"),
+        ("type.json", '{"train": {"num_iters": "5"}}', "train.num_iters must be"),
+        ("value.json", '{"model": {"image_size": 18}}', r"value.json: model.image_size 18 must"),
+    ],
+)
+def test_config_file_errors_name_the_file_and_key(
+    tmp_path: Path, name: str, text: str, message: str
+) -> None:
+    from stargan.config import overlay_config, read_config_file
+
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(StarGANError, match=message):
+        overlay_config(get_preset("tiny"), read_config_file(path), str(path))
+    with pytest.raises(StarGANError, match="cannot read config"):
+        read_config_file(tmp_path / "missing.json")
+
+
+def test_config_file_and_resume_are_exclusive(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    (tmp_path / "c.json").write_text("{}")
+    code = _main(["train", "--resume", "latest", "--config", str(tmp_path / "c.json")], monkeypatch)
+    assert code != 0 and "drop --config" in capsys.readouterr().err

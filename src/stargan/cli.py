@@ -66,6 +66,14 @@ def cli() -> None:
 @click.option(
     "--preset", type=click.Choice(sorted(PRESETS)), default="demo", help="Starting configuration."
 )
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="A JSON or TOML file with config.json's sections, whole or in part, laid over "
+    "--preset (a 'joint' list replaces the preset's extra datasets); --set comes after.",
+)
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
 @data_option(
     "Dataset folder or label table (sets data.path); joint presets: NAME=PATH per dataset."
@@ -107,6 +115,7 @@ def cli() -> None:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(
     preset: str,
+    config_file: str | None,
     overrides: tuple[str, ...],
     data_paths: tuple[str, ...],
     on_bad_image: str | None,
@@ -126,6 +135,7 @@ def train(
       stargan train --preset celeba-v1 --data /data/celeba
       stargan train --preset joint-celeba-ckplus-v1 --data celeba=/data/celeba \\
         --data ckplus=/data/ck_plus_48
+      stargan train --preset tiny --config joint3.toml   # any number of datasets
       stargan train --preset faces-v2
       stargan train --preset afhq-v2 --data /data/afhq
       stargan train --resume latest
@@ -152,11 +162,17 @@ def train(
     from stargan.train.run import data_assignments
 
     base = get_preset(preset)
+    if resume and config_file:
+        raise StarGANError("--resume continues a run with its own config: drop --config")
     if resume:  # --data names refer to the run being continued, not to --preset
         from stargan.config import load_config
         from stargan.train.run import find_resume
 
         base = load_config(find_resume(Path(outdir), resume) / "config.json")
+    if config_file:
+        from stargan.config import overlay_config, read_config_file
+
+        base = overlay_config(base, read_config_file(config_file), config_file)
     overrides += (f"train.precision={precision}",) if precision else ()
     overrides += ("train.fast_kernels=false",) if deterministic else ()
     named = apply_overrides(base, list(overrides))  # --set may rename or swap datasets

@@ -546,3 +546,49 @@ def load_config(path: str | Path) -> Config:
         return validate(from_dict(Config, json.loads(Path(path).read_text()), str(path)))
     except (OSError, json.JSONDecodeError) as err:
         raise StarGANError(f"cannot read config {path}: {err}") from err
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """A JSON or TOML (by suffix) file holding config.json's schema, whole or in part."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise StarGANError(f"cannot read config {path}: {err}") from err
+    if path.suffix.lower() == ".toml":
+        try:
+            import tomllib
+        except ImportError as err:  # Python 3.10
+            raise StarGANError(f"{path}: TOML configs need Python 3.11+; use JSON") from err
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as err:
+            raise StarGANError(f"{path}: not valid TOML: {err}") from err
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise StarGANError(f"{path}: not valid JSON: {err}") from err
+    if not isinstance(data, dict):
+        raise StarGANError(f"{path}: expected an object of config sections")
+    return data
+
+
+def overlay_config(base: Config, layer: dict[str, Any], where: str = "config") -> Config:
+    """``base`` with ``layer``'s values: sections merge key by key, a ``joint`` list replaces
+    base's joint datasets whole (each entry's missing keys take DataConfig's defaults)."""
+    merged = _deep_merge(json.loads(base.to_json()), layer)
+    try:
+        return validate(from_dict(Config, merged))
+    except StarGANError as err:
+        raise StarGANError(f"{where}: {err}") from err
+
+
+def _deep_merge(base: dict[str, Any], layer: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in layer.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out

@@ -101,12 +101,17 @@ def _describe(path: Path) -> BundledModel:
     return BundledModel(path.name, path, size, domains, _summary(path, config))
 
 
-def _summary(path: Path, config: dict) -> str:
+def first_line(path: Path) -> str:
+    """The first non-empty line of a Markdown file, heading marks off ("" if unreadable)."""
     try:
-        lines = (path / CARD).read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8").splitlines()
     except OSError:
-        lines = []
-    first = next((ln.strip().lstrip("#").strip() for ln in lines if ln.strip()), "")
+        return ""
+    return next((ln.strip().lstrip("#").strip() for ln in lines if ln.strip()), "")
+
+
+def _summary(path: Path, config: dict) -> str:
+    first = first_line(path / CARD)
     if first:
         return first
     data = config.get("dataset") or "unknown data"

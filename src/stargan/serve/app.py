@@ -51,6 +51,7 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from stargan.align import detect_faces, frame_transform, opencv, warp_to_frame
+from stargan.bundled import first_line
 from stargan.data.dataset import to_model_range, to_uint8
 from stargan.data.faces import params_for, render
 from stargan.errors import StarGANError
@@ -140,7 +141,7 @@ def create_app(
         "name": path.name,
         "image_size": size,
         "samples": len(samples),
-        "samples_note": _samples_note(path),
+        "samples_note": first_line(path / "samples" / "README.md"),
         "max_upload_bytes": max_upload_bytes,
         "max_pixels": max_pixels,
         "max_pixels_other": min(max_pixels, MAX_UNDRAFTED_PIXELS),
@@ -394,15 +395,6 @@ def _own_samples(path: Path) -> list[bytes]:
         except (OSError, UploadError) as err:
             raise StarGANError(f"sample photo {file} is unreadable: {err}") from err
     return photos
-
-
-def _samples_note(path: Path) -> str:
-    """The first non-empty line of ``samples/README.md`` (where the samples come from)."""
-    try:
-        lines = (path / "samples" / "README.md").read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return ""
-    return next((ln.strip().lstrip("#").strip() for ln in lines if ln.strip()), "")
 
 
 def _sample_inputs(
