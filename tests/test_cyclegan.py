@@ -170,7 +170,8 @@ def test_classification_metric_judges_each_translation_by_its_source_generator(
 ) -> None:
     from stargan.data.dataset import ImageLabelDataset
     from stargan.evaluate.domain_classifier import ClassifierTrainConfig, train_domain_classifier
-    from stargan.evaluate.metrics import EvalContext, EvalSettings, evaluate_model
+    from stargan.evaluate.metrics import EvalContext, EvalSettings
+    from stargan.evaluate.registry import evaluate_model
 
     spec = LabelSpec(("red", "green", "blue"), "categorical")
     classes = torch.arange(30) % 3

@@ -20,14 +20,8 @@ from stargan.evaluate.domain_classifier import (
     DomainClassifier,
     train_domain_classifier,
 )
-from stargan.evaluate.metrics import (
-    EvalContext,
-    EvalSettings,
-    evaluate_model,
-    parse_metrics,
-    source_configs,
-    subset,
-)
+from stargan.evaluate.metrics import EvalContext, EvalSettings, source_configs, subset
+from stargan.evaluate.registry import evaluate_model, parse_metrics
 from stargan.translate import Translator
 
 SIZE = 16

@@ -14,7 +14,8 @@ from stargan.config import DataConfig, ModelConfig
 from stargan.data.dataset import ImageLabelDataset
 from stargan.data.labels import LabelSpec
 from stargan.evaluate.domain_classifier import ClassifierTrainConfig, train_domain_classifier
-from stargan.evaluate.metrics import EvalContext, EvalSettings, evaluate_model
+from stargan.evaluate.metrics import EvalContext, EvalSettings
+from stargan.evaluate.registry import evaluate_model
 from stargan.evaluate.style_protocol import K, pairs
 from stargan.stylemodel import StyleModel
 
@@ -137,10 +138,10 @@ def test_metrics_without_a_v2_version_are_skipped_with_the_reason(tmp_path: Path
 
 
 def test_v2_metrics_describe_the_v2_protocol(tmp_path: Path) -> None:
-    from stargan.evaluate.metrics import _about, load_metrics
+    from stargan.evaluate.registry import METRICS, describe
 
-    classification = load_metrics()["classification"]
-    assert "reads as the target domain" in _about(_context(True, tmp_path), classification)
+    classification = METRICS["classification"]
+    assert "reads as the target domain" in describe(_context(True, tmp_path), classification)
     assert "Table 3" in classification.about  # what v1 models are told
 
 

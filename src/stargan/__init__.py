@@ -15,6 +15,6 @@ def load(path, device: str = "cpu"):
     an existing path of that name wins): a v1 folder as a ``Translator``, a v2 folder
     (``stargan-v2``) as a ``StyleModel``."""
     from stargan.bundled import resolve_model
-    from stargan.evaluate.runner import load_model
+    from stargan.loading import load_model
 
     return load_model(resolve_model(path), device)

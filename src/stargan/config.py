@@ -461,7 +461,7 @@ def _set_path(obj: Any, parts: list[str], raw: str, full_key: str) -> Any:
         return replace(obj, **{name: _set_path(getattr(obj, name), parts[1:], raw, full_key)})
     if len(parts) != 1:
         raise _unknown_key(full_key)
-    return replace(obj, **{name: _parse_value(hint, raw, full_key)})
+    return replace(obj, **{name: parse_value(hint, raw, full_key)})
 
 
 def _unknown_key(key: str) -> StarGANError:
@@ -470,7 +470,7 @@ def _unknown_key(key: str) -> StarGANError:
     return StarGANError(f"unknown config key {key!r}{hint}; valid keys: {', '.join(valid_keys())}")
 
 
-def _parse_value(hint: Any, raw: str, key: str) -> Any:
+def parse_value(hint: Any, raw: str, key: str) -> Any:
     try:
         if hint is bool:
             low = raw.lower()

@@ -32,13 +32,14 @@ from stargan.data.joint import LabelLayout
 from stargan.data.labels import LabelSpec
 from stargan.errors import StarGANError
 from stargan.images import center_crop_resize, pil_to_uint8_tensor, to_rgb
+from stargan.model_folder import PAIRS_KIND, declared_kind, load_weights, save_weights
 from stargan.models import count_parameters
 from stargan.models.cyclegan import PatchDiscriminator, ResnetGenerator
 from stargan.train.checkpoint import list_checkpoints, load_checkpoint
 from stargan.train.cyclegan_run import PAIRS_FILE, find_pairs_run, plan_pairs
-from stargan.translate import _load_weights, _save_weights, model_resize_filter
+from stargan.translate import model_resize_filter
 
-KIND = "cyclegan-pairs"
+KIND = PAIRS_KIND
 FORMAT_VERSION = 1
 MAX_WIDTH, MAX_IMAGE, MAX_BLOCKS, MAX_LAYERS = 4096, 2048, 64, 10  # refuse absurd configs
 
@@ -149,10 +150,10 @@ class PairwiseModel:
                 s, t = (int(v) for v in key.split("_to_"))
                 g_file = f"G_{key}.safetensors"
                 entries.append({"source": names[s], "target": names[t], "file": g_file})
-                _save_weights(net, path / g_file)
+                save_weights(net, path / g_file)
                 d_file = path / f"D_{key}.safetensors"
                 if with_discriminators and self.D is not None:
-                    _save_weights(self.D[key], d_file)
+                    save_weights(self.D[key], d_file)
                 else:  # never leave an earlier export's D beside these Gs
                     d_file.unlink(missing_ok=True)
             config = {
@@ -178,11 +179,11 @@ class PairwiseModel:
             for t in range(spec.dim):
                 if s != t:
                     gens[(s, t)] = ResnetGenerator(model_cfg.g_dim, model_cfg.g_blocks)
-                    _load_weights(gens[(s, t)], path / f"G_{_key(s, t)}.safetensors")
+                    load_weights(gens[(s, t)], path / f"G_{_key(s, t)}.safetensors")
                     d_file = path / f"D_{_key(s, t)}.safetensors"
                     if d_file.exists():
                         discs[_key(s, t)] = PatchDiscriminator(model_cfg.d_dim, model_cfg.d_layers)
-                        _load_weights(discs[_key(s, t)], d_file)
+                        load_weights(discs[_key(s, t)], d_file)
         D = nn.ModuleDict(discs).to(device) if len(discs) == len(gens) else None
         meta = {k: v for k, v in config.items() if k not in _STRUCTURE}
         return cls(PairwiseGenerator(gens).to(device), model_cfg, spec, D, meta)
@@ -193,11 +194,7 @@ _STRUCTURE = ("kind", "format_version", "model", "labels", "generators")
 
 def is_pairwise_model(path: str | Path) -> bool:
     """Whether ``path`` is a ``cyclegan-pairs`` model folder."""
-    try:
-        config = json.loads((Path(path) / "config.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(config, dict) and config.get("kind") == KIND
+    return declared_kind(path) == KIND
 
 
 def read_pairs_config(path: Path) -> dict[str, Any]:

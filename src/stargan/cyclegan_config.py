@@ -17,8 +17,13 @@ from dataclasses import dataclass, field, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from stargan.config import DataConfig, check_resize_filter, from_dict, valid_keys
-from stargan.config import _parse_value as parse_value  # the --set value parser, shared
+from stargan.config import (
+    DataConfig,
+    check_resize_filter,
+    from_dict,
+    parse_value,  # the --set value parser, shared
+    valid_keys,
+)
 from stargan.errors import StarGANError
 from stargan.presets import CK_PLUS, OFFICIAL_RESIZE, RAFD
 

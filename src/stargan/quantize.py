@@ -28,7 +28,6 @@ per output-pixel phase, interleaved afterwards (the same multiplies).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from stargan.errors import StarGANError
+from stargan.model_folder import V1_KIND, declared_kind
 from stargan.models.layers import ResidualBlock
 
 if TYPE_CHECKING:
@@ -65,8 +65,8 @@ def require_int8(device: str | torch.device, model_dir: str | Path | None = None
     """Raise one clear StarGANError unless int8 inference can run: a StarGAN v1 model
     (``model_dir``'s declared kind, when given), on the CPU, of a machine that supports it.
     Commands call it before loading anything."""
-    kind = _declared_kind(Path(model_dir)) if model_dir is not None else None
-    if kind is not None and kind != "stargan-v1":
+    kind = declared_kind(Path(model_dir)) if model_dir is not None else None
+    if kind is not None and kind != V1_KIND:
         raise StarGANError(
             f"int8 inference is for StarGAN v1 models only; {model_dir} holds a {kind!r} model"
         )
@@ -78,16 +78,6 @@ def require_int8(device: str | torch.device, model_dir: str | Path | None = None
     reason = int8_unsupported_reason()
     if reason is not None:
         raise StarGANError(f"int8 inference is not available: {reason}")
-
-
-def _declared_kind(model_dir: Path) -> str | None:
-    """The ``kind`` in a model folder's config.json; None when unreadable (the loader's
-    errors then say what is wrong with the folder)."""
-    try:
-        kind = json.loads((model_dir / "config.json").read_text()).get("kind")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return kind if isinstance(kind, str) else None
 
 
 @torch.no_grad()

@@ -27,7 +27,7 @@ from stargan.data import builtin, faces
 from stargan.errors import StarGANError
 from stargan.images import center_crop_resize, find_images, load_rgb, make_grid, save_png
 from stargan.stylemodel import StyleModel
-from stargan.translate_files import _check_unique_stems, _device, _ensure_writable
+from stargan.translate_files import check_device, check_unique_stems, ensure_writable
 
 MAX_SEEDS = 1000
 BUILTIN_SOURCES = 4  # test faces used as sources when none are given (built-in models)
@@ -76,8 +76,8 @@ def load_model(path: Path, device: str = "cpu", fan_path: str | None = None) -> 
     if (path / "state.json").is_file() or (path / "checkpoints").is_dir():
         from stargan.export import style_model_from_checkpoint
 
-        return style_model_from_checkpoint(path, _device(device), fan_path)
-    return StyleModel.from_pretrained(path, _device(device), fan_path)
+        return style_model_from_checkpoint(path, check_device(device), fan_path)
+    return StyleModel.from_pretrained(path, check_device(device), fan_path)
 
 
 def sample_files(
@@ -95,7 +95,7 @@ def sample_files(
     chosen = [model.domain_index(d) for d in options.domains]  # unknown: did-you-mean
     sources = _sources(model, inputs)  # errors before anything is written
     references = _references(model, refs, chosen) if refs else None
-    _ensure_writable(out)
+    ensure_writable(out)
     if references is not None:
         return _reference(model, out, sources, references, options.batch_size)
     domains = chosen or list(range(len(model.domains)))
@@ -125,7 +125,7 @@ def _read(model: StyleModel, paths: list[Path], domain: int | None = None) -> Im
     files = find_images(paths)
     if not files:
         raise StarGANError("no images found in " + ", ".join(map(str, paths)))
-    _check_unique_stems(files)
+    check_unique_stems(files)
     pixels = np.stack(
         [
             np.asarray(

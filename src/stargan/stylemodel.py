@@ -32,18 +32,16 @@ from stargan.config import ModelConfig, check_resize_filter, from_dict
 from stargan.data.joint import LabelLayout
 from stargan.data.labels import LabelSpec
 from stargan.errors import StarGANError
+from stargan.model_folder import V2_KIND, declared_kind, like_input, load_weights, save_weights
 from stargan.models.v2 import FAN_HINT, build_v2_config
 from stargan.translate import (
     MAX_IMAGE,
     MAX_WIDTH,
     Translator,
-    _like_input,
-    _load_weights,
-    _save_weights,
     model_resize_filter,
 )
 
-KIND = "stargan-v2"
+KIND = V2_KIND
 FORMAT_VERSION = 1  # the newest this code reads
 FILES = {"G": "generator", "F": "mapping_network", "E": "style_encoder", "D": "discriminator"}
 FAN_FILE = "fan.safetensors"
@@ -129,12 +127,12 @@ class StyleModel:
         try:
             path.mkdir(parents=True, exist_ok=True)
             for key, net in nets.items():
-                _save_weights(net, path / f"{FILES[key]}.safetensors")
+                save_weights(net, path / f"{FILES[key]}.safetensors")
             # never leave an earlier export's optional files beside these weights
             if "D" not in nets:
                 (path / f"{FILES['D']}.safetensors").unlink(missing_ok=True)
             if self.fan is not None:
-                _save_weights(self.fan, path / FAN_FILE)
+                save_weights(self.fan, path / FAN_FILE)
             else:
                 (path / FAN_FILE).unlink(missing_ok=True)
             write_text(path / "config.json", json.dumps(config, indent=2))
@@ -160,11 +158,11 @@ class StyleModel:
             fan = load_fan(fan_path or (own if own.is_file() else model_cfg.fan_path))
         nets = build_v2_config(model_cfg)
         for key in ("G", "F", "E"):
-            _load_weights(nets[key], path / f"{FILES[key]}.safetensors")
+            load_weights(nets[key], path / f"{FILES[key]}.safetensors")
         D = None
         if (path / f"{FILES['D']}.safetensors").exists():
             D = nets["D"]
-            _load_weights(D, path / f"{FILES['D']}.safetensors")
+            load_weights(D, path / f"{FILES['D']}.safetensors")
         meta = {k: v for k, v in config.items() if k not in RESERVED}
         model = cls(nets["G"], nets["F"], nets["E"], model_cfg, spec, D, meta, fan)
         return model.to(device)
@@ -293,7 +291,7 @@ class StyleModel:
         z = self._latents(seeds, z)
         if z.size(0) == 1:  # one seed for every image
             z = z.expand(x.size(0), -1)
-        return _like_input(images, self.generate(x, self.latent_styles(domain, z=z, psi=psi)))
+        return like_input(images, self.generate(x, self.latent_styles(domain, z=z, psi=psi)))
 
     @torch.no_grad()
     def reference(self, images: Any, references: Any, domain: Domains) -> Any:
@@ -301,7 +299,7 @@ class StyleModel:
         its reference (one for all, or one per image), ``domain`` being the references'.
         Returns the input's kind."""
         x = self.preprocess(images)
-        return _like_input(images, self.generate(x, self.reference_styles(references, domain)))
+        return like_input(images, self.generate(x, self.reference_styles(references, domain)))
 
 
 # ---------------------------------------------------------------- reading folders
@@ -338,10 +336,7 @@ def read_style_config(path: Path) -> dict[str, Any]:
 
 def is_style_model(path: Path) -> bool:
     """Whether ``path`` is a v2 model folder (a config.json of kind stargan-v2)."""
-    try:
-        return json.loads((path / "config.json").read_text()).get("kind") == KIND
-    except (OSError, ValueError, AttributeError):
-        return False
+    return declared_kind(path) == KIND
 
 
 def _checked_model(path: Path, config: dict[str, Any]) -> tuple[ModelConfig, LabelSpec]:

@@ -20,22 +20,20 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from safetensors import SafetensorError
-from safetensors.torch import load_file
-from safetensors.torch import save as safetensors_bytes
 
-from stargan.atomic import write_bytes, write_text
+from stargan.atomic import write_text
 from stargan.config import ModelConfig, check_resize_filter, from_dict
-from stargan.data.dataset import to_model_range, to_uint8
+from stargan.data.dataset import to_model_range
 from stargan.data.joint import LabelLayout
 from stargan.data.labels import LabelSpec, parse_pairs
 from stargan.errors import StarGANError
 from stargan.images import center_crop_resize, pil_to_uint8_tensor, to_rgb
+from stargan.model_folder import V1_KIND, like_input, load_weights, save_weights
 from stargan.models.v1 import Discriminator, Generator, generator
 from stargan.quantize import Int8Generator, calibration_set, quantize_generator, require_int8
 
 FORMAT_VERSION = 2  # the newest this code reads; single-dataset folders are still written as 1
-KIND = "stargan-v1"
+KIND = V1_KIND
 
 Target = str | Mapping[str, float] | torch.Tensor
 
@@ -115,9 +113,9 @@ class Translator:
                 else {"format_version": 1, "labels": self.spec.to_dict()}
             )
             config = {"kind": KIND, "model": asdict(self.model_cfg), **labels, **self.meta}
-            _save_weights(self.G, path / "model.safetensors")
+            save_weights(self.G, path / "model.safetensors")
             if with_discriminator and self.D is not None:
-                _save_weights(self.D, path / "discriminator.safetensors")
+                save_weights(self.D, path / "discriminator.safetensors")
             else:  # never leave an earlier export's D beside this G
                 (path / "discriminator.safetensors").unlink(missing_ok=True)
             write_text(path / "config.json", json.dumps(config, indent=2))
@@ -131,13 +129,13 @@ class Translator:
         config = read_model_config(path)
         model_cfg, layout = _checked_model(path, config)
         G = generator(model_cfg)
-        _load_weights(G, path / "model.safetensors")
+        load_weights(G, path / "model.safetensors")
         D = None
         if (path / "discriminator.safetensors").exists():
             D = Discriminator(
                 model_cfg.image_size, model_cfg.c_dim, model_cfg.d_conv_dim, model_cfg.d_repeat_num
             )
-            _load_weights(D, path / "discriminator.safetensors")
+            load_weights(D, path / "discriminator.safetensors")
         meta = {
             k: v
             for k, v in config.items()
@@ -264,7 +262,7 @@ class Translator:
         tensor, or a float tensor in [-1, 1]."""
         x = self.preprocess(images)
         y = self.G(x, self.target_labels(target, c_org, x))
-        return _like_input(images, y)
+        return like_input(images, y)
 
     @torch.no_grad()
     def all_domains(
@@ -356,45 +354,3 @@ def model_resize_filter(meta: Mapping[str, Any]) -> str:
     with (``resize_filter`` in its provenance); bicubic for folders that predate the key,
     whose data were all resized bicubic."""
     return check_resize_filter(meta.get("resize_filter", "bicubic"), "resize_filter")
-
-
-def _save_weights(net: torch.nn.Module, path: Path) -> None:
-    """As bytes, so the file follows the umask (save_file makes it owner-only: 0600)."""
-    state = {k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}
-    write_bytes(path, safetensors_bytes(state))
-
-
-def _load_weights(net: torch.nn.Module, path: Path) -> None:
-    """Load a model folder's weights file; a missing or foreign file, and any NaN or Inf
-    value (a diverged run: black images), is a StarGANError naming the file and tensor.
-    Weights stored in half precision (float16 or bfloat16: a bundled model at half the
-    size) load too: load_state_dict copies each tensor into the net's own float32 one,
-    so the net computes in float32 as ever (tests/test_bundled.py holds it to that)."""
-    try:
-        state = load_file(str(path))
-        net.load_state_dict(state)
-    except FileNotFoundError as err:
-        raise StarGANError(f"{path} is missing: corrupt model folder") from err
-    except (SafetensorError, RuntimeError, OSError) as err:
-        raise StarGANError(f"{path} does not hold this model's weights: {str(err)[:200]}") from err
-    check_finite(state, path)
-
-
-def check_finite(state: dict[str, torch.Tensor], path: Path) -> None:
-    """Refuse weights with NaN or Inf values, naming the first such tensor."""
-    for name, tensor in state.items():
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            bad = "NaN" if bool(torch.isnan(tensor).any()) else "Inf"
-            raise StarGANError(
-                f"{path}: tensor {name!r} holds {bad} values (the training run diverged?)"
-            )
-
-
-def _like_input(images: Any, y: torch.Tensor) -> Any:
-    if isinstance(images, torch.Tensor):
-        return to_uint8(y) if images.dtype == torch.uint8 else y
-    arr = to_uint8(y).permute(0, 2, 3, 1).cpu().numpy()
-    if isinstance(images, np.ndarray):
-        return arr[0] if images.ndim == 3 else arr
-    pils = [Image.fromarray(a) for a in arr]
-    return pils[0] if isinstance(images, Image.Image) else pils

@@ -79,13 +79,13 @@ def translate_files(
     and skipped, the rest still processed. ``int8``: G runs in int8 (``_quantize``)."""
     if int8:
         require_int8(device, model)  # v1 folder, CPU, VNNI: one error before any loading
-    tr = Translator.from_pretrained(model, device=_device(device))
+    tr = Translator.from_pretrained(model, device=check_device(device))
     assignments = None
     if target is not None:
         assignments = parse_pairs(target, example=tr.layout.domain_names()[0])
         tr.parse_target(assignments)  # unknown or mixed domains: one error before any work
     created = not out.exists()
-    _ensure_writable(out)
+    ensure_writable(out)
     try:
         done, failed = _translate_all(
             tr, inputs, out, assignments, grid, batch_size, progress, alignment, int8
@@ -111,7 +111,7 @@ def _translate_all(
     paths = find_images(inputs, skip=out)
     if not paths:
         raise StarGANError("no input images found in " + ", ".join(map(str, inputs)))
-    _check_unique_stems(paths)
+    check_unique_stems(paths)
     if alignment:
         opencv()  # a missing OpenCV is one error, not one per photo
     if int8:
@@ -147,7 +147,7 @@ def _translate_all(
     return done, failed
 
 
-def _check_unique_stems(paths: list[Path]) -> None:
+def check_unique_stems(paths: list[Path]) -> None:
     stems: dict[str, Path] = {}
     for p in paths:  # outputs are named by stem: two inputs must not write the same file
         if stems.setdefault(p.stem, p) != p:
@@ -267,13 +267,13 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_=,.-]+", "-", text)
 
 
-def _device(name: str) -> str:
+def check_device(name: str) -> str:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise StarGANError(f"--device {name}: CUDA is not available on this machine")
     return name
 
 
-def _ensure_writable(out: Path) -> None:
+def ensure_writable(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / ".write-test"

@@ -29,7 +29,7 @@ from stargan.evaluate.domain_classifier import (
     DomainClassifier,
     train_domain_classifier,
 )
-from stargan.evaluate.metrics import EvalContext, Metric, register
+from stargan.evaluate.metrics import EvalContext, Metric
 from stargan.images import make_grid, save_png
 
 GRID_ROWS = 8
@@ -243,12 +243,12 @@ def _sample_grid(ctx: EvalContext, i: int, x_u8: torch.Tensor, c_org: torch.Tens
     for _, c_trg in spec.single_changes(c_org):
         columns.append(ctx.translate(x_u8, layout.encode(i, c_trg), c_org=layout.encode(i, c_org)))
     tiles = torch.stack(columns, 1).flatten(0, 1)
-    path = ctx.out_dir / "samples" / f"{_slug(ctx.model_path)}-{ctx.data[i].label}.png"
+    path = ctx.out_dir / "samples" / f"{model_slug(ctx.model_path)}-{ctx.data[i].label}.png"
     save_png(make_grid(tiles, len(columns)), path)
     return ctx.relative(path)
 
 
-def _slug(path: Path) -> str:
+def model_slug(path: Path) -> str:
     """The folder's name and a hash of its full path: runs/a/model and runs/b/model differ."""
     import hashlib
 
@@ -257,18 +257,15 @@ def _slug(path: Path) -> str:
     return f"{name or 'model'}-{hashlib.sha1(full.encode()).hexdigest()[:6]}"
 
 
-register(
-    Metric(
-        "classification",
-        "classification error of translations by a ResNet-18 trained on real images "
-        "(StarGAN Table 3)",
-        run_classification,
-        formats={
-            "error": "percent",
-            "real_error": "percent",
-            "target_acc": "percent",
-            "kept": "percent",
-            "translations": "int",
-        },
-    )
+METRIC = Metric(
+    "classification",
+    "classification error of translations by a ResNet-18 trained on real images (StarGAN Table 3)",
+    run_classification,
+    formats={
+        "error": "percent",
+        "real_error": "percent",
+        "target_acc": "percent",
+        "kept": "percent",
+        "translations": "int",
+    },
 )

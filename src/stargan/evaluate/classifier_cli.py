@@ -27,7 +27,7 @@ def classifier_data(
     ``--data`` and ``--set`` applied as ``stargan train`` applies them."""
     if model_path is not None:
         from stargan.evaluate.metrics import source_configs
-        from stargan.evaluate.runner import load_model
+        from stargan.loading import load_model
 
         if overrides:
             raise StarGANError("--set goes with --preset; a model folder fixes its config")

@@ -4,18 +4,15 @@ A metric is a function of an :class:`EvalContext` that returns the measured part
 record: ``summary`` (headline numbers), ``tables`` (see :mod:`stargan.evaluate.report`),
 ``images`` and ``notes``. :func:`evaluate_model` adds what was measured and how (model,
 data, sample count, seed, time) and appends one JSON line per metric to
-``metrics.jsonl``. Metric modules register themselves; ``METRIC_MODULES`` lists them.
+``metrics.jsonl``. The metrics themselves are listed in :mod:`stargan.evaluate.registry`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +25,6 @@ from stargan.data.dataset import ImageLabelDataset
 from stargan.errors import StarGANError
 from stargan.evaluate.score import translate_batched
 from stargan.translate import Translator
-
-METRIC_MODULES = (
-    "stargan.evaluate.counterfactual",
-    "stargan.evaluate.classification",
-    "stargan.evaluate.reconstruction",
-    "stargan.evaluate.translation_fid",
-    "stargan.evaluate.model_stats",
-    "stargan.evaluate.style_protocol",
-)
 
 
 @dataclass(frozen=True)
@@ -57,20 +45,6 @@ class Metric:
     run: Callable[[EvalContext], dict[str, Any]]
     applies: Callable[[EvalContext], str | None] = lambda ctx: None  # why not, or None
     formats: dict[str, str] = field(default_factory=dict)  # summary key -> percent|int|float
-
-
-METRICS: dict[str, Metric] = {}
-
-
-def register(metric: Metric) -> Metric:
-    METRICS[metric.name] = metric
-    return metric
-
-
-def load_metrics() -> dict[str, Metric]:
-    for module in METRIC_MODULES:
-        importlib.import_module(module)
-    return METRICS
 
 
 @dataclass
@@ -153,83 +127,6 @@ def subset(total: int, n: int, seed: int) -> np.ndarray:
         return np.arange(total)
     rng = np.random.default_rng(seed)
     return np.sort(rng.choice(total, n, replace=False))
-
-
-def parse_metrics(text: str) -> list[str]:
-    """``"fid,classification"`` -> names, checked against the registry."""
-    import difflib
-
-    known = load_metrics()
-    names = [m.strip() for m in text.split(",") if m.strip()]
-    if not names:
-        raise StarGANError(f"--metrics is empty; valid: {', '.join(known)}")
-    for name in names:
-        if name not in known:
-            hint = difflib.get_close_matches(name, known, 1)
-            extra = f" (did you mean {hint[0]}?)" if hint else ""
-            raise StarGANError(f"unknown metric {name!r}{extra}; valid: {', '.join(known)}")
-    return list(dict.fromkeys(names))
-
-
-def evaluate_model(
-    ctx: EvalContext, names: list[str], log: Callable[[str], None] = print
-) -> list[dict[str, Any]]:
-    """Run the metrics on one model; each record is appended to metrics.jsonl as soon as
-    it is measured (a crash later loses nothing already measured)."""
-    metrics = load_metrics()
-    records = []
-    for name in names:
-        run, why_not = _runner(ctx, metrics[name])
-        if why_not:
-            log(f"{name}: skipped ({why_not})")
-            continue
-        log(f"{name}: {_about(ctx, metrics[name])}")
-        start = time.time()
-        result = run(ctx)
-        record = _header(ctx, name, time.time() - start) | result
-        record["summary_formats"] = _formats(metrics[name], record.get("summary", {}))
-        append_record(ctx.out_dir / "metrics.jsonl", record)
-        records.append(record)
-    return records
-
-
-def _runner(ctx: EvalContext, metric: Metric) -> tuple[Callable, str | None]:
-    """The metric's function for this kind of model, or why it does not apply: v2 models
-    (``StyleModel``) are measured by the v2 protocol's version of a metric."""
-    from stargan.evaluate.style_protocol import STYLE_RUNS, is_style_model
-
-    if not is_style_model(ctx):
-        return metric.run, metric.applies(ctx)
-    if metric.name not in STYLE_RUNS:
-        return metric.run, "not defined for StarGAN v2 models"
-    return STYLE_RUNS[metric.name], metric.applies(ctx) if metric.name == "diversity" else None
-
-
-def _about(ctx: EvalContext, metric: Metric) -> str:
-    from stargan.evaluate.style_protocol import STYLE_ABOUT, is_style_model
-
-    return STYLE_ABOUT.get(metric.name, metric.about) if is_style_model(ctx) else metric.about
-
-
-def _header(ctx: EvalContext, name: str, elapsed: float) -> dict[str, Any]:
-    return {
-        "metric": name,
-        "model": str(ctx.model_path.resolve()),
-        "data": [f"{d.label}={d.path}" if d.path else d.label for d in ctx.data],
-        "n": ctx.settings.n,
-        "seed": ctx.settings.seed,
-        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "elapsed_s": round(elapsed, 2),
-    }
-
-
-def _formats(metric: Metric, summary: dict[str, Any]) -> dict[str, str]:
-    """Formats by key; joint models prefix keys with the dataset (``celeba.error``)."""
-    return {
-        key: metric.formats[key.rsplit(".", 1)[-1]]
-        for key in summary
-        if key.rsplit(".", 1)[-1] in metric.formats
-    }
 
 
 def append_record(path: Path, record: dict[str, Any]) -> None:

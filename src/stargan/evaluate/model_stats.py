@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from stargan.evaluate.metrics import EvalContext, Metric, register
+from stargan.evaluate.metrics import EvalContext, Metric
 from stargan.models import count_parameters
 
 MIN_SECONDS = 2.0  # time each setting for at least this long (after one warm-up call)
@@ -54,8 +54,8 @@ def run_speed(ctx: EvalContext) -> dict[str, Any]:
     # a source other than the target: pairwise model sets pick G_{source -> target}
     other = spec.names[min(1, spec.dim - 1)]
     c_org = ctx.tr.layout.encode(0, spec.set_domain(torch.zeros(batch, spec.dim), other))
-    batched = _median_seconds(lambda: ctx.translate(x_u8, c_trg, c_org=c_org))
-    single = _median_seconds(lambda: ctx.translate(x_u8[:1], c_trg[:1], c_org=c_org[:1]))
+    batched = median_seconds(lambda: ctx.translate(x_u8, c_trg, c_org=c_org))
+    single = median_seconds(lambda: ctx.translate(x_u8[:1], c_trg[:1], c_org=c_org[:1]))
     summary = {
         "images_per_s": batch / batched,
         "ms_per_image_batched": 1000 * batched / batch,
@@ -71,7 +71,7 @@ def speed_note(ctx: EvalContext) -> str:
     return f"measured on {ctx.tr.device}, torch {torch.__version__}, {machine}; median of repeats"
 
 
-def _median_seconds(fn) -> float:
+def median_seconds(fn) -> float:
     fn()  # warm-up: allocator, kernels, caches
     times: list[float] = []
     start = time.perf_counter()
@@ -85,7 +85,5 @@ def _median_seconds(fn) -> float:
 
 
 COUNTS = {"G_params": "int", "D_params": "int", "total_params": "int", "generators": "int"}
-register(Metric("params", "parameters per network", run_params, formats=COUNTS))
-register(
-    Metric("speed", "translation speed on this machine (images/s, batch-1 latency)", run_speed)
-)
+PARAMS = Metric("params", "parameters per network", run_params, formats=COUNTS)
+SPEED = Metric("speed", "translation speed on this machine (images/s, batch-1 latency)", run_speed)

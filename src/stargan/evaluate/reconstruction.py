@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from stargan.evaluate.image_metrics import psnr
-from stargan.evaluate.metrics import EvalContext, Metric, register
+from stargan.evaluate.metrics import EvalContext, Metric
 
 
 def run_reconstruction(ctx: EvalContext) -> dict[str, Any]:
@@ -51,11 +51,9 @@ def run_reconstruction(ctx: EvalContext) -> dict[str, Any]:
     return {"n": n_total, "summary": summary, "tables": [table]}
 
 
-register(
-    Metric(
-        "reconstruction",
-        "cycle reconstruction PSNR of G(G(x, c_trg), c_org) against x (paper eq. 4; STGAN)",
-        run_reconstruction,
-        formats={"rec_psnr": "float"},
-    )
+METRIC = Metric(
+    "reconstruction",
+    "cycle reconstruction PSNR of G(G(x, c_trg), c_org) against x (paper eq. 4; STGAN)",
+    run_reconstruction,
+    formats={"rec_psnr": "float"},
 )

@@ -12,14 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from stargan.errors import StarGANError
-from stargan.evaluate.metrics import (
-    EvalContext,
-    EvalSettings,
-    evaluate_model,
-    parse_metrics,
-    source_configs,
-)
-from stargan.translate import Translator
+from stargan.evaluate.metrics import EvalContext, EvalSettings, source_configs
+from stargan.evaluate.registry import evaluate_model, parse_metrics
+from stargan.loading import load_model
 
 AUTO = ("counterfactual", "classification", "reconstruction", "diversity", "params", "speed")
 
@@ -53,19 +48,6 @@ def run_eval(
         return records, None
     _, html = write_report(read_records(out_dir / "metrics.jsonl"), out_dir)
     return records, html
-
-
-def load_model(path: Path, device: str = "cpu"):
-    """A v1 ``Translator``; for a ``stargan-v2`` folder a v2 ``StyleModel``; for a
-    ``cyclegan-pairs`` folder the pairwise baseline's ``PairwiseModel``."""
-    from stargan.cyclegan import PairwiseModel, is_pairwise_model
-    from stargan.stylemodel import StyleModel, is_style_model
-
-    if is_style_model(path):
-        return StyleModel.from_pretrained(path, device=device)
-    if is_pairwise_model(path):
-        return PairwiseModel.from_pretrained(path, device=device)
-    return Translator.from_pretrained(path, device=device)
 
 
 def _check_out_dir(out_dir: Path) -> None:

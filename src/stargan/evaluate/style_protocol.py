@@ -27,7 +27,7 @@ import torch
 from tqdm import tqdm
 
 from stargan.data.dataset import to_model_range, to_uint8
-from stargan.evaluate.metrics import EvalContext, Metric, register, subset
+from stargan.evaluate.metrics import EvalContext, Metric, subset
 from stargan.images import make_grid, save_png
 
 K = 10  # outputs per source image and pair (official num_outs_per_domain)
@@ -146,9 +146,9 @@ def _grid(ctx: EvalContext, mode: str) -> str:
         out = outputs(ctx, mode, s, t)
         if len(out):
             rows.append(torch.cat([_sources(ctx, s)[:1], out[0]]))
-    from stargan.evaluate.classification import _slug
+    from stargan.evaluate.classification import model_slug
 
-    path = ctx.out_dir / "samples" / f"{_slug(ctx.model_path)}-{mode}.png"
+    path = ctx.out_dir / "samples" / f"{model_slug(ctx.model_path)}-{mode}.png"
     save_png(make_grid(torch.cat(rows), K + 1), path)
     return ctx.relative(path)
 
@@ -160,7 +160,7 @@ def _n_sources(ctx: EvalContext) -> int:
 # ---------------------------------------------------------------- fid
 def run_fid(ctx: EvalContext) -> dict[str, Any]:
     from stargan.evaluate.fid import inception_features, load_inception
-    from stargan.evaluate.translation_fid import _fid
+    from stargan.evaluate.translation_fid import fid_between
 
     inception = ctx.cached("inception", lambda: load_inception(ctx.settings.inception))
     settings = ctx.settings
@@ -173,7 +173,7 @@ def run_fid(ctx: EvalContext) -> dict[str, Any]:
     def measure(mode: str, s: int, t: int) -> float | None:
         fake_u8 = outputs(ctx, mode, s, t).flatten(0, 1)
         fake = inception_features(fake_u8, inception, settings.batch_size, progress=False)
-        return _fid(fake, real[real_domain == t])
+        return fid_between(fake, real[real_domain == t])
 
     result = _by_mode(ctx, "fid", "FID against real images of the target", measure, "float")
     result["notes"] = [
@@ -216,7 +216,7 @@ def run_params(ctx: EvalContext) -> dict[str, Any]:
 
 
 def run_speed(ctx: EvalContext) -> dict[str, Any]:
-    from stargan.evaluate.model_stats import _median_seconds, speed_note
+    from stargan.evaluate.model_stats import median_seconds, speed_note
 
     model, batch = ctx.tr, ctx.settings.batch_size
     size = model.image_size
@@ -227,8 +227,8 @@ def run_speed(ctx: EvalContext) -> dict[str, Any]:
     def synthesise(n: int) -> None:
         model.generate(x[:n], model.latent_styles(0, z=z[:n]))
 
-    batched = _median_seconds(lambda: synthesise(batch))
-    single = _median_seconds(lambda: synthesise(1))
+    batched = median_seconds(lambda: synthesise(batch))
+    single = median_seconds(lambda: synthesise(1))
     summary = {
         "images_per_s": batch / batched,
         "ms_per_image_batched": 1000 * batched / batch,
@@ -259,11 +259,9 @@ STYLE_ABOUT = {
     "on real images reads as the target domain",
 }
 
-register(
-    Metric(
-        "diversity",
-        "LPIPS among 10 latent- and reference-guided outputs per source (StarGAN v2)",
-        run_diversity,
-        _diversity_applies,
-    )
+METRIC = Metric(
+    "diversity",
+    "LPIPS among 10 latent- and reference-guided outputs per source (StarGAN v2)",
+    run_diversity,
+    _diversity_applies,
 )

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from stargan.data.labels import LabelSpec
 from stargan.evaluate.fid import fid_from_features, inception_features, load_inception
-from stargan.evaluate.metrics import EvalContext, Metric, register, subset
+from stargan.evaluate.metrics import EvalContext, Metric, subset
 
 MIN_IMAGES = 2  # fewer per side and a covariance does not exist
 
@@ -60,13 +60,13 @@ def _dataset_fid(ctx: EvalContext, i: int, spec: LabelSpec, inception) -> tuple[
         fake_u8 = ctx.translate(x_u8[rows_in], ctx.tr.layout.encode(i, c_trg), c_org=c_src)
         fake = inception_features(fake_u8, inception, **quiet)
         fakes.append(fake)
-        value = _fid(fake, real[real_mask.numpy()])
+        value = fid_between(fake, real[real_mask.numpy()])
         results.append((src, trg, len(fake), int(real_mask.sum()), value))
     values = [r[-1] for r in results if r[-1] is not None]
     summary = {
         "fid_mean": float(np.mean(values)) if values else None,
-        "fid_all": _fid(np.concatenate(fakes), real) if fakes else None,
-        "fid_real_floor": _fid(test, real),
+        "fid_all": fid_between(np.concatenate(fakes), real) if fakes else None,
+        "fid_real_floor": fid_between(test, real),
         "tasks": len(values),
     }
     return summary, _table(spec, results)
@@ -92,7 +92,7 @@ def _tasks(spec: LabelSpec, c_org: torch.Tensor, real_c: torch.Tensor):
                 yield before, after, rows, c_trg[rows], real_c[:, k] == value
 
 
-def _fid(a: np.ndarray, b: np.ndarray) -> float | None:
+def fid_between(a: np.ndarray, b: np.ndarray) -> float | None:
     if len(a) < MIN_IMAGES or len(b) < MIN_IMAGES:
         return None
     return fid_from_features(a, b)
@@ -120,11 +120,9 @@ def _table(spec: LabelSpec, results: list[tuple]) -> dict[str, Any]:
     }
 
 
-register(
-    Metric(
-        "fid",
-        "FID of translations against real images of the target domain, per task (v2 protocol)",
-        run_fid,
-        formats={"tasks": "int"},
-    )
+METRIC = Metric(
+    "fid",
+    "FID of translations against real images of the target domain, per task (v2 protocol)",
+    run_fid,
+    formats={"tasks": "int"},
 )

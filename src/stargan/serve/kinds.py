@@ -37,6 +37,7 @@ from PIL import Image
 
 from stargan.data.labels import parse_pairs
 from stargan.errors import StarGANError
+from stargan.model_folder import declared_kind
 from stargan.serve.uploads import UploadError
 from stargan.translate import KIND as V1_KIND
 from stargan.translate import Translator
@@ -164,11 +165,10 @@ KINDS: dict[str, ModelKind] = {V1_KIND: V1()}
 def kind_of(path: Path) -> str:
     """The ``kind`` a model folder declares; unknown or unreadable folders are left to the
     v1 loader, whose errors say what is wrong with them."""
-    try:
-        kind = json.loads((path / "config.json").read_text()).get("kind")
-    except (OSError, ValueError, AttributeError):
+    kind = declared_kind(path)
+    if kind is None:
         return V1_KIND
-    if isinstance(kind, str) and kind not in KINDS and kind.startswith("stargan-"):
+    if kind not in KINDS and kind.startswith("stargan-"):
         raise StarGANError(f"{path} holds a {kind!r} model; stargan serve knows {', '.join(KINDS)}")
     return kind if kind in KINDS else V1_KIND
 

@@ -163,7 +163,7 @@ class TrainerBase:
         )
         last_tick = time.time()
         try:
-            with _stop_on_signal() as stop:
+            with stop_on_signal() as stop:
                 while self.state.step < end and not any_rank(stop.requested, self.world):
                     history.append(self.train_step())
                     fresh += 1
@@ -246,7 +246,7 @@ class _StopFlag:
 
 
 @contextmanager
-def _stop_on_signal():
+def stop_on_signal():
     """First SIGINT/SIGTERM: finish the step, checkpoint, return. Second: default action."""
     flag = _StopFlag()
     previous = {}

@@ -36,11 +36,11 @@ from stargan.data import check_data_config, load_dataset
 from stargan.data.dataset import ImageLabelDataset
 from stargan.data.labels import LabelSpec
 from stargan.errors import StarGANError
-from stargan.train.base import _stop_on_signal, pick_device  # the v1 trainer's Ctrl-C handling
+from stargan.train.base import pick_device, stop_on_signal  # the v1 trainer's Ctrl-C handling
 from stargan.train.checkpoint import list_checkpoints
 from stargan.train.cyclegan import Pair, PairTrainer, domain_rows
 from stargan.train.logging import StatsLogger
-from stargan.train.run import _drop_stats_after  # forget steps logged after the checkpoint
+from stargan.train.run import drop_stats_after  # forget steps logged after the checkpoint
 from stargan.train.rundir import list_runs, new_run_dir
 
 PAIRS_FILE = "pairs.json"
@@ -160,9 +160,9 @@ def _train_plan(
     """Train the pairs in order, each from its latest checkpoint; finished pairs are
     skipped, and a stop request ends the run after checkpointing the current pair."""
     done = {p.index: checkpointed_step(run_dir / "pairs" / p.folder) for p in plan.pairs}
-    _drop_stats_after(run_dir / "stats.jsonl", sum(done.values()))
+    drop_stats_after(run_dir / "stats.jsonl", sum(done.values()))
     device = pick_device(cfg.train.device)
-    with _stop_on_signal() as stop:
+    with stop_on_signal() as stop:
         hooks = _Hooks(run_dir, plan, sum(done.values()), progress, stop_after, stop)
         try:
             for pair in plan.pairs:

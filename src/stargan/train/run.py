@@ -176,7 +176,7 @@ def _train(cfg: Config, outdir: Path, ckpt: Path | None, progress: bool, world: 
         _check_same_labels(ckpt, trainer.layout)
         trainer.resume(ckpt)
         if world.is_main:
-            _drop_stats_after(run_dir / "stats.jsonl", trainer.state.step)
+            drop_stats_after(run_dir / "stats.jsonl", trainer.state.step)
         if progress:
             print(f"resumed {run_dir} at iteration {trainer.state.step}")
     elif world.is_main:
@@ -217,7 +217,7 @@ def _check_same_labels(ckpt: Path, layout: LabelLayout) -> None:
         )
 
 
-def _drop_stats_after(path: Path, step: int) -> None:
+def drop_stats_after(path: Path, step: int) -> None:
     """A run killed after its last checkpoint logged steps it will now redo: forget them."""
     if not path.exists():
         return

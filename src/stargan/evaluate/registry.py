@@ -1,0 +1,113 @@
+"""Every ``stargan eval`` metric, imported explicitly, and running them on a model.
+
+A metric module defines its :class:`~stargan.evaluate.metrics.Metric` (``METRIC``) on the
+base types of :mod:`stargan.evaluate.metrics`; adding one is a module and one line in
+``METRICS`` here. A v2 model (``StyleModel``) is measured by the v2 protocol's version of a
+metric (:mod:`stargan.evaluate.style_protocol`), where it has one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from stargan.errors import StarGANError
+from stargan.evaluate import (
+    classification,
+    counterfactual,
+    model_stats,
+    reconstruction,
+    style_protocol,
+    translation_fid,
+)
+from stargan.evaluate.metrics import EvalContext, Metric, append_record
+from stargan.evaluate.style_protocol import STYLE_ABOUT, STYLE_RUNS, is_style_model
+
+METRICS: dict[str, Metric] = {
+    metric.name: metric
+    for metric in (
+        counterfactual.METRIC,
+        classification.METRIC,
+        reconstruction.METRIC,
+        translation_fid.METRIC,
+        model_stats.PARAMS,
+        model_stats.SPEED,
+        style_protocol.METRIC,
+    )
+}
+
+
+def parse_metrics(text: str) -> list[str]:
+    """``"fid,classification"`` -> names, checked against the registry."""
+    import difflib
+
+    known = METRICS
+    names = [m.strip() for m in text.split(",") if m.strip()]
+    if not names:
+        raise StarGANError(f"--metrics is empty; valid: {', '.join(known)}")
+    for name in names:
+        if name not in known:
+            hint = difflib.get_close_matches(name, known, 1)
+            extra = f" (did you mean {hint[0]}?)" if hint else ""
+            raise StarGANError(f"unknown metric {name!r}{extra}; valid: {', '.join(known)}")
+    return list(dict.fromkeys(names))
+
+
+def evaluate_model(
+    ctx: EvalContext, names: list[str], log: Callable[[str], None] = print
+) -> list[dict[str, Any]]:
+    """Run the metrics on one model; each record is appended to metrics.jsonl as soon as
+    it is measured (a crash later loses nothing already measured)."""
+    metrics = METRICS
+    records = []
+    for name in names:
+        run, why_not = _runner(ctx, metrics[name])
+        if why_not:
+            log(f"{name}: skipped ({why_not})")
+            continue
+        log(f"{name}: {describe(ctx, metrics[name])}")
+        start = time.time()
+        result = run(ctx)
+        record = _header(ctx, name, time.time() - start) | result
+        record["summary_formats"] = _formats(metrics[name], record.get("summary", {}))
+        append_record(ctx.out_dir / "metrics.jsonl", record)
+        records.append(record)
+    return records
+
+
+def _runner(ctx: EvalContext, metric: Metric) -> tuple[Callable, str | None]:
+    """The metric's function for this kind of model, or why it does not apply: v2 models
+    (``StyleModel``) are measured by the v2 protocol's version of a metric."""
+    if not is_style_model(ctx):
+        return metric.run, metric.applies(ctx)
+    if metric.name not in STYLE_RUNS:
+        return metric.run, "not defined for StarGAN v2 models"
+    return STYLE_RUNS[metric.name], metric.applies(ctx) if metric.name == "diversity" else None
+
+
+def describe(ctx: EvalContext, metric: Metric) -> str:
+    """What ``metric`` measures for this model (v2 models: the v2 protocol's wording)."""
+    return STYLE_ABOUT.get(metric.name, metric.about) if is_style_model(ctx) else metric.about
+
+
+def _header(ctx: EvalContext, name: str, elapsed: float) -> dict[str, Any]:
+    return {
+        "metric": name,
+        "model": str(ctx.model_path.resolve()),
+        "data": [f"{d.label}={d.path}" if d.path else d.label for d in ctx.data],
+        "n": ctx.settings.n,
+        "seed": ctx.settings.seed,
+        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "elapsed_s": round(elapsed, 2),
+    }
+
+
+def _formats(metric: Metric, summary: dict[str, Any]) -> dict[str, str]:
+    """Formats by key; joint models prefix keys with the dataset (``celeba.error``)."""
+    return {
+        key: metric.formats[key.rsplit(".", 1)[-1]]
+        for key in summary
+        if key.rsplit(".", 1)[-1] in metric.formats
+    }
