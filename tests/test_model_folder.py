@@ -59,3 +59,16 @@ def test_folders_of_no_known_kind_get_the_v1_loader_s_error(tmp_path: Path) -> N
         load_model(folder)
     with pytest.raises(StarGANError):
         load_model(tmp_path / "nothing-here")
+
+
+def test_eval_metrics_help_names_every_registered_metric(capsys, monkeypatch) -> None:
+    import sys
+
+    from stargan.cli import main
+    from stargan.evaluate.registry import METRICS
+
+    monkeypatch.setattr(sys, "argv", ["stargan", "eval", "--help"])
+    with pytest.raises(SystemExit):
+        main()
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert f"Comma-separated: {', '.join(METRICS)};" in help_text
