@@ -35,6 +35,7 @@ from stargan.data.dataset import to_uint8  # noqa: E402
 from stargan.evaluate.image_metrics import psnr  # noqa: E402
 
 WEIGHTS = ("model.safetensors", "discriminator.safetensors")
+REAL_ERROR = "judge's error on real test images"
 
 
 def main() -> None:
@@ -43,6 +44,13 @@ def main() -> None:
     ap.add_argument("--data", required=True, help="the CelebA folder, as the card should name it")
     ap.add_argument("--run", type=Path, required=True, help="the training run folder")
     ap.add_argument("--eval", type=Path, required=True, help="stargan eval's output folder")
+    ap.add_argument(
+        "--eval-also",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="another data set's stargan eval folder, for the card (repeatable)",
+    )
     ap.add_argument("-o", "--out", type=Path, required=True)
     ap.add_argument("--samples", type=int, default=8)
     ap.add_argument("--min-psnr", type=float, default=40.0)
@@ -60,8 +68,9 @@ def main() -> None:
         sys.exit(f"float16 outputs are {fp16_psnr:.1f} dB from float32's (< {args.min_psnr})")
     scrub_config(args.out / "config.json", args.data)
     scores = read_scores(args.eval)
+    also = {name: read_scores(Path(d)) for name, _, d in (a.partition("=") for a in args.eval_also)}
     facts = run_facts(args.run) | ({"commit": args.commit} if args.commit else {})
-    write_card(args.out / "card.md", args, scores, facts, fp16_psnr)
+    write_card(args.out / "card.md", args, scores, facts, fp16_psnr, also)
     rows = [(name, f"{size / 2**20:.2f} MB") for name, size in sizes.items()]
     rows.append(("float16 vs float32 outputs (worst PSNR)", f"{fp16_psnr:.1f} dB"))
     rows += [(k, str(v)) for k, v in scores.items() if not isinstance(v, dict)]
@@ -130,6 +139,12 @@ def read_scores(eval_dir: Path) -> dict:
             scores["per attribute"] = {row[0]: row[1:] for row in record["tables"][0]["rows"]}
         elif record["metric"] == "reconstruction":
             scores["cycle reconstruction PSNR"] = f"{summary['rec_psnr']:.2f} dB"
+        elif record["metric"] == "fid":
+            scores["FID"] = (
+                f"{summary['fid_mean']:.1f} (mean over {summary['tasks']} tasks; real test "
+                f"images against the same training images: {summary['fid_real_floor']:.1f})"
+            )
+            scores["fid tasks"] = record["tables"][0]["rows"]
     return scores
 
 
@@ -150,7 +165,12 @@ def run_facts(run: Path) -> dict:
 
 
 def write_card(
-    path: Path, args: argparse.Namespace, scores: dict, facts: dict, fp16: float
+    path: Path,
+    args: argparse.Namespace,
+    scores: dict,
+    facts: dict,
+    fp16: float,
+    also: dict[str, dict] | None = None,
 ) -> None:
     per = scores.get("per attribute", {})
     table = "\n".join(
@@ -159,25 +179,56 @@ def write_card(
     )
     counts = next(iter(facts["images"].values()))
     image_size = facts["config"]["model"]["image_size"]
-    path.write_text(
-        CARD.format(
-            size=image_size,
-            preset=facts["preset"],
-            data=args.data,
-            iterations=facts["iterations"],
-            minutes=facts["minutes"],
-            commit=facts["commit"],
-            images=counts.get("images", "?"),
-            counts=", ".join(f"{k} {v:,}" for k, v in counts.items() if k != "images"),
-            table=table,
-            fp16=fp16,
-            **{
-                k.replace(" ", "_").replace("'", ""): v
-                for k, v in scores.items()
-                if k != "per attribute"
-            },
-        ),
-        encoding="utf-8",
+    text = CARD.format(
+        size=image_size,
+        preset=facts["preset"],
+        data=args.data,
+        iterations=facts["iterations"],
+        minutes=facts["minutes"],
+        commit=facts["commit"],
+        images=counts.get("images", "?"),
+        counts=", ".join(f"{k} {v:,}" for k, v in counts.items() if k != "images"),
+        table=table,
+        fp16=fp16,
+        **{
+            k.replace(" ", "_").replace("'", ""): v
+            for k, v in scores.items()
+            if k not in ("per attribute", "fid tasks")
+        },
+    )
+    extra = _fid_section(scores) + _also_section(also or {})
+    head, sep, tail = text.partition("\n## Use\n")
+    path.write_text(head + extra + sep + tail, encoding="utf-8")
+
+
+def _fid_section(scores: dict) -> str:
+    if "fid tasks" not in scores:
+        return ""
+    rows = "\n".join(
+        f"| {task} | {n_fake} | {n_real} | {fid:.1f} |"
+        for task, n_fake, n_real, fid in scores["fid tasks"]
+    )
+    return (
+        f"\nFID per task (StarGAN v2's protocol: translations against real training images of\n"
+        f"the target attribute value, Inception pool features): **{scores['FID']}**.\n\n"
+        "| task | translations | real images | FID |\n|---|--:|--:|--:|\n" + rows + "\n"
+    )
+
+
+def _also_section(also: dict[str, dict]) -> str:
+    lines = [
+        f"- {name} ({s['n']} test images): target accuracy {s['target accuracy']}, other "
+        f"attributes kept {s['other attributes kept']}, reconstruction "
+        f"{s.get('cycle reconstruction PSNR', 'not measured')} (judge's error on its real "
+        f"images {s[REAL_ERROR]})"
+        for name, s in also.items()
+    ]
+    if not lines:
+        return ""
+    return (
+        "\nThe same judge on other CelebA test images (never trained on):\n\n"
+        + "\n".join(lines)
+        + "\n"
     )
 
 
