@@ -162,3 +162,14 @@ def test_quality_study_scores_each_budget_and_skips_finished_cells(tmp_path: Pat
     assert "0 runs to do (2 done)" in again.stdout
     bad = subprocess.run([*cmd[:-4], "--variants", "paper+nope"], capture_output=True, text=True)
     assert bad.returncode != 0 and "unknown changes ['nope']" in bad.stderr
+
+
+def test_import_graph_has_no_private_imports_and_one_known_cycle() -> None:
+    """The layering of docs/architecture.md holds: no module imports another's private
+    names, and the only cycle is config <-> presets (a lazy import for an error message)."""
+    out = subprocess.run(
+        [sys.executable, str(BENCH / "import_graph.py")], capture_output=True, text=True, check=True
+    ).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result == {"cycles": 1, "in_cycles": 2, "private": 0}, out
+    assert "config, presets" in out
