@@ -572,10 +572,14 @@ def test_align_finds_the_face_or_says_none_was_found(server) -> None:
         photo = Image.new("RGB", (400, 300), (90, 120, 150))
         photo.paste(Image.open(CELEBA_FACE), (200, 40))
         image = png(np.asarray(photo))
-        status, _, body = translate(server.url, image, target="Male=1", align="1")
-        assert status == 200
+        status, headers, body = translate(server.url, image, target="Male=1", align="1")
+        assert status == 200 and json.loads(headers["x-stargan-warnings"]) == []  # room around
         aligned = cells(decode(body), 2)[0]
         assert np.abs(aligned.astype(int) - model_input(image)).mean() > 10  # not the centre crop
+        tight = png(np.asarray(Image.open(CELEBA_FACE).crop((30, 60, 148, 190))))
+        status, headers, _ = translate(server.url, tight, target="Male=1", align="1")
+        (warning,) = json.loads(headers["x-stargan-warnings"])
+        assert status == 200 and "outside the photo and is made up" in warning
     noise = np.random.default_rng(0).integers(0, 256, (96, 96, 3), dtype=np.uint8)
     status, _, body = translate(server.url, png(noise), target="Male=1", align="1")
     assert status == 422 and "no face found" in error_of(body)

@@ -50,7 +50,14 @@ from PIL import Image
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from stargan.align import detect_faces, frame_transform, opencv, warp_to_frame
+from stargan.align import (
+    MADE_UP_WARN,
+    detect_faces,
+    frame_transform,
+    made_up_share,
+    opencv,
+    warp_to_frame,
+)
 from stargan.bundled import first_line
 from stargan.data.dataset import to_model_range, to_uint8
 from stargan.data.faces import params_for, render
@@ -207,25 +214,26 @@ def create_app(
     decoding = threading.Lock()  # one decode at a time: a burst of small files that decode
     # big (16 MP PNGs) then costs one such image's memory, not one per worker
 
-    def work(data: bytes, align: bool, req: Any, grid: bool) -> tuple[bytes, list[str]]:
-        """One request's decoding and translation (a worker thread)."""
+    def work(data: bytes, align: bool, req: Any, grid: bool) -> tuple[bytes, list[str], list[str]]:
+        """One request's decoding and translation (a worker thread): the PNG, its column
+        names and warnings for the user."""
         with decoding:
             photo = decode_image(data, max_pixels)
         if photo.width * photo.height > BIG_DECODE_PIXELS:
             release_memory()
-        face = (
-            _aligned(photo, size, crop, resize_filter)
-            if align
-            else center_crop_resize(photo, size, crop, resize_filter)
-        )
+        warnings: list[str] = []
+        if align:
+            face, warnings = _aligned(photo, size, crop, resize_filter)
+        else:
+            face = center_crop_resize(photo, size, crop, resize_filter)
         x_u8 = pil_to_uint8_tensor(face)  # [3, S, S]
         x = to_model_range(x_u8[None]).to(device)  # [1, 3, S, S], this request's own
         outputs = kind.outputs(model, x, req)
         cells = [x_u8] + [to_uint8(y[0]).cpu() for _, y in outputs]
         names = ["input"] + [name for name, _ in outputs]
         if not grid and len(outputs) == 1:
-            return _png(cells[1].permute(1, 2, 0).numpy()), names[1:]
-        return _png(make_grid(torch.stack(cells), nrow=len(cells))), names
+            return _png(cells[1].permute(1, 2, 0).numpy()), names[1:], warnings
+        return _png(make_grid(torch.stack(cells), nrow=len(cells))), names, warnings
 
     async def translate_request(request: Request) -> Response:
         if not request.headers.get("content-type", "").startswith("multipart/form-data"):
@@ -250,12 +258,13 @@ def create_app(
             raise UploadError(400, align_note)
         grid = flag(fields, "grid") if "grid" in fields else True
         loop = asyncio.get_running_loop()
-        png, names = await loop.run_in_executor(executor, work, data, align, req, grid)
+        png, names, warnings = await loop.run_in_executor(executor, work, data, align, req, grid)
         return Response(
             png,
             media_type="image/png",
             headers={
                 "X-Stargan-Columns": json.dumps(names),  # ASCII: json escapes the rest
+                "X-Stargan-Warnings": json.dumps(warnings),
                 "Content-Disposition": 'inline; filename="stargan-result.png"',
                 "Cache-Control": "no-store",
             },
@@ -354,8 +363,11 @@ def _host(request: Request) -> str:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
-def _aligned(photo: Image.Image, size: int, crop: int, resize_filter: str) -> Image.Image:
-    """The largest face of ``photo`` in CelebA's aligned layout, as a model input."""
+def _aligned(
+    photo: Image.Image, size: int, crop: int, resize_filter: str
+) -> tuple[Image.Image, list[str]]:
+    """The largest face of ``photo`` in CelebA's aligned layout, as a model input, and a
+    warning when much of that input lies outside the photo (made up by the warp)."""
     with _DETECT_LOCK:
         faces = detect_faces(photo)
     if not faces:
@@ -363,8 +375,18 @@ def _aligned(photo: Image.Image, size: int, crop: int, resize_filter: str) -> Im
             422,
             "no face found in the photo (try without face alignment, or a larger, frontal photo)",
         )
-    frame = warp_to_frame(photo, frame_transform(faces[0]))
-    return center_crop_resize(frame, size, crop, resize_filter)
+    M = frame_transform(faces[0])
+    share = made_up_share(photo.size, M, crop)
+    warnings = (
+        [
+            f"{share:.0%} of the model's input lies outside the photo and is made up "
+            "(a photo with more room around the face does better)"
+        ]
+        if share > MADE_UP_WARN
+        else []
+    )
+    frame = warp_to_frame(photo, M)
+    return center_crop_resize(frame, size, crop, resize_filter), warnings
 
 
 def _align_note() -> str | None:
