@@ -26,13 +26,18 @@ from torch import nn
 
 from stargan.config import from_dict
 from stargan.cyclegan_config import CycleGANConfig, CycleModelConfig, load_cycle_config
-from stargan.data import crop_of
 from stargan.data.dataset import to_model_range, to_uint8
 from stargan.data.joint import LabelLayout
 from stargan.data.labels import LabelSpec
 from stargan.errors import StarGANError
 from stargan.images import center_crop_resize, pil_to_uint8_tensor, to_rgb
-from stargan.model_folder import PAIRS_KIND, declared_kind, load_weights, save_weights
+from stargan.model_folder import (
+    PAIRS_KIND,
+    data_provenance,
+    declared_kind,
+    load_weights,
+    save_weights,
+)
 from stargan.models import count_parameters
 from stargan.models.cyclegan import PatchDiscriminator, ResnetGenerator
 from stargan.train.checkpoint import list_checkpoints, load_checkpoint
@@ -270,22 +275,8 @@ def export_pairs(run: Path, out: Path, with_discriminators: bool = True) -> tupl
 def _provenance(cfg: CycleGANConfig, run: Path, steps: dict[str, int], iters: int) -> dict:
     """Data source and preprocessing (the keys evaluation reads, as a stargan-v1 folder
     has them), run, and each pair's iterations."""
-    d = cfg.data
     return {
-        "dataset": d.dataset,
-        "data_seed": d.seed,
-        "crop": crop_of(d),
-        "resize_filter": d.resize_filter,
-        "sources": [
-            {
-                "name": d.label,
-                "dataset": d.dataset,
-                "data_seed": d.seed,
-                "crop": crop_of(d),
-                "resize_filter": d.resize_filter,
-                "data": asdict(d),
-            }
-        ],
+        **data_provenance([cfg.data]),
         "run_name": cfg.name,
         "source": str(run),
         "iters_per_pair": iters,

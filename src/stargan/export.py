@@ -4,16 +4,15 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from stargan.config import Config, load_config
-from stargan.data import crop_of
 from stargan.data.joint import LabelLayout
 from stargan.errors import StarGANError
+from stargan.model_folder import data_provenance
 from stargan.models import build
 from stargan.stylemodel import StyleModel, is_style_model
 from stargan.train.checkpoint import TrainState, load_checkpoint, resolve_checkpoint
@@ -83,21 +82,7 @@ def _checkpoint(path: Path) -> tuple[Path, Config]:
 def _meta(cfg: Config, state: TrainState, ckpt: Path) -> dict[str, Any]:
     """A model folder's provenance: data source and preprocessing, run and step."""
     return {
-        "dataset": cfg.data.dataset,
-        "data_seed": cfg.data.seed,
-        "crop": crop_of(cfg.data),
-        "resize_filter": cfg.data.resize_filter,
-        "sources": [
-            {
-                "name": d.label,
-                "dataset": d.dataset,
-                "data_seed": d.seed,
-                "crop": crop_of(d),
-                "resize_filter": d.resize_filter,
-                "data": asdict(d),
-            }
-            for d in cfg.datasets
-        ],
+        **data_provenance(cfg.datasets),
         "run_name": cfg.name,
         "step": state.step,
         "g_updates": state.g_updates,

@@ -8,6 +8,8 @@ Each family's inference class owns its folder format (``Translator`` for ``starg
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,8 @@ from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
 from stargan.atomic import write_bytes
+from stargan.config import DataConfig
+from stargan.data import crop_of
 from stargan.data.dataset import to_uint8
 from stargan.errors import StarGANError
 
@@ -80,3 +84,27 @@ def like_input(images: Any, y: torch.Tensor) -> Any:
         return arr[0] if images.ndim == 3 else arr
     pils = [Image.fromarray(a) for a in arr]
     return pils[0] if isinstance(images, Image.Image) else pils
+
+
+def data_provenance(datasets: Sequence[DataConfig]) -> dict[str, Any]:
+    """The keys of a model folder's config.json that say what it was trained on and how its
+    inputs are prepared: the first dataset's at the top level (what evaluation reads), and
+    every dataset under ``sources``."""
+    first = datasets[0]
+    return {
+        "dataset": first.dataset,
+        "data_seed": first.seed,
+        "crop": crop_of(first),
+        "resize_filter": first.resize_filter,
+        "sources": [
+            {
+                "name": d.label,
+                "dataset": d.dataset,
+                "data_seed": d.seed,
+                "crop": crop_of(d),
+                "resize_filter": d.resize_filter,
+                "data": asdict(d),
+            }
+            for d in datasets
+        ],
+    }
