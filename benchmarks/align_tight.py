@@ -222,13 +222,14 @@ def model_moves(tr, target: str, frames: dict, truth: Image.Image, in_crop: np.n
 
     size = tr.image_size
     x_true = tr.preprocess([center_crop_resize(truth, size, 0, tr.resize_filter)])
-    c_trg = tr.target_labels(target, tr.estimate_labels(x_true), x_true)
+    c_org = tr.estimate_labels(x_true)
+    c_trg = tr.target_labels(target, c_org, x_true)
     mask = np.asarray(Image.fromarray(in_crop).resize((size, size), Image.NEAREST))
     out = {}
     with torch.no_grad():
-        y_true = tr.G(x_true, c_trg)
+        y_true = tr.generate(x_true, c_trg, c_org)
         for fill, frame in frames.items():
-            y = tr.G(tr.preprocess([frame]), c_trg)
+            y = tr.generate(tr.preprocess([frame]), c_trg, c_org)
             diff = (y - y_true).abs()[0].mean(0).cpu().numpy() * 127.5  # [S, S], 8-bit levels
             out[fill] = float(diff[mask].mean())
     return out

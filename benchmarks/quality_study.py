@@ -82,6 +82,10 @@ CHANGES: dict[str, tuple[list[str], str]] = {
     ),
     "clsgrad2": (["loss.lambda_cls_grad=2"], "the same penalty, 2x (celeba-subset-v1's)"),
     "clsgrad10": (["loss.lambda_cls_grad=10"], "the same penalty, 10x"),
+    "diff": (
+        ["model.g_condition=difference"],
+        "G told the change c_trg - c_org, not the target (STGAN, Liu et al. 2019)",
+    ),
     "lr1e-4": (["optim.g_lr=1e-4", "optim.d_lr=1e-4"], "the paper's learning rate"),
     "b32": (["train.batch_size=32"], "batch 32"),
 }
@@ -240,7 +244,7 @@ def _changed_test_set(cfg: Config, n: int) -> tuple[torch.Tensor, torch.Tensor, 
 @torch.no_grad()
 def _cycle_psnr(tr: Translator, x, c_org, c_trg) -> float:
     """PSNR of G(G(x, c_trg), c_org) to x (the paper's cycle, eq. 4), uint8 images."""
-    rec = tr.G(tr.G(x, c_trg), c_org)
+    rec = tr.generate(tr.generate(x, c_trg, c_org), c_org, c_trg)
     return float(psnr(_u8(rec), _u8(x)).mean())
 
 
@@ -253,7 +257,7 @@ def _kept(tr: Translator, cfg: Config, x, c_org, c_trg) -> float:
     from stargan.evaluate.score import _judge
 
     clf, spec = _judge("faces-attr", cfg.data.seed, tr.spec, cfg.model.image_size, 600, False)
-    fake = to_model_range(_u8(tr.G(x, c_trg)))
+    fake = to_model_range(_u8(tr.generate(x, c_trg, c_org)))
     pred = predict(clf, fake, spec.kind)
     changed = c_trg != c_org
     hair = torch.tensor([name.endswith("_Hair") for name in spec.names])

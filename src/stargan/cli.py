@@ -150,7 +150,9 @@ def train(
     loss.lambda_mask=0.1, model.g_upsample=resize, optim.g_ema_beta=0.99,
     train.precision=auto; celeba-subset-v1 and demo also loss.lambda_cls=2 and
     loss.lambda_cls_grad=2 (D_cls made robust to specks of colour; the demo computes
-    that penalty every 4th D step, loss.cls_grad_every=4). The paper presets
+    that penalty every 4th D step, loss.cls_grad_every=4); both give G
+    the change c_trg - c_org instead of the target, model.g_condition=difference
+    (STGAN; translate and serve then read the input's labels with D_cls). The paper presets
     keep the paper's G and losses; other options of the study: model.g_output=residual,
     model.g_skip=true, loss.adv=ns-r1, loss.lambda_mask_tv.
     """

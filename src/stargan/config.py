@@ -22,6 +22,7 @@ PRECISIONS = ("fp32", "bf16", "fp16", "auto")  # auto: bf16 where native (train/
 ARCHS = ("v1", "v2")
 G_OUTPUTS = ("image", "residual", "mask")  # v1 G's output (models/v1.py)
 G_UPSAMPLES = ("deconv", "resize")  # v1 G's up-sampling (models/v1.py)
+G_CONDITIONS = ("target", "difference")  # v1 G's label input (models/v1.label_input)
 ADV_LOSSES = ("wgan-gp", "ns-r1")  # v1 adversarial loss (losses.py)
 # Pillow filters for resizing source images to the model's size (images.py). bilinear is
 # the official loaders' (torchvision's Resize of a PIL image: Pillow's antialiased
@@ -42,7 +43,11 @@ class ModelConfig:
     the paper's ``image``, a ``residual`` added to the input, or a ``mask`` blending the
     input with a colour map; up-sampling by the paper's transposed convs (``deconv``) or
     ``resize`` (nearest x2 + 3x3 conv, no checkerboard). models/v1.py; the quality
-    recipe, docs/quality.md. The paper: false, image, deconv.
+    recipe, docs/quality.md. ``g_condition`` (v1): G's label input is the target labels
+    (``target``, the paper) or their ``difference`` from the input's own, c_trg - c_org
+    (STGAN, Liu et al. 2019): zero means "keep", and the cycle's second pass is told
+    exactly what to undo; inference then needs the input's labels (given, or D_cls's
+    estimate). The paper: false, image, deconv, target.
     v2 only: ``latent_dim`` (z), ``style_dim`` (s), ``mapping_dim`` (F's hidden width),
     ``max_conv_dim``, ``base_dim`` (width after the first conv; 0: the official
     2**14 / image_size), ``w_hpf`` (high-pass skips, CelebA-HQ: 1; needs ``fan_path``,
@@ -60,6 +65,7 @@ class ModelConfig:
     g_skip: bool = False
     g_output: str = "image"
     g_upsample: str = "deconv"
+    g_condition: str = "target"
     latent_dim: int = 16
     style_dim: int = 64
     mapping_dim: int = 512
@@ -302,6 +308,10 @@ def _check_v1(cfg: Config) -> None:
         raise StarGANError(
             f"model.g_upsample must be one of {', '.join(G_UPSAMPLES)} (got {m.g_upsample!r})"
         )
+    if m.g_condition not in G_CONDITIONS:
+        raise StarGANError(
+            f"model.g_condition must be one of {', '.join(G_CONDITIONS)} (got {m.g_condition!r})"
+        )
     if loss.adv not in ADV_LOSSES:
         raise StarGANError(f"loss.adv must be one of {', '.join(ADV_LOSSES)} (got {loss.adv!r})")
     if loss.adv == "ns-r1" and cfg.train.precision == "fp16":
@@ -330,9 +340,10 @@ def _check_v2(cfg: Config) -> None:
     if cfg.joint or m.mask_dim:
         raise StarGANError("v2 trains on one dataset (joint datasets are a v1 feature)")
     v1_recipe = m.g_skip or m.g_output != "image" or m.g_upsample != "deconv"
+    v1_recipe = v1_recipe or m.g_condition != "target"
     if v1_recipe or loss.adv != "wgan-gp" or o.g_ema_beta or loss.lambda_cls_grad:
         raise StarGANError(
-            "model.g_skip, g_output, g_upsample, loss.adv, loss.lambda_cls_grad and "
+            "model.g_skip, g_output, g_upsample, g_condition, loss.adv, loss.lambda_cls_grad and "
             "optim.g_ema_beta are StarGAN v1 options (v2 has its own skips, losses and EMA)"
         )
     positive = {

@@ -129,6 +129,15 @@ class PairwiseModel:
         return center_crop_resize(to_rgb(im), self.image_size, self.crop, self.resize_filter)
 
     @torch.no_grad()
+    def generate(
+        self, x: torch.Tensor, c_trg: torch.Tensor, c_org: torch.Tensor | None
+    ) -> torch.Tensor:
+        """G_{source -> target} per input of ``x`` (preprocessed); ``c_org`` is required."""
+        if c_org is None:
+            raise StarGANError("a pairwise model set needs the inputs' own domains to translate")
+        return self.G(x, c_trg, c_org)
+
+    @torch.no_grad()
     def translate(self, images: Any, target: str, source: str) -> Any:
         """``images`` of domain ``source`` translated to domain ``target`` by G_{source ->
         target}. Returns the input's kind: PIL (list), uint8 tensor or [-1, 1] tensor."""

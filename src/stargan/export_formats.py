@@ -257,6 +257,12 @@ def label_description(translator: Translator) -> dict[str, Any]:
         "(all 0 is allowed). categorical: one-hot. Give the whole target, including the "
         "attributes the input already has and should keep."
     )
+    if translator.needs_source:
+        rules += (
+            " This model was trained on label differences (model.g_condition=difference):"
+            " its labels input is target - source, the target labels minus the input's own"
+            " (+1 switch on, -1 switch off, 0 keep); a joint mask's columns stay the target's."
+        )
     out: dict[str, Any] = {"dim": layout.dim, "datasets": datasets, "rules": rules}
     if layout.joint:
         out["mask"] = {

@@ -22,14 +22,14 @@ import torch
 from PIL import Image
 
 from stargan.atomic import write_text
-from stargan.config import ModelConfig, check_resize_filter, from_dict
+from stargan.config import G_CONDITIONS, ModelConfig, check_resize_filter, from_dict
 from stargan.data.dataset import to_model_range
 from stargan.data.joint import LabelLayout
 from stargan.data.labels import LabelSpec, parse_pairs
 from stargan.errors import StarGANError
 from stargan.images import center_crop_resize, pil_to_uint8_tensor, to_rgb
 from stargan.model_folder import V1_KIND, like_input, load_weights, save_weights
-from stargan.models.v1 import Discriminator, Generator, generator
+from stargan.models.v1 import Discriminator, Generator, generator, label_input
 from stargan.quantize import Int8Generator, calibration_set, quantize_generator, require_int8
 
 FORMAT_VERSION = 2  # the newest this code reads; single-dataset folders are still written as 1
@@ -162,10 +162,13 @@ class Translator:
         require_int8(self.device)
         x = self.preprocess(calibration_images)
         if target is None:
-            x, c_trg = calibration_set(self, x, c_org)
+            x, c_input = calibration_set(self, x, c_org)
         else:
-            c_trg = self.target_labels(target, c_org, x)
-        self.G = quantize_generator(self.G, x, c_trg)
+            c_src, c_trg = self.source_and_target(target, c_org, x)
+            if self.needs_source and c_src is None:
+                c_src = self._estimated_source(x, c_trg)
+            c_input = self.label_input(c_trg, c_src)
+        self.G = quantize_generator(self.G, x, c_input)
         return self
 
     # ------------------------------------------------------------ inference
@@ -236,6 +239,14 @@ class Translator:
     def target_labels(self, target: Target, c_org: torch.Tensor | None, x=None) -> torch.Tensor:
         """Full generator labels for ``target``. Unnamed domains of the target's dataset
         keep ``c_org`` (full labels; rows of that dataset), else D_cls's estimate of ``x``."""
+        return self.source_and_target(target, c_org, x)[1]
+
+    def source_and_target(
+        self, target: Target, c_org: torch.Tensor | None, x=None
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """(the inputs' own full labels, ``target_labels``): the source is ``c_org`` where
+        given and D_cls's estimate where needed; None for a labels tensor target without
+        ``c_org`` (``generate`` estimates it if the model needs it)."""
         if isinstance(target, torch.Tensor):
             c_trg = target.to(self.device, torch.float32)
             n = c_org.size(0) if c_org is not None else x.size(0)
@@ -245,14 +256,58 @@ class Translator:
                 raise StarGANError(
                     f"target labels must be [N, {self.layout.dim}], got {list(c_trg.shape)}"
                 )
-            return c_trg
+            return (None if c_org is None else c_org.to(self.device)), c_trg
         part, assignments = self.parse_target(target)
         if c_org is not None:
             logits = lambda: self._logits(x)  # noqa: E731
             base = self.layout.known_or_estimated(c_org.to(self.device), logits, part)
         else:
             base = self.estimate_labels(x, part)
-        return self.layout.encode(part, self.layout.specs[part].apply(base, assignments))
+        c_trg = self.layout.specs[part].apply(base, assignments)
+        return self.layout.encode(part, base), self.layout.encode(part, c_trg)
+
+    @property
+    def needs_source(self) -> bool:
+        """Whether G needs the inputs' own labels (``model.g_condition=difference``);
+        ``generate`` estimates them with D_cls when the caller has none."""
+        return self.model_cfg.g_condition != "target"
+
+    def label_input(self, c_trg: torch.Tensor, c_org: torch.Tensor | None) -> torch.Tensor:
+        """G's label input (models/v1.label_input): the targets, or their difference from
+        the inputs' own labels."""
+        m = self.model_cfg
+        return label_input(c_trg, c_org, m.g_condition, m.mask_dim)
+
+    @torch.no_grad()
+    def generate(
+        self, x: torch.Tensor, c_trg: torch.Tensor, c_org: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """G on preprocessed inputs ``x`` [N, 3, S, S] for full target labels ``c_trg``;
+        ``c_org``: the inputs' full labels, which a difference-conditioned G needs
+        (D_cls's estimate when None)."""
+        if self.needs_source and c_org is None:
+            c_org = self._estimated_source(x, c_trg)
+        return self.G(x, self.label_input(c_trg, c_org))
+
+    def _estimated_source(self, x: torch.Tensor, c_trg: torch.Tensor) -> torch.Tensor:
+        """D_cls's estimate of each input's labels, in the dataset its target names."""
+        logits = self._logits(x)
+        if not self.layout.joint:
+            return self.layout.encode(0, self.layout.estimate(logits, 0))
+        parts = c_trg[:, self.layout.cls_dim :].argmax(1)
+        c_org = torch.zeros_like(c_trg)
+        for i in range(len(self.layout.specs)):
+            own = self.layout.encode(i, self.layout.estimate(logits, i))
+            c_org = torch.where((parts == i)[:, None], own, c_org)
+        return c_org
+
+    @torch.no_grad()
+    def apply(
+        self, x: torch.Tensor, target: Target, c_org: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``translate`` on preprocessed inputs: [N, 3, S, S] in [-1, 1] in and out."""
+        c_src, c_trg = self.source_and_target(target, c_org, x)
+        return self.generate(x, c_trg, c_src)
 
     @torch.no_grad()
     def translate(self, images: Any, target: Target, c_org: torch.Tensor | None = None) -> Any:
@@ -261,8 +316,7 @@ class Translator:
         else D_cls's estimate. Returns the input's kind: PIL (list), uint8 numpy, uint8
         tensor, or a float tensor in [-1, 1]."""
         x = self.preprocess(images)
-        y = self.G(x, self.target_labels(target, c_org, x))
-        return like_input(images, y)
+        return like_input(images, self.apply(x, target, c_org))
 
     @torch.no_grad()
     def all_domains(
@@ -276,7 +330,8 @@ class Translator:
         else:
             logits = self._logits(x)  # one D forward for every dataset
             labels = [self.layout.estimate(logits, i) for i in range(len(self.layout.specs))]
-        return [(name, self.G(x, c_trg)) for name, c_trg in self.layout.single_changes(labels)]
+        changes = self.layout.changes_with_sources(labels)
+        return [(name, self.generate(x, c_trg, c_src)) for name, c_src, c_trg in changes]
 
 
 def read_model_config(path: Path) -> dict[str, Any]:
@@ -342,6 +397,8 @@ def _checked_model(path: Path, config: dict[str, Any]) -> tuple[ModelConfig, Lab
             f"{where}: model sizes out of range, or c_dim/mask_dim do not match the "
             f"{layout.cls_dim} labels of {len(layout.specs)} dataset(s)"
         )
+    if m.g_condition not in G_CONDITIONS:
+        raise StarGANError(f"{where}: model.g_condition {m.g_condition!r} is unknown")
     for key in ("crop", "data_seed"):
         if not isinstance(config.get(key, 0), int):
             raise StarGANError(f"{where}: {key} must be an integer")

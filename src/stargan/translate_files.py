@@ -258,9 +258,8 @@ def _outputs(
     with torch.no_grad():
         if assignments is None:
             return tr.all_domains(x)
-        c_trg = tr.target_labels(assignments, None, x)
         name = ",".join(f"{k}={int(v)}" for k, v in assignments.items())
-        return [(name, tr.G(x, c_trg))]
+        return [(name, tr.apply(x, assignments))]
 
 
 def _slug(text: str) -> str:

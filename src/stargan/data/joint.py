@@ -134,8 +134,15 @@ class LabelLayout:
     def single_changes(self, labels: list[torch.Tensor]) -> list[tuple[str, torch.Tensor]]:
         """Every domain of every dataset as one target, from per-dataset labels [N, d_i]
         (each input's own labels where known, D_cls's estimate elsewhere)."""
+        return [(name, c_trg) for name, _, c_trg in self.changes_with_sources(labels)]
+
+    def changes_with_sources(
+        self, labels: list[torch.Tensor]
+    ) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+        """``single_changes`` with each change's source labels: [(domain, c_org, c_trg)],
+        both encoded (a difference-conditioned G needs the source)."""
         return [
-            (self.qualified(i, name), self.encode(i, c_trg))
+            (self.qualified(i, name), self.encode(i, labels[i]), self.encode(i, c_trg))
             for i, spec in enumerate(self.specs)
             for name, c_trg in spec.single_changes(labels[i])
         ]

@@ -193,15 +193,11 @@ def translate_batched(
 def generate(
     tr: Translator, x: torch.Tensor, c_trg: torch.Tensor, c_org: torch.Tensor | None
 ) -> torch.Tensor:
-    """G(x, c_trg) on the model's device. A pairwise model set (the CycleGAN baseline,
-    stargan/cyclegan.py, ``needs_source``) picks G_{source -> target} per input, so it
-    also takes the inputs' own labels ``c_org``; StarGAN's G ignores them."""
+    """G(x, c_trg) on the model's device. Models that need the inputs' own labels
+    ``c_org`` (``needs_source``: a difference-conditioned StarGAN G; the CycleGAN
+    baseline, stargan/cyclegan.py, which picks G_{source -> target} per input) get them."""
     x, c_trg = x.to(tr.device), c_trg.to(tr.device)
-    if not getattr(tr, "needs_source", False):
-        return tr.G(x, c_trg)
-    if c_org is None:
-        raise StarGANError("a pairwise model set needs the inputs' own domains to translate")
-    return tr.G(x, c_trg, c_org.to(tr.device))
+    return tr.generate(x, c_trg, None if c_org is None else c_org.to(tr.device))
 
 
 def _overall(per_domain: dict[str, dict[str, float]]) -> dict[str, float]:

@@ -1,6 +1,7 @@
 """StarGAN v1 generator and discriminator (Choi et al. 2018, Tables 4-5).
 
-Paper names: G(x, c) -> y; D(x) -> (D_src(x), D_cls(x)).
+Paper names: G(x, c) -> y; D(x) -> (D_src(x), D_cls(x)). G's label input ``c`` is the
+target labels (the paper) or their difference from the input's own (``label_input``).
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from stargan.config import G_OUTPUTS, G_UPSAMPLES, ModelConfig
+from stargan.config import G_CONDITIONS, G_OUTPUTS, G_UPSAMPLES, ModelConfig
 from stargan.models.layers import Conv2d, LeakyReLU, ResidualBlock, instance_norm
 
 
@@ -157,6 +158,30 @@ class Discriminator(nn.Module):
         # x: [N, 3, H, W] -> out_src [N, 1, H/2^r, W/2^r], out_cls [N, c_dim]
         h = self.main(x)
         return self.conv_src(h), self.conv_cls(h).flatten(1)
+
+
+def label_input(
+    c_trg: torch.Tensor, c_org: torch.Tensor | None, condition: str, mask_dim: int = 0
+) -> torch.Tensor:
+    """G's label input for target labels ``c_trg`` of inputs whose own labels are ``c_org``
+    (both [N, c_dim + mask_dim], encoded as in training).
+
+    ``condition`` (``model.g_condition``): ``target``, the paper's ``c_trg``;
+    ``difference``, ``c_trg - c_org`` (STGAN, Liu et al., CVPR 2019): +1 where a domain is
+    switched on, -1 where it is switched off, 0 where it is kept, so keeping is the
+    zero input and the cycle's second pass gets exactly the negated change. The joint
+    mask vector (last ``mask_dim`` columns) stays the target's: it says which dataset's
+    labels the rest are."""
+    if condition not in G_CONDITIONS:
+        raise ValueError(f"condition {condition!r}: unknown (one of {', '.join(G_CONDITIONS)})")
+    if condition == "target":
+        return c_trg
+    if c_org is None:
+        raise ValueError("a difference-conditioned G needs the inputs' own labels c_org")
+    c = c_trg - c_org
+    if mask_dim:
+        c = torch.cat([c[:, : c.size(1) - mask_dim], c_trg[:, c.size(1) - mask_dim :]], dim=1)
+    return c
 
 
 def generator(cfg: ModelConfig) -> Generator:

@@ -152,11 +152,11 @@ class V1:
         if req.target is None:
             return tr.all_domains(x)
         c_org = None
-        if tr.D is None:  # every domain of the dataset is assigned (parse): any base will do
-            c_org = tr.layout.encode(req.part, torch.zeros(1, tr.layout.specs[req.part].dim))
-        c_trg = tr.target_labels(req.target, c_org, x)
+        if tr.D is None and not tr.needs_source:
+            # every domain of the dataset is assigned (parse): any base will do
+            c_org = tr.layout.encode(req.part, torch.zeros(len(x), tr.layout.specs[req.part].dim))
         name = ",".join(f"{k}={v:g}" for k, v in req.target.items())
-        return [(name, tr.G(x, c_trg))]
+        return [(name, tr.apply(x, req.target, c_org))]
 
 
 KINDS: dict[str, ModelKind] = {V1_KIND: V1()}

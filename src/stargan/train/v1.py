@@ -22,7 +22,7 @@ from stargan.data.dataset import (
     to_uint8,
 )
 from stargan.models.layers import use_matmul_convs
-from stargan.models.v1 import WithMask
+from stargan.models.v1 import WithMask, label_input
 from stargan.train.base import (
     N_SAMPLE,
     TrainerBase,
@@ -221,7 +221,7 @@ class Trainer(TrainerBase):
         with frozen(self.D), self.precision.autocast():
             d_src_fake, d_cls_fake = _fp32(*self.D(x_fake))
         with self.precision.autocast():
-            x_rec = self.g_train(x_fake, b.c_org)[0]
+            x_rec = self.g_train(x_fake, self.label_input(b.c_org, b.c_trg))[0]
         own = self.layout.part(b.part)
         loss, parts = losses.g_loss(
             d_src_fake,
@@ -242,6 +242,12 @@ class Trainer(TrainerBase):
             update_ema(self.G_ema, self.G, self.cfg.optim.g_ema_beta)
         return self._per_dataset(parts, b.part, "G/loss_cls")
 
+    def label_input(self, c_trg: torch.Tensor, c_org: torch.Tensor) -> torch.Tensor:
+        """G's label input for inputs labelled ``c_org`` and targets ``c_trg``
+        (``model.g_condition``: the targets, or their difference from ``c_org``)."""
+        m = self.cfg.model
+        return label_input(c_trg, c_org, m.g_condition, m.mask_dim)
+
     def _per_dataset(self, parts: dict[str, torch.Tensor], part: int, key: str):
         """Joint runs also log each dataset's classification loss on its own."""
         if self.layout.joint:
@@ -261,7 +267,7 @@ class Trainer(TrainerBase):
         self.set_lr(step)
         batch, gen = self.make_batch(step)
         with torch.set_grad_enabled(update_g), self.precision.autocast():
-            x_fake, mask = self.g_train(batch.x_real, batch.c_trg)
+            x_fake, mask = self.g_train(batch.x_real, self.label_input(batch.c_trg, batch.c_org))
         parts = self.d_step(batch, x_fake.detach(), gen)
         if update_g:
             parts |= self.g_step(batch, x_fake, mask)
@@ -279,7 +285,8 @@ class Trainer(TrainerBase):
         (paper figures). Labels a row's dataset lacks come from D_cls's estimate."""
         x, c = self.fixed
         G = self.G_sample
-        cols = [x] + [G(x, c_trg) for _, c_trg in self.layout.single_changes(self._labels(x, c))]
+        changes = self.layout.changes_with_sources(self._labels(x, c))
+        cols = [x] + [G(x, self.label_input(c_trg, c_src)) for _, c_src, c_trg in changes]
         stacked = torch.stack(cols, dim=1).flatten(0, 1)  # [N * (1 + domains), 3, H, W]
         return to_uint8(stacked)
 
