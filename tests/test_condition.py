@@ -133,3 +133,18 @@ def test_cli_translates_and_evaluates_a_difference_model(
     assert code == 0, err
     record = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
     assert 0 < record["summary"]["rec_psnr"] <= 100
+
+
+def test_export_without_d_warns_that_labels_must_be_given(
+    diff_model: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    from stargan.cli import main
+
+    run, out = diff_model.parent / "run", tmp_path / "m"
+    args = ["export", str(run), "--no-discriminator", "-o", str(out)]
+    monkeypatch.setattr(sys, "argv", ["stargan", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 0 and "cannot read a photo's own labels" in err
+    assert not (tmp_path / "m" / "discriminator.safetensors").exists()

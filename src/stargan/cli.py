@@ -228,6 +228,13 @@ def export(source: str, out: str, fmt: str, no_discriminator: bool, opset: int, 
     if fmt == "folder":
         path = export_model(Path(source), Path(out), with_discriminator=not no_discriminator)
         click.echo(f"model folder: {path}")
+        model = json.loads((path / "config.json").read_text()).get("model", {})
+        if no_discriminator and model.get("g_condition") == "difference":
+            click.echo(
+                "note: this G is told the change c_trg - c_org: without D it cannot read a "
+                "photo's own labels, so translate and serve need them given (Python: c_org=)",
+                err=True,
+            )
         return
     import tempfile
 
