@@ -125,14 +125,7 @@ def calibration_set(
     ``all_domains`` uses.
     With 32 CelebA / CK+ images (x every target), trained models kept 46 dB against fp32
     (43 dB for the worst image); with 4, rare inputs clipped (34 dB worst)."""
-    if c_org is not None and not translator.layout.joint:
-        labels = [c_org.to(x.device)]
-    else:
-        logits = translator._logits(x)  # raises a clear error when there is no D
-        labels = [
-            translator.layout.estimate(logits, i) for i in range(len(translator.layout.specs))
-        ]
-    changes = translator.layout.changes_with_sources(labels)
+    changes = translator.layout.changes_with_sources(translator.dataset_labels(x, c_org))
     inputs = [translator.label_input(c_trg, c_src) for _, c_src, c_trg in changes]
     return x.repeat(len(inputs), 1, 1, 1), torch.cat(inputs)
 

@@ -165,9 +165,7 @@ class Translator:
             x, c_input = calibration_set(self, x, c_org)
         else:
             c_src, c_trg = self.source_and_target(target, c_org, x)
-            if self.needs_source and c_src is None:
-                c_src = self._estimated_source(x, c_trg)
-            c_input = self.label_input(c_trg, c_src)
+            c_input = self.label_input(c_trg, self._source(x, c_trg, c_src))
         self.G = quantize_generator(self.G, x, c_input)
         return self
 
@@ -285,12 +283,14 @@ class Translator:
         """G on preprocessed inputs ``x`` [N, 3, S, S] for full target labels ``c_trg``;
         ``c_org``: the inputs' full labels, which a difference-conditioned G needs
         (D_cls's estimate when None)."""
-        if self.needs_source and c_org is None:
-            c_org = self._estimated_source(x, c_trg)
-        return self.G(x, self.label_input(c_trg, c_org))
+        return self.G(x, self.label_input(c_trg, self._source(x, c_trg, c_org)))
 
-    def _estimated_source(self, x: torch.Tensor, c_trg: torch.Tensor) -> torch.Tensor:
-        """D_cls's estimate of each input's labels, in the dataset its target names."""
+    def _source(
+        self, x: torch.Tensor, c_trg: torch.Tensor, c_org: torch.Tensor | None
+    ) -> torch.Tensor | None:
+        """``c_org``, or D_cls's estimate where G needs the inputs' labels and has none."""
+        if not self.needs_source or c_org is not None:
+            return c_org
         logits = self._logits(x)
         if not self.layout.joint:
             return self.layout.encode(0, self.layout.estimate(logits, 0))
@@ -319,18 +319,22 @@ class Translator:
         return like_input(images, self.apply(x, target, c_org))
 
     @torch.no_grad()
+    def dataset_labels(self, x: torch.Tensor, c_org: torch.Tensor | None) -> list[torch.Tensor]:
+        """Each dataset's labels of the inputs [N, d_i]: ``c_org`` (full labels) for a
+        single-dataset model, else D_cls's estimate (one D forward for every dataset)."""
+        if c_org is not None and not self.layout.joint:
+            return [c_org.to(x.device)]
+        logits = self._logits(x)  # raises a clear error when there is no D
+        return [self.layout.estimate(logits, i) for i in range(len(self.layout.specs))]
+
+    @torch.no_grad()
     def all_domains(
         self, x: torch.Tensor, c_org: torch.Tensor | None = None
     ) -> list[tuple[str, torch.Tensor]]:
         """Each input translated to every single-domain change of every dataset:
         [(domain, [N, 3, S, S])]. ``c_org``: the inputs' full labels (single-dataset
         models); otherwise, and for joint models, D_cls estimates them."""
-        if c_org is not None and not self.layout.joint:
-            labels = [c_org.to(self.device)]
-        else:
-            logits = self._logits(x)  # one D forward for every dataset
-            labels = [self.layout.estimate(logits, i) for i in range(len(self.layout.specs))]
-        changes = self.layout.changes_with_sources(labels)
+        changes = self.layout.changes_with_sources(self.dataset_labels(x, c_org))
         return [(name, self.generate(x, c_trg, c_src)) for name, c_src, c_trg in changes]
 
 
