@@ -86,6 +86,8 @@ CHANGES: dict[str, tuple[list[str], str]] = {
         ["model.g_condition=difference"],
         "G told the change c_trg - c_org, not the target (STGAN, Liu et al. 2019)",
     ),
+    "single": (["train.targets=single"], "targets that change one domain each (as scored)"),
+    "mixed": (["train.targets=mixed"], "half the targets permuted (paper), half single changes"),
     "lr1e-4": (["optim.g_lr=1e-4", "optim.d_lr=1e-4"], "the paper's learning rate"),
     "b32": (["train.batch_size=32"], "batch 32"),
 }

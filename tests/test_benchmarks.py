@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -137,6 +138,22 @@ def test_evaluation_benchmarks_print_json(script, args, weights, needs_shared) -
     assert isinstance(result, dict) and result
     if script == "lpips_pairs.py":
         assert result["identical"] == 0 and result["noise_sigma_32"] > result["noise_sigma_4"]
+
+
+def test_counterfactual_regions_splits_the_error(tiny_model: Path, tmp_path: Path) -> None:
+    grid = tmp_path / "regions.png"
+    cmd = [sys.executable, str(BENCH / "counterfactual_regions.py"), str(tiny_model)]
+    proc = subprocess.run(
+        [*cmd, "--n", "16", "--grid", str(grid)], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert 0 < result["Black_Hair_changed_share"] < 1
+    # the pooled error is the two regions' errors weighted by their shares
+    share = result["Black_Hair_changed_share"]
+    pooled = share * result["Black_Hair_mse_changed"] + (1 - share) * result["Black_Hair_mse_rest"]
+    assert abs(10 * math.log10(255**2 / pooled) - result["Black_Hair_psnr"]) < 0.05
+    assert grid.stat().st_size > 0
 
 
 def test_quality_study_scores_each_budget_and_skips_finished_cells(tmp_path: Path) -> None:

@@ -120,6 +120,47 @@ def test_random_targets_deterministic_under_seeded_generator() -> None:
     assert not torch.equal(a, c)
 
 
+def _matches_a_single_change(spec: LabelSpec, c_org: torch.Tensor, c_trg: torch.Tensor) -> bool:
+    singles = [c for _, c in spec.single_changes(c_org)]
+    return all(
+        any(torch.equal(c_trg[i], c[i]) and not torch.equal(c[i], c_org[i]) for c in singles)
+        for i in range(c_org.size(0))
+    )
+
+
+def test_single_targets_change_one_domain_and_reach_every_domain() -> None:
+    c_org = _t([[1, 0, 0, 1, 1], [0, 0, 0, 0, 0], [0, 1, 0, 0, 1]])
+    seen = set()
+    for seed in range(60):
+        c_trg = CELEBA.single_targets(c_org, torch.Generator().manual_seed(seed))
+        assert _matches_a_single_change(CELEBA, c_org, c_trg)
+        seen |= {(i, tuple(c_trg[i].tolist())) for i in range(3)}
+    # row 0 (black hair): blond, brown, sex, age; row 1 (unlabelled hair): 3 colours + 2
+    assert sum(1 for i, _ in seen if i == 0) == 4
+    assert sum(1 for i, _ in seen if i == 1) == 5
+
+
+def test_single_targets_categorical_pick_another_class() -> None:
+    c_org = _t([[1, 0, 0], [0, 0, 1]])
+    for seed in range(20):
+        c_trg = EXPR.single_targets(c_org, torch.Generator().manual_seed(seed))
+        assert torch.equal(c_trg.sum(1), torch.ones(2))
+        assert (c_trg.argmax(1) != c_org.argmax(1)).all()
+
+
+def test_training_targets_modes() -> None:
+    c_org = torch.cat([_random_labels(64, 1), _random_labels(64, 2)[:, :2]], dim=1)
+    permuted = CELEBA.training_targets(c_org, torch.Generator().manual_seed(3), "permute")
+    assert torch.equal(permuted, CELEBA.random_targets(c_org, torch.Generator().manual_seed(3)))
+    mixed = CELEBA.training_targets(c_org, torch.Generator().manual_seed(3), "mixed")
+    changed = (mixed != c_org).sum(1)
+    assert (changed >= 2).any()  # some rows permuted (several domains at once)
+    single = CELEBA.training_targets(c_org, torch.Generator().manual_seed(3), "single")
+    assert _matches_a_single_change(CELEBA, c_org, single)
+    with pytest.raises(StarGANError, match="target sampling"):
+        CELEBA.training_targets(c_org, torch.Generator(), "all")
+
+
 # ---------------------------------------------------------------- set / change
 def test_set_domain_group_member_clears_its_group_only() -> None:
     c_org = _t([[1, 0, 0, 1, 0], [0, 0, 1, 0, 1]])

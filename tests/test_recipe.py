@@ -338,6 +338,16 @@ def test_label_differences_where_measured_and_target_labels_for_the_shipped_mode
         assert get_preset(name).model.g_condition == "target", name
 
 
+def test_demo_trains_on_mixed_targets_and_fits_its_budget() -> None:
+    """The demo: half its training targets single changes, lambda_rec 10, 5,000 iterations
+    (docs/quality.md); every other preset keeps the paper's permuted targets."""
+    demo = get_preset("demo")
+    assert (demo.train.targets, demo.loss.lambda_rec, demo.train.num_iters) == ("mixed", 10.0, 5000)
+    others = ("faces-v1", "celeba-v1", "celeba-rafd-v1", "faces-joint-v1", "celeba-bundled-v1")
+    for name in others:
+        assert get_preset(name).train.targets == "permute", name
+
+
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 def test_recipe_model_exports_with_parity(tmp_path: Path, fmt: str) -> None:
     from stargan.export_formats import check_parity, export_onnx, export_torchscript

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from stargan.data import load_dataset
+from stargan.errors import StarGANError
 from stargan.presets import get_preset
 from stargan.train import Trainer, prepare_config, run_training
 from stargan.train.checkpoint import list_checkpoints
@@ -307,3 +308,20 @@ def test_logged_time_continues_across_a_resume(tmp_path: Path) -> None:
     logger.log(6, 1, {})
     last = json.loads((tmp_path / "stats.jsonl").read_text().splitlines()[-1])
     assert 100.0 <= last["time_s"] < 160.0
+
+
+def test_single_targets_train_g_on_one_domain_changes(tmp_path: Path) -> None:
+    cfg = prepare_config(get_preset("tiny"), ["train.targets=single"])
+    tr = _trainer(cfg, tmp_path / "run")
+    for step in range(3):
+        batch, _ = tr.make_batch(step)
+        spec = tr.layout.specs[batch.part]
+        singles = [c for _, c in spec.single_changes(batch.c_org)]
+        for i in range(batch.c_org.size(0)):
+            assert any(torch.equal(batch.c_trg[i], c[i]) for c in singles)
+        assert (batch.c_trg != batch.c_org).any(1).all()
+    tr.train_step()  # and it trains
+    with pytest.raises(StarGANError, match="train.targets must be one of"):
+        prepare_config(get_preset("tiny"), ["train.targets=every"])
+    with pytest.raises(StarGANError, match="StarGAN v1 options"):
+        prepare_config(get_preset("tiny-v2"), ["train.targets=single"])

@@ -152,9 +152,11 @@ def train(
     loss.lambda_cls_grad=2 (D_cls made robust to specks of colour; the demo computes
     that penalty every 4th D step, loss.cls_grad_every=4); both give G
     the change c_trg - c_org instead of the target, model.g_condition=difference
-    (STGAN; translate and serve then read the input's labels with D_cls). The paper presets
-    keep the paper's G and losses; other options of the study: model.g_output=residual,
-    model.g_skip=true, loss.adv=ns-r1, loss.lambda_mask_tv.
+    (STGAN; translate and serve then read the input's labels with D_cls); the demo
+    trains half its targets as single changes (train.targets=mixed; paper: permute) with
+    loss.lambda_rec=10. The paper presets keep the paper's G and losses; other options of
+    the study: model.g_output=residual, model.g_skip=true, loss.adv=ns-r1,
+    loss.lambda_mask_tv, train.targets=single.
     """
     from stargan.config import apply_overrides
     from stargan.data import summarize

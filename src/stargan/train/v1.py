@@ -139,7 +139,7 @@ class Trainer(TrainerBase):
         x_uint8, c_org = data.batch(idx)
         if data_cfg.flip:
             x_uint8 = random_flip(x_uint8, gen)
-        c_trg = self.layout.specs[part].random_targets(c_org, gen)
+        c_trg = self.layout.specs[part].training_targets(c_org, gen, self.cfg.train.targets)
         # randomness drawn for the global batch above; this rank keeps its rows
         x_uint8, c_org, c_trg = x_uint8[self.rows], c_org[self.rows], c_trg[self.rows]
         if self.device.type == "cuda":  # page-locked: the copy below runs asynchronously
