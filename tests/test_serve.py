@@ -400,34 +400,55 @@ def test_load_test_helper(server) -> None:
         load_test("http://192.0.2.1:7860", b"", "Male=1")  # refused before any traffic
 
 
-def test_stalled_uploads_are_cut_off_and_good_clients_served(tiny_model: Path) -> None:
-    """Clients that send a little of a large declared body and stall (a slow-body attack)
-    hold their slots for the idle limit only; then good requests are served again."""
+def _stall(url: str, n: int, length: int = 1000000) -> list:
+    """``n`` connections that each send 1 KB of a ``length``-byte upload and stall."""
     import socket
-    import time
 
+    parts = urlsplit(url)
+    head = (
+        f"POST /api/translate HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+        f"Content-Type: multipart/form-data; boundary=xyz\r\nContent-Length: {length}\r\n\r\n"
+    )
+    stalled = [socket.create_connection((parts.hostname, parts.port)) for _ in range(n)]
+    for sock in stalled:
+        sock.sendall(head.encode() + b"x" * 1024)
+    time.sleep(0.3)  # the stalled uploads are in progress
+    return stalled
+
+
+def test_stalled_uploads_hold_no_translation_slot_and_are_cut_off(tiny_model: Path) -> None:
+    """Clients that send a little of a large declared body and stall (a slow-body attack)
+    take upload slots, not the slots of requests being answered: good clients are served
+    beside them, and each stalled upload is cut off with a 408 at the idle limit."""
     with ServerThread(create_app(tiny_model, max_pending=3, body_idle_s=3.0)) as s:
-        parts = urlsplit(s.url)
-        head = (
-            f"POST /api/translate HTTP/1.1\r\nHost: {parts.netloc}\r\n"
-            "Content-Type: multipart/form-data; boundary=xyz\r\nContent-Length: 1000000\r\n\r\n"
-        )
-        stalled = [socket.create_connection((parts.hostname, parts.port)) for _ in range(3)]
+        stalled = _stall(s.url, 6)
         try:
-            for sock in stalled:
-                sock.sendall(head.encode() + b"x" * 1024)
-            start, statuses = time.monotonic(), []
-            while time.monotonic() - start < 2.0 and 503 not in statuses:  # slots held
-                statuses.append(translate(s.url, png(face(0)), target="Male=1")[0])
-            assert statuses[-1] == 503, statuses
+            for _ in range(3):
+                assert translate(s.url, png(face(0)), target="Male=1")[0] == 200
             for sock in stalled:
                 sock.settimeout(10)  # the idle limit (3 s) cuts each off with a 408
                 status_line = sock.recv(4096).split(b"\r\n")[0]
                 assert b" 408 " in status_line, status_line
-            assert translate(s.url, png(face(0)), target="Male=1")[0] == 200
         finally:
             for sock in stalled:
                 sock.close()
+
+
+def test_upload_slots_are_bounded(tiny_model: Path) -> None:
+    app = create_app(tiny_model, max_receiving=2, body_idle_s=2.0)
+    with ServerThread(app) as s:
+        stalled = _stall(s.url, 2)
+        try:
+            status, _, body = translate(s.url, png(face(0)), target="Male=1")
+            assert status == 503 and "uploads arriving" in error_of(body)
+        finally:
+            for sock in stalled:
+                sock.close()
+        deadline, status = time.monotonic() + 5.0, 503  # closed uploads free their slots
+        while status == 503 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            status = translate(s.url, png(face(0)), target="Male=1")[0]
+        assert status == 200
 
 
 def test_one_client_cannot_take_every_slot(tiny_model: Path) -> None:

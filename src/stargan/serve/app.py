@@ -108,11 +108,14 @@ def create_app(
     allowed_hosts: list[str] | None = None,
     body_idle_s: float = BODY_IDLE_S,
     max_per_client: int | None = None,
+    max_receiving: int = 64,
 ) -> FastAPI:
     """The app for one model folder. ``workers``: translations run at once; ``max_pending``:
-    requests accepted at once (more get 503 before their body is read; a body that stops
-    arriving for ``body_idle_s`` seconds, or arrives slower than about 256 KB/s, is cut off
-    with a 408, so stalled clients hold a slot for seconds only); ``max_per_client``: requests
+    requests whose upload has arrived accepted at once (more get 503); ``max_receiving``:
+    uploads being received at once (more get 503 before their body is read; a body that
+    stops arriving for ``body_idle_s`` seconds, or arrives slower than about 256 KB/s, is
+    cut off with a 408): slow or stalled uploads never hold a translation slot, so good
+    clients keep being served beside them; ``max_per_client``: requests
     accepted at once from one client address (more get 429; None: no per-client limit, right
     when every client shares one address, as on loopback or behind a proxy); ``int8``: G runs in
     int8 (CPU, x86 with VNNI; v1), calibrated at start on the built-in sample faces, as the
@@ -157,7 +160,8 @@ def create_app(
         "align": {"available": align_note is None, "note": align_note or ""},
         **kind.describe(model),
     }
-    pending = 0  # requests in /api/translate now; touched only on the event loop's thread
+    pending = 0  # requests being answered (upload received); touched only on the event loop
+    receiving = 0  # uploads being received now
     per_client: dict[str, int] = {}  # the same, by client address
 
     @asynccontextmanager
@@ -238,9 +242,27 @@ def create_app(
     async def translate_request(request: Request) -> Response:
         if not request.headers.get("content-type", "").startswith("multipart/form-data"):
             raise UploadError(415, "send multipart/form-data with the photo in the field 'image'")
-        body = await _read_body(
-            request, max_upload_bytes + FORM_SLACK, max_upload_bytes, body_idle_s
-        )
+        body = await receive(request)
+        nonlocal pending
+        if pending >= max_pending:
+            raise UploadError(503, f"server busy ({pending} requests in progress); try again soon")
+        pending += 1
+        try:
+            return await answer(request, body)
+        finally:
+            pending -= 1
+
+    async def receive(request: Request) -> bytes:
+        nonlocal receiving
+        receiving += 1
+        try:
+            return await _read_body(
+                request, max_upload_bytes + FORM_SLACK, max_upload_bytes, body_idle_s
+            )
+        finally:
+            receiving -= 1
+
+    async def answer(request: Request, body: bytes) -> Response:
         form = await _form(request, body)
         try:
             upload = form.get("image")
@@ -272,16 +294,14 @@ def create_app(
 
     @app.post("/api/translate")
     async def translate(request: Request) -> Response:
-        nonlocal pending
-        if pending >= max_pending:
-            return _error(503, f"server busy ({pending} requests in progress); try again soon")
+        if receiving >= max_receiving:
+            return _error(503, f"server busy ({receiving} uploads arriving); try again soon")
         client = request.client.host if request.client else ""
         mine = per_client.get(client, 0)
         if max_per_client is not None and mine >= max_per_client:
             return _error(
                 429, f"{mine} requests from your address are in progress; wait for them to finish"
             )
-        pending += 1
         per_client[client] = mine + 1
         try:
             return await translate_request(request)
@@ -293,7 +313,6 @@ def create_app(
             log.exception("translate failed")
             return _error(500, "internal error while translating (see the server's log)")
         finally:
-            pending -= 1
             per_client[client] -= 1
             if not per_client[client]:
                 del per_client[client]
