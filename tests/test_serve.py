@@ -434,6 +434,19 @@ def test_stalled_uploads_hold_no_translation_slot_and_are_cut_off(tiny_model: Pa
                 sock.close()
 
 
+def test_an_upload_abandoned_midway_frees_its_slot_without_a_traceback(tiny_model, caplog) -> None:
+    with ServerThread(create_app(tiny_model, max_receiving=1, body_idle_s=30.0)) as s:
+        with caplog.at_level("ERROR", logger="stargan.serve"):
+            for sock in _stall(s.url, 1):
+                sock.close()
+            deadline, status = time.monotonic() + 5.0, 503
+            while status == 503 and time.monotonic() < deadline:
+                time.sleep(0.2)
+                status = translate(s.url, png(face(0)), target="Male=1")[0]
+        assert status == 200  # freed long before the 30 s idle limit
+    assert not [r for r in caplog.records if r.name == "stargan.serve"]
+
+
 def test_upload_slots_are_bounded(tiny_model: Path) -> None:
     app = create_app(tiny_model, max_receiving=2, body_idle_s=2.0)
     with ServerThread(app) as s:

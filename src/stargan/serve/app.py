@@ -49,6 +49,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from PIL import Image
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from stargan.align import (
     MADE_UP_WARN,
@@ -309,6 +310,8 @@ def create_app(
             return _error(err.status, str(err))
         except StarGANError as err:  # the model's own checks: unknown domains, mixed datasets
             return _error(400, str(err))
+        except ClientDisconnect:  # the client left mid-upload: nobody to answer, nothing to log
+            return _error(400, "the client disconnected during the upload")
         except Exception:  # one request's failure must not end the server
             log.exception("translate failed")
             return _error(500, "internal error while translating (see the server's log)")
