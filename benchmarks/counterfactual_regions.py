@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from _report import print_report
-from stargan.data.builtin import counterfactual_images, load_builtin, split_labels
-from stargan.evaluate.score import translate_batched
+from stargan.data.builtin import load_builtin, split_labels
+from stargan.evaluate.score import changed_with_truth, translate_batched
 from stargan.images import save_png
 from stargan.translate import Translator
 
@@ -37,19 +37,6 @@ def sq_error(a: torch.Tensor, b: torch.Tensor, where: torch.Tensor) -> float:
     """Mean squared error (0-255) over the pixels ``where`` is true (0 if none)."""
     err = (a.float() - b.float()).pow(2)[where]
     return float(err.mean()) if err.numel() else 0.0
-
-
-def domain_rows(tr: Translator, x_u8, c_own, c_trg, seed: int, limit: int | None = None):
-    """Inputs, translations and truths of the rows a target changes (with a ground truth)."""
-    spec = tr.layout.specs[0]
-    rows = (c_trg != c_own).any(1).nonzero().flatten()[:limit]
-    truth, valid = counterfactual_images(
-        seed, "test", rows.tolist(), x_u8.size(-1), spec, c_trg[rows].numpy()
-    )
-    rows, truth = rows[torch.from_numpy(valid)], torch.from_numpy(truth[valid])
-    c_enc, c_org = tr.layout.encode(0, c_trg[rows]), tr.layout.encode(0, c_own[rows])
-    fake = translate_batched(tr, x_u8[rows], c_enc, 100, c_org)
-    return x_u8[rows], fake, truth.permute(0, 3, 1, 2)
 
 
 def measure(x, fake, truth, threshold: int) -> dict[str, float]:
@@ -94,7 +81,8 @@ def main() -> None:
     rows = [("G keeping every label, PSNR to the input", f"{identity:.2f} dB")]
     result, pictures = {}, []
     for name, c_trg in spec.single_changes(c_own):
-        x, fake, truth = domain_rows(tr, x_u8, c_own, c_trg, seed)
+        changed, fake, truth = changed_with_truth(tr, x_u8, seed, c_own, c_trg)
+        x = x_u8[changed]
         m = measure(x, fake, truth, args.threshold)
         result[name] = m
         rows.append(

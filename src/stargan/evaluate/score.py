@@ -131,17 +131,11 @@ class _Scorer:
 
     def domain(self, judge, x_u8, seed, c_own, c_trg, j, k):
         clf, spec = judge
-        rows = (c_trg != c_own).any(1).nonzero().flatten()
-        truth, valid = counterfactual_images(
-            seed, "test", rows.tolist(), x_u8.size(-1), spec, c_trg[rows].numpy()
+        rows, fake, truth = changed_with_truth(
+            self.tr, x_u8, seed, c_own, c_trg, j, self.batch_size
         )
-        rows, truth = rows[torch.from_numpy(valid)], torch.from_numpy(truth[valid])
         if len(rows) == 0:
             return None
-        truth = truth.permute(0, 3, 1, 2)
-        c_rows = self.tr.layout.encode(j, c_trg[rows])
-        c_org = self.tr.layout.encode(j, c_own[rows])  # pairwise sets need the source
-        fake = translate_batched(self.tr, x_u8[rows], c_rows, self.batch_size, c_org)
         hit = (predict(clf, to_model_range(fake), spec.kind)[:, k] == c_trg[rows, k]).float()
         scores = {"target_acc": hit, **self._compare(fake, truth)}
         scores |= {f"identity_{m}": v for m, v in self._compare(x_u8[rows], truth).items()}
@@ -160,6 +154,30 @@ class _Scorer:
 
             out["lpips"] = lpips_distance(images, truth, model=self.lpips_model)
         return out
+
+
+def changed_with_truth(
+    tr: Translator,
+    x_u8: torch.Tensor,
+    seed: int,
+    c_own: torch.Tensor,
+    c_trg: torch.Tensor,
+    j: int = 0,
+    batch_size: int = 100,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The test rows of built-in dataset ``j`` (data seed ``seed``) that ``c_trg`` changes and
+    that have a ground truth: (row indices, their translations, their truths), images uint8
+    [n, 3, S, S]."""
+    spec = tr.layout.specs[j]
+    rows = (c_trg != c_own).any(1).nonzero().flatten()
+    truth, valid = counterfactual_images(
+        seed, "test", rows.tolist(), x_u8.size(-1), spec, c_trg[rows].numpy()
+    )
+    rows, truth = rows[torch.from_numpy(valid)], torch.from_numpy(truth[valid])
+    c_rows = tr.layout.encode(j, c_trg[rows])
+    c_org = tr.layout.encode(j, c_own[rows])  # pairwise sets need the source
+    fake = translate_batched(tr, x_u8[rows], c_rows, batch_size, c_org)
+    return rows, fake, truth.permute(0, 3, 1, 2)
 
 
 def _means(scores: dict[str, torch.Tensor], mask: torch.Tensor | None = None) -> dict:

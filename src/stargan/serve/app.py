@@ -163,7 +163,7 @@ def create_app(
     }
     pending = 0  # requests being answered (upload received); touched only on the event loop
     receiving = 0  # uploads being received now
-    per_client: dict[str, int] = {}  # the same, by client address
+    per_client: dict[str, int] = {}  # requests in progress (arriving or answered), by address
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
