@@ -118,6 +118,50 @@ def test_export_writes_loadable_folder(cli, tiny_run: Path, tmp_path: Path) -> N
     assert (tmp_path / "m" / "model.safetensors").stat().st_size > 0
 
 
+def test_translate_several_targets_and_all_combinations(cli, tiny_model, face_png, tmp_path):
+    """Paper Fig. 4 as a command: --to repeated gives a column each, --all-combinations
+    every pair of hair colour, sex and age and all three."""
+    targets = ("--to", "Black_Hair=1,Male=1", "--to", "Blond_Hair=1,Young=0")
+    code, _, _ = cli("translate", tiny_model, face_png, *targets, "--grid", "-o", tmp_path / "a")
+    assert code == 0
+    names = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert names == ["face_Black_Hair=1,Male=1.png", "face_Blond_Hair=1,Young=0.png", "grid.png"]
+    with Image.open(tmp_path / "a" / "grid.png") as im:
+        assert im.size == (3 * 18 + 2, 18 + 2)
+    code, _, _ = cli("translate", tiny_model, face_png, "--all-combinations", "-o", tmp_path / "b")
+    assert code == 0
+    names = sorted(p.name for p in (tmp_path / "b").iterdir())
+    assert len(names) == 10 and "face_Black_Hair+Male+Young.png" in names
+    assert "face_Male+Young.png" in names
+    code, _, _ = cli(
+        "translate",
+        tiny_model,
+        face_png,
+        "--to",
+        "Male=1",
+        "--from",
+        "Male=0",
+        "-o",
+        tmp_path / "c",
+    )
+    assert code == 0 and (tmp_path / "c" / "face_Male=1.png").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "text"),
+    [
+        (["--to", "Male=1", "--all-combinations"], "give exactly one of --to"),
+        (["--to", "Male=1", "--to", "Male=1"], "the same --to is given twice"),
+        (["--to", "Male=1", "--mask", "attr"], "a mask vector belongs to joint models"),
+        (["--to", "Male=1", "--from", "Smiling=1"], "unknown domain 'Smiling'"),
+    ],
+)
+def test_translate_request_errors(cli, tiny_model, face_png, tmp_path, args, text) -> None:
+    code, _, err = cli("translate", tiny_model, face_png, *args, "-o", tmp_path / "o")
+    assert_one_line_error(code, err, text)
+    assert not (tmp_path / "o").exists()
+
+
 def test_translate_to_target_and_all_domains_grid(cli, tiny_model, face_png, tmp_path) -> None:
     code, out, _ = cli(
         "translate",
@@ -291,6 +335,21 @@ def test_score_reports_per_domain_and_writes_json(cli, tiny_model, tmp_path) -> 
     assert result["overall"]["identity_psnr"] > result["overall"]["psnr"]
     assert min(result["classifier_real_acc"].values()) > 0.8
     assert "overall" in out and "classifier accuracy on real test images" in out
+
+
+def test_score_multi_attribute_changes_from_a_source(cli, tiny_model, tmp_path) -> None:
+    """Paper Fig. 4 against the exact ground truth, on the test faces that are not male."""
+    args = ("--changes", "multi", "--from", "Male=0", "--json", tmp_path / "s.json")
+    code, out, _ = cli("score", tiny_model, "--n", "40", "--quiet", *args)
+    assert code == 0 and "Black_Hair+Male+Young" in out
+    result = json.loads((tmp_path / "s.json").read_text())
+    assert (result["changes"], result["source"]) == ("multi", "Male=0")
+    assert len(result["per_domain"]) == 10 and "Male+Young" in result["per_domain"]
+    not_male = result["per_domain"]["Male+Young"]["n"]  # both flips change every such face
+    assert 0 < not_male < 40
+    assert all(d["n"] <= not_male for d in result["per_domain"].values())
+    code, _, err = cli("score", tiny_model, "--from", "Smiling=1", "--quiet")
+    assert_one_line_error(code, err, "unknown domain 'Smiling'")
 
 
 def test_score_of_a_real_data_model_whose_data_is_gone(cli, tiny_model, tmp_path) -> None:

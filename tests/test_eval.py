@@ -381,3 +381,41 @@ def test_default_judge_is_per_resize_filter_and_bicubic_keeps_its_old_key(
     old = {k: v for k, v in asdict(data).items() if k != "resize_filter"}
     old_key = cache_key("resnet18", old, 64, asdict(ClassifierTrainConfig()))
     assert bicubic == tmp_path / "classifiers" / f"celeba-{old_key}"
+
+
+@pytest.mark.parametrize("oracle", [True, False])
+def test_multi_attribute_metric_needs_every_changed_attribute_right(
+    oracle: bool, tmp_path: Path
+) -> None:
+    """Paper Fig. 4 scored: both halves flipped at once; right only when both read right."""
+    ctx = _context("multi", oracle, tmp_path)
+    (record,) = evaluate_model(ctx, ["multi-attribute"], log=lambda _: None)
+    summary = record["summary"]
+    assert summary["target_acc"] == (1.0 if oracle else 0.0)
+    assert summary["translations"] == 30  # a double flip changes every image
+    bars = next(t for t in record["tables"] if t["kind"] == "bars")
+    assert [row[0] for row in bars["rows"]] == ["top+bottom"]
+    assert record["images"][0].endswith("-toy-multi.png")
+
+
+def test_multi_attribute_metric_skips_categorical_labels(tmp_path: Path) -> None:
+    logged: list[str] = []
+    assert (
+        evaluate_model(_context("categorical", True, tmp_path), ["multi-attribute"], logged.append)
+        == []
+    )
+    assert "skipped (needs multi-label attributes of at least two kinds" in logged[0]
+
+
+def test_from_translates_only_test_images_of_the_source_domain(tmp_path: Path) -> None:
+    """The RaFD protocol: neutral faces in, every other expression out."""
+    ctx = _context("categorical", True, tmp_path, source="red")
+    (record,) = evaluate_model(ctx, ["classification"], log=lambda _: None)
+    assert record["summary"]["translations"] == 10 * 2 and record["source"] == "red"
+    matrix = next(t for t in record["tables"] if t["kind"] == "matrix")
+    assert [row[0] for row in matrix["rows"] if any(v is not None for v in row[1:])] == ["red"]
+    ctx = _context("multi", True, tmp_path, source="top=1,bottom=0")
+    x_u8, c_org = ctx.test_images(0)
+    assert len(x_u8) > 0 and c_org.tolist() == [[1.0, 0.0]] * len(x_u8)
+    with pytest.raises(StarGANError, match="unknown domain 'left'"):
+        _context("multi", True, tmp_path, source="left=1").test_images(0)

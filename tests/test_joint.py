@@ -238,6 +238,44 @@ def test_translate_cli_with_a_joint_model(joint_model: Path, tmp_path: Path) -> 
     assert result.exit_code == 0 and len(list((tmp_path / "o").iterdir())) == 1 + 13
 
 
+def test_wrong_mask_and_declared_source(joint_model: Path, tmp_path: Path) -> None:
+    """Paper Fig. 8: an expression asked with the attribute dataset's mask is another G
+    input than with its own; --from gives the inputs' own expression (RaFD protocol)."""
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from stargan.cli import cli
+    from stargan.translate import Translator
+
+    tr = Translator.from_pretrained(joint_model)
+    x = torch.full((2, 3, 16, 16), 90, dtype=torch.uint8)
+    c = tr.layout.with_mask(tr.target_labels("happy", None, tr.preprocess(x)), "attr")
+    assert c[:, -2:].tolist() == [[1, 0], [1, 0]] and c[:, 5:13].sum(1).tolist() == [1, 1]
+    wrong = tr.translate(x, "happy", mask="attr")
+    assert torch.equal(wrong, tr.translate(x, c)) and not torch.equal(
+        wrong, tr.translate(x, "happy")
+    )
+    with pytest.raises(StarGANError, match="unknown dataset 'celeba' for the mask"):
+        tr.translate(x, "happy", mask="celeba")
+    c_src = tr.source_labels(tr.preprocess(x), "neutral")
+    assert c_src[:, 5:].tolist() == [[0, 0, 0, 0, 0, 1, 0, 0, 0, 1]] * 2  # expr.neutral, mask
+    labels = tr.dataset_labels(tr.preprocess(x), c_src)
+    assert labels[1].tolist() == [[0, 0, 0, 0, 0, 1, 0, 0]] * 2
+
+    Image.new("RGB", (20, 20), (120, 90, 60)).save(tmp_path / "face.png")
+    runner = CliRunner()
+    args = ["translate", str(joint_model), str(tmp_path / "face.png"), "-o", str(tmp_path / "o")]
+    result = runner.invoke(cli, [*args, "--to", "happy", "--mask", "attr", "--from", "neutral"])
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in (tmp_path / "o").iterdir()] == ["face_happy=1,mask=attr.png"]
+    for extra, message in (
+        (["--to", "happy", "--from", "Male=1"], "--from must name domains of the dataset"),
+        (["--all-domains", "--mask", "attr"], "--mask needs --to"),
+    ):
+        result = runner.invoke(cli, [*args, *extra])
+        assert result.exit_code != 0 and message in str(result.exception), extra
+
+
 def test_translator_target_checks(joint_model: Path) -> None:
     from stargan.translate import Translator
 

@@ -191,6 +191,35 @@ def test_single_changes_multi() -> None:
     assert torch.equal(changes["Young"], _t([[1, 0, 0, 1, 1]]))  # flipped 0 -> 1
 
 
+def test_multi_combinations_are_the_papers_figure_4() -> None:
+    """Pairs of factors (a hair colour, sex, age) and all three, each hair colour in turn:
+    hair+sex, hair+age, sex+age, hair+sex+age."""
+    assert CELEBA.factors() == [HAIR, ("Male",), ("Young",)]
+    combos = CELEBA.multi_combinations()
+    assert combos[:3] == [("Black_Hair", "Male"), ("Blond_Hair", "Male"), ("Brown_Hair", "Male")]
+    assert ("Male", "Young") in combos and ("Blond_Hair", "Male", "Young") in combos
+    assert len(combos) == 3 + 3 + 1 + 3
+    assert CELEBA.changes("single") == [(n,) for n in CELEBA.names]
+    assert CELEBA.changes("multi") == combos
+    assert EXPR.multi_combinations() == []
+    assert LabelSpec(HAIR, "multi", (HAIR,)).multi_combinations() == []  # one factor only
+    two = LabelSpec(("Male", "Young"))
+    assert two.multi_combinations() == [("Male", "Young")]  # all of them = the pair
+    with pytest.raises(StarGANError, match="single' or 'multi"):
+        CELEBA.changes("all")
+
+
+def test_change_sets_group_members_and_flips_free_attributes() -> None:
+    c_org = torch.tensor([[1.0, 0, 0, 1, 1], [0, 0, 1, 0, 0]])
+    c_trg = CELEBA.change(c_org, ("Black_Hair", "Male", "Young"))
+    assert c_trg.tolist() == [[1, 0, 0, 0, 0], [1, 0, 0, 1, 1]]
+    # the first row already has black hair: not every named domain changes there
+    assert CELEBA.changed_rows(c_org, ("Black_Hair", "Male")).tolist() == [False, True]
+    assert CELEBA.changed_rows(c_org, ("Male", "Young")).tolist() == [True, True]
+    for name, c_single in CELEBA.single_changes(c_org):
+        assert torch.equal(c_single, CELEBA.change(c_org, (name,)))
+
+
 def test_single_changes_categorical() -> None:
     c_org = _t([[0, 0, 1]])
     changes = EXPR.single_changes(c_org)

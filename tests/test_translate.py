@@ -256,6 +256,33 @@ def test_all_domains(saved) -> None:
     assert torch.equal(blond, tr.translate(x, C_BLOND))
 
 
+def test_all_domains_multi_gives_the_combinations(saved) -> None:
+    tr, _ = saved
+    x = to_model_range(torch.from_numpy(_images(2)).permute(0, 3, 1, 2))
+    out = dict(tr.all_domains(x, C_ORG, how="multi"))
+    assert list(out) == ["Black_Hair+Male", "Blond_Hair+Male"]
+    blond_flipped = torch.tensor([[0.0, 1.0, 0.0], [0.0, 1.0, 1.0]])
+    assert torch.equal(out["Blond_Hair+Male"], tr.translate(x, blond_flipped))
+
+
+def test_source_labels_give_the_named_domains_and_estimate_the_rest(saved) -> None:
+    tr, _ = saved
+    x = to_model_range(torch.from_numpy(_images(2)).permute(0, 3, 1, 2))
+    own = tr.estimate_labels(x)
+    c_src = tr.source_labels(x, "Male=0")
+    assert c_src[:, 2].tolist() == [0.0, 0.0] and torch.equal(c_src[:, :2], own[:, :2])
+    assert tr.source_labels(x, "Blond_Hair=1,Male=1").tolist() == [[0, 1, 1], [0, 1, 1]]
+    # the declared source is what the unnamed target domains keep
+    black_not_male = torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+    assert torch.equal(tr.apply(x, "Black_Hair=1", c_src), tr.apply(x, black_not_male))
+
+
+def test_a_mask_needs_a_joint_model(saved) -> None:
+    tr, _ = saved
+    with pytest.raises(StarGANError, match="joint models"):
+        tr.translate(torch.zeros(1, 3, 16, 16, dtype=torch.uint8), "Male=1", mask="celeba")
+
+
 @pytest.mark.parametrize(
     ("meta", "text"),
     [

@@ -374,12 +374,34 @@ def _names(text: str, flag: str) -> list[str]:
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
 @click.option(
     "--to",
-    "target",
-    default=None,
+    "targets",
+    multiple=True,
     metavar="ATTR=VAL[,...]",
-    help="Target domains, e.g. Blond_Hair=1,Male=0. Unnamed ones keep the input's.",
+    help="Target domains, e.g. Blond_Hair=1,Male=0. Unnamed ones keep the input's. "
+    "Repeatable: one output (and grid column) each.",
 )
 @click.option("--all-domains", is_flag=True, help="Translate to every single-domain change.")
+@click.option(
+    "--all-combinations",
+    is_flag=True,
+    help="Translate to every multi-attribute change (paper Fig. 4): each pair of hair "
+    "colour, sex and age (and the like), and all of them; sex and age are flipped.",
+)
+@click.option(
+    "--from",
+    "source",
+    default=None,
+    metavar="ATTR=VAL[,...]",
+    help="The inputs' own domains (e.g. neutral: the RaFD protocol translates neutral "
+    "faces), instead of D_cls's reading of them.",
+)
+@click.option(
+    "--mask",
+    default=None,
+    metavar="DATASET",
+    help="Joint models: give G this dataset's mask vector with the --to labels, even a "
+    "wrong one (paper Fig. 8).",
+)
 @click.option("-o", "--out", type=click.Path(file_okay=False), required=True, help="Output folder.")
 @click.option(
     "--grid", is_flag=True, help="Also write grid.png: a row per input, the input then each output."
@@ -415,8 +437,11 @@ def _names(text: str, flag: str) -> list[str]:
 def translate(
     model: str,
     inputs: tuple[str, ...],
-    target: str | None,
+    targets: tuple[str, ...],
     all_domains: bool,
+    all_combinations: bool,
+    source: str | None,
+    mask: str | None,
     out: str,
     grid: bool,
     batch_size: int,
@@ -439,18 +464,23 @@ def translate(
       stargan translate my-model photos/ --all-domains --grid -o out/
       stargan translate my-model photo.jpg --align --paste-back --to Blond_Hair=1 -o out/
       stargan translate my-model photos/ --all-domains --int8 -o out/
+      stargan translate my-model photos/ --all-combinations --grid -o out/
+      stargan translate joint-model faces/ --to ckplus.happy --mask celeba -o out/
     """
-    from stargan.translate_files import Alignment, translate_files
+    from stargan.translate_files import Alignment, Request, translate_files
 
-    if (target is None) == (not all_domains):
-        raise StarGANError("give exactly one of --to ATTR=VAL[,...] or --all-domains")
+    if sum((bool(targets), all_domains, all_combinations)) != 1:
+        raise StarGANError(
+            "give exactly one of --to ATTR=VAL[,...], --all-domains or --all-combinations"
+        )
     if not align_faces and (paste_back or faces != "largest"):
         raise StarGANError("--paste-back and --faces need --align")
+    changes = "multi" if all_combinations else "single"
     done, failed = translate_files(
         _model(model),
         [Path(p) for p in inputs],
         Path(out),
-        target,
+        Request(targets, changes, source, mask),
         grid,
         batch_size,
         device,
@@ -549,6 +579,12 @@ def sample(
 
 
 # ---------------------------------------------------------------------- score
+FROM_HELP = (
+    "Translate only test images of these domains (e.g. neutral: the paper's RaFD "
+    "protocol translates neutral faces)."
+)
+
+
 @cli.command()
 @click.argument("model", type=click.Path())
 @click.option(
@@ -565,20 +601,38 @@ def sample(
     default=None,
     help="Also write the scores as JSON here.",
 )
+@click.option(
+    "--changes",
+    type=click.Choice(["single", "multi"]),
+    default="single",
+    help="One domain at a time, or multi-attribute combinations (paper Fig. 4: hair + "
+    "sex, hair + age, sex + age, all three).",
+)
+@click.option("--from", "source", default=None, metavar="ATTR=VAL[,...]", help=FROM_HELP)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def score(model: str, n_test: int, json_path: str | None, quiet: bool) -> None:
+def score(
+    model: str,
+    n_test: int,
+    json_path: str | None,
+    changes: str,
+    source: str | None,
+    quiet: bool,
+) -> None:
     """Quick counterfactual scores of a model trained on built-in faces: its translations
     of test images against the exact ground truth (L1, PSNR, SSIM, target attribute
     right). Models of real data, and the full protocols: `stargan eval`.
 
     \b
-    Example:
+    Examples:
       stargan score my-model --n 500
+      stargan score my-model --changes multi
+      stargan score expr-model --from neutral
     """
     from stargan.evaluate.score import format_table, score_model
     from stargan.translate import Translator
 
-    result = score_model(Translator.from_pretrained(_model(model)), n_test, progress=not quiet)
+    tr = Translator.from_pretrained(_model(model))
+    result = score_model(tr, n_test, progress=not quiet, changes=changes, source=source)
     click.echo(format_table(result))
     if json_path:
         _write_json(Path(json_path), result)
@@ -631,6 +685,7 @@ class MetricsOption(click.Option):
     default=2000,
     help="Real training images per dataset that FID compares against.",
 )
+@click.option("--from", "source", default=None, metavar="ATTR=VAL[,...]", help=FROM_HELP)
 @click.option("--seed", type=int, default=0)
 @click.option("--batch-size", type=click.IntRange(1, 4096), default=50)
 @click.option("--device", default="cpu", help="cpu, cuda or cuda:N.")
@@ -650,6 +705,7 @@ def evaluate(
     inception,
     n_test,
     fid_real,
+    source,
     seed,
     batch_size,
     device,
@@ -663,11 +719,15 @@ def evaluate(
       stargan eval runs/00001-demo/model
       stargan eval ck-model --data ../shared/data/ck_plus_48 --metrics classification,fid
       stargan eval model-a model-b --metrics params,speed -o compare/
+      stargan eval ck-model --data ../shared/data/ck_plus_48 --from neutral
+      stargan eval celeba-model --data ../shared/data/celeba_20k --metrics multi-attribute
     """
     from stargan.evaluate.metrics import EvalSettings
     from stargan.evaluate.runner import choose_metrics, format_summary, run_eval
 
-    settings = EvalSettings(n_test, seed, batch_size, classifiers, inception, fid_real, not quiet)
+    settings = EvalSettings(
+        n_test, seed, batch_size, classifiers, inception, fid_real, not quiet, source
+    )
     records, html = run_eval(
         [_model(m) for m in models],
         choose_metrics(metrics),

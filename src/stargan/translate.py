@@ -303,38 +303,74 @@ class Translator:
 
     @torch.no_grad()
     def apply(
-        self, x: torch.Tensor, target: Target, c_org: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        target: Target,
+        c_org: torch.Tensor | None = None,
+        mask: str | None = None,
     ) -> torch.Tensor:
         """``translate`` on preprocessed inputs: [N, 3, S, S] in [-1, 1] in and out."""
         c_src, c_trg = self.source_and_target(target, c_org, x)
+        if mask is not None:
+            c_trg = self.layout.with_mask(c_trg, mask)
         return self.generate(x, c_trg, c_src)
 
     @torch.no_grad()
-    def translate(self, images: Any, target: Target, c_org: torch.Tensor | None = None) -> Any:
+    def translate(
+        self,
+        images: Any,
+        target: Target,
+        c_org: torch.Tensor | None = None,
+        mask: str | None = None,
+    ) -> Any:
         """Translate ``images`` to ``target`` ("Blond_Hair=1,Male=0", a dict, or labels
-        [N, c]). Unmentioned attributes keep the input's labels: ``c_org`` when given,
-        else D_cls's estimate. Returns the input's kind: PIL (list), uint8 numpy, uint8
-        tensor, or a float tensor in [-1, 1]."""
+        [N, c]). Unmentioned attributes keep the input's labels: ``c_org`` when given
+        (:meth:`source_labels` builds it from domain names), else D_cls's estimate.
+        ``mask``: a joint model's dataset whose mask bit G gets instead of the target's
+        (paper Fig. 8, the wrong mask vector). Returns the input's kind: PIL (list), uint8
+        numpy, uint8 tensor, or a float tensor in [-1, 1]."""
         x = self.preprocess(images)
-        return like_input(images, self.apply(x, target, c_org))
+        return like_input(images, self.apply(x, target, c_org, mask))
+
+    @torch.no_grad()
+    def source_labels(self, x: torch.Tensor, source: str | Mapping[str, float]) -> torch.Tensor:
+        """Full labels [N, dim] of inputs declared to be of ``source`` ("neutral",
+        "Male=0,Young=1"; the RaFD protocol translates neutral faces only): the named
+        domains as given; a multi-label dataset's unnamed ones D_cls's estimate of ``x``."""
+        part, assignments = self.parse_target(source)
+        spec = self.layout.specs[part]
+        if spec.kind == "categorical":
+            base = x.new_zeros(x.size(0), spec.dim)
+        else:
+            base = self.estimate_labels(x, part)
+        return self.layout.encode(part, spec.apply(base, assignments))
 
     @torch.no_grad()
     def dataset_labels(self, x: torch.Tensor, c_org: torch.Tensor | None) -> list[torch.Tensor]:
         """Each dataset's labels of the inputs [N, d_i]: ``c_org`` (full labels) for a
-        single-dataset model, else D_cls's estimate (one D forward for every dataset)."""
+        single-dataset model; for a joint one D_cls's estimate (one D forward for every
+        dataset), with ``c_org``'s part in place for the dataset its mask names."""
         if c_org is not None and not self.layout.joint:
             return [c_org.to(x.device)]
         logits = self._logits(x)  # raises a clear error when there is no D
-        return [self.layout.estimate(logits, i) for i in range(len(self.layout.specs))]
+        labels = [self.layout.estimate(logits, i) for i in range(len(self.layout.specs))]
+        if c_org is not None:
+            c_org = c_org.to(x.device)
+            parts = c_org[:, self.layout.cls_dim :].argmax(1)
+            for i, own in enumerate(labels):
+                rows = (parts == i)[:, None]
+                labels[i] = torch.where(rows, c_org[:, self.layout.part(i)], own)
+        return labels
 
     @torch.no_grad()
     def all_domains(
-        self, x: torch.Tensor, c_org: torch.Tensor | None = None
+        self, x: torch.Tensor, c_org: torch.Tensor | None = None, how: str = "single"
     ) -> list[tuple[str, torch.Tensor]]:
-        """Each input translated to every single-domain change of every dataset:
-        [(domain, [N, 3, S, S])]. ``c_org``: the inputs' full labels (single-dataset
-        models); otherwise, and for joint models, D_cls estimates them."""
-        changes = self.layout.changes_with_sources(self.dataset_labels(x, c_org))
+        """Each input translated to every single-domain change of every dataset (``how=
+        "multi"``: every multi-attribute combination, paper Fig. 4): [(name, [N, 3, S, S])].
+        ``c_org``: the inputs' full labels (single-dataset models); otherwise, and for
+        joint models, D_cls estimates them."""
+        changes = self.layout.changes_with_sources(self.dataset_labels(x, c_org), how)
         return [(name, self.generate(x, c_trg, c_src)) for name, c_src, c_trg in changes]
 
 

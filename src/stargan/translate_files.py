@@ -50,6 +50,20 @@ class Alignment:
     paste_back: bool = False  # write the whole photo with the translated face(s) blended in
 
 
+@dataclass(frozen=True)
+class Request:
+    """What each input becomes: every target of ``targets`` (``--to``, one output each) or,
+    with none, every single-domain change (``changes="single"``, ``--all-domains``) or
+    every multi-attribute combination (``"multi"``, ``--all-combinations``, paper Fig. 4).
+    ``source`` (``--from``): the inputs' own domains, else D_cls reads them; ``mask``
+    (``--mask``): the dataset whose mask bit a joint model's G gets (paper Fig. 8)."""
+
+    targets: tuple[str, ...] = ()
+    changes: str = "single"
+    source: str | None = None
+    mask: str | None = None
+
+
 @dataclass
 class _Item:
     """One model input: a whole image, or one aligned face of a photo."""
@@ -65,7 +79,7 @@ def translate_files(
     model: Path,
     inputs: list[Path],
     out: Path,
-    target: str | None,
+    request: Request,
     grid: bool,
     batch_size: int,
     device: str,
@@ -80,15 +94,12 @@ def translate_files(
     if int8:
         require_int8(device, model)  # v1 folder, CPU, VNNI: one error before any loading
     tr = Translator.from_pretrained(model, device=check_device(device))
-    assignments = None
-    if target is not None:
-        assignments = parse_pairs(target, example=tr.layout.domain_names()[0])
-        tr.parse_target(assignments)  # unknown or mixed domains: one error before any work
+    targets = _checked(tr, request)  # unknown or mixed domains: one error before any work
     created = not out.exists()
     ensure_writable(out)
     try:
         done, failed = _translate_all(
-            tr, inputs, out, assignments, grid, batch_size, progress, alignment, int8
+            tr, inputs, out, (targets, request), grid, batch_size, progress, alignment, int8
         )
     finally:
         if created and out.is_dir() and not any(out.iterdir()):
@@ -97,11 +108,34 @@ def translate_files(
     return done, failed
 
 
+def _checked(tr: Translator, request: Request) -> list[dict[str, float]]:
+    """``request.targets`` parsed, and every name in the request checked against the model."""
+    example = tr.layout.domain_names()[0]
+    targets = [parse_pairs(text, example=example) for text in request.targets]
+    parts = {tr.parse_target(t)[0] for t in targets}
+    if request.source is not None:
+        part = tr.parse_target(request.source)[0]
+        if parts - {part}:
+            raise StarGANError("--from must name domains of the dataset --to translates into")
+    if request.mask is not None:
+        if not targets:
+            raise StarGANError("--mask needs --to (the label it goes with)")
+        tr.layout.with_mask(torch.zeros(1, tr.layout.dim), request.mask)
+    if len({_name(t, None) for t in targets}) < len(targets):
+        raise StarGANError("the same --to is given twice")
+    if not targets and not any(spec.changes(request.changes) for spec in tr.layout.specs):
+        raise StarGANError(
+            "--all-combinations needs multi-label attributes of at least two kinds "
+            "(e.g. hair colour and sex); this model has none"
+        )
+    return targets
+
+
 def _translate_all(
     tr: Translator,
     inputs: list[Path],
     out: Path,
-    assignments: dict[str, float] | None,
+    what: tuple[list[dict[str, float]], Request],
     grid: bool,
     batch_size: int,
     progress: bool,
@@ -115,7 +149,8 @@ def _translate_all(
     if alignment:
         opencv()  # a missing OpenCV is one error, not one per photo
     if int8:
-        _quantize(tr, paths, alignment, assignments)
+        targets = what[0]
+        _quantize(tr, paths, alignment, targets[0] if len(targets) == 1 else None)
     # --paste-back keeps each photo until its faces are back in it: one photo at a time
     step = 1 if alignment and alignment.paste_back else batch_size
     failed, done, rows = 0, 0, []
@@ -134,7 +169,7 @@ def _translate_all(
         bar.update(len(paths[start : start + step]))
         if not items:
             continue
-        outputs = _translate(tr, [it.image for it in items], assignments, batch_size)
+        outputs = _translate(tr, [it.image for it in items], what, batch_size)
         _write(items, outputs, out, tr.crop, bool(alignment and alignment.paste_back))
         if grid:
             inputs_u8 = torch.stack([pil_to_uint8_tensor(it.image) for it in items])
@@ -223,12 +258,12 @@ def _load(p: Path, tr: Translator, alignment: Alignment | None, notes: bool = Tr
 def _translate(
     tr: Translator,
     images: list[Image.Image],
-    assignments: dict[str, float] | None,
+    what: tuple[list[dict[str, float]], Request],
     batch_size: int,
 ) -> list[tuple[str, torch.Tensor]]:
     """Every output of ``images``, translated batch_size at a time: [(name, [N, 3, S, S])]."""
     parts = [
-        _outputs(tr, tr.preprocess(images[i : i + batch_size]), assignments)
+        _outputs(tr, tr.preprocess(images[i : i + batch_size]), *what)
         for i in range(0, len(images), batch_size)
     ]
     return [
@@ -253,17 +288,25 @@ def _write(
 
 
 def _outputs(
-    tr: Translator, x: torch.Tensor, assignments: dict[str, float] | None
+    tr: Translator, x: torch.Tensor, targets: list[dict[str, float]], request: Request
 ) -> list[tuple[str, torch.Tensor]]:
     with torch.no_grad():
-        if assignments is None:
-            return tr.all_domains(x)
-        name = ",".join(f"{k}={int(v)}" for k, v in assignments.items())
-        return [(name, tr.apply(x, assignments))]
+        c_org = None if request.source is None else tr.source_labels(x, request.source)
+        if not targets:
+            return tr.all_domains(x, c_org, request.changes)
+        return [
+            (_name(target, request.mask), tr.apply(x, target, c_org, request.mask))
+            for target in targets
+        ]
+
+
+def _name(target: dict[str, float], mask: str | None) -> str:
+    name = ",".join(f"{k}={int(v)}" for k, v in target.items())
+    return name if mask is None else f"{name},mask={mask}"
 
 
 def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_=,.-]+", "-", text)
+    return re.sub(r"[^A-Za-z0-9_=,.+-]+", "-", text)
 
 
 def check_device(name: str) -> str:

@@ -67,6 +67,20 @@ class LabelLayout:
         c[:, self.cls_dim + i] = 1.0
         return c
 
+    def with_mask(self, c: torch.Tensor, dataset: str) -> torch.Tensor:
+        """Full labels ``c`` with the mask vector naming ``dataset`` instead of the one they
+        were encoded with (paper Fig. 8: an expression asked with the CelebA mask); the
+        label parts are left as they are."""
+        if not self.joint:
+            raise StarGANError("a mask vector belongs to joint models (several datasets)")
+        if dataset not in self.datasets:
+            known = ", ".join(self.datasets)
+            raise StarGANError(f"unknown dataset {dataset!r} for the mask; this model's: {known}")
+        c = c.clone()
+        c[:, self.cls_dim :] = 0.0
+        c[:, self.cls_dim + self.datasets.index(dataset)] = 1.0
+        return c
+
     def qualified(self, i: int, domain: str) -> str:
         return f"{self.datasets[i]}.{domain}" if self.joint else domain
 
@@ -137,14 +151,20 @@ class LabelLayout:
         return [(name, c_trg) for name, _, c_trg in self.changes_with_sources(labels)]
 
     def changes_with_sources(
-        self, labels: list[torch.Tensor]
+        self, labels: list[torch.Tensor], how: str = "single"
     ) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
-        """``single_changes`` with each change's source labels: [(domain, c_org, c_trg)],
-        both encoded (a difference-conditioned G needs the source)."""
+        """Each dataset's changes (``LabelSpec.changes``: one domain at a time, or the
+        multi-attribute combinations) with their source labels: [(name, c_org, c_trg)],
+        both encoded (a difference-conditioned G needs the source); a combination is named
+        ``Black_Hair+Male``."""
         return [
-            (self.qualified(i, name), self.encode(i, labels[i]), self.encode(i, c_trg))
+            (
+                "+".join(self.qualified(i, n) for n in names),
+                self.encode(i, labels[i]),
+                self.encode(i, spec.change(labels[i], names)),
+            )
             for i, spec in enumerate(self.specs)
-            for name, c_trg in spec.single_changes(labels[i])
+            for names in spec.changes(how)
         ]
 
     def to_dict(self) -> list[dict]:

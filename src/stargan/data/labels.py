@@ -8,6 +8,7 @@ are float tensors of width ``dim`` so the generator sees the same kind of input.
 from __future__ import annotations
 
 import difflib
+import itertools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -129,16 +130,66 @@ class LabelSpec:
     def single_changes(self, c_org: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
         """One target per domain, as the paper's figures: a group member or class is set,
         a free binary attribute is flipped."""
-        out = []
-        for name in self.names:
+        return [(name, self.change(c_org, (name,))) for name in self.names]
+
+    def change(self, c_org: torch.Tensor, names: tuple[str, ...]) -> torch.Tensor:
+        """Targets that change each of ``names``: a group member or class is set, a free
+        binary attribute is flipped; the other domains keep ``c_org``."""
+        c_trg = c_org.clone()
+        for name in names:
             i = self.index(name)
             if self.kind == "multi" and self.group_of(name) is None:
-                c_trg = c_org.clone()
                 c_trg[:, i] = 1.0 - c_org[:, i]
-                out.append((name, c_trg))
             else:
-                out.append((name, self.set_domain(c_org, name, 1.0)))
+                c_trg = self.set_domain(c_trg, name, 1.0)
+        return c_trg
+
+    def factors(self) -> list[tuple[str, ...]]:
+        """What a multi-label target can change independently, in name order: each
+        exclusive group (one member at a time) and each binary attribute outside them."""
+        out: list[tuple[str, ...]] = []
+        for name in self.names:
+            factor = self.group_of(name) or (name,)
+            if factor not in out:
+                out.append(factor)
         return out
+
+    def multi_combinations(self) -> list[tuple[str, ...]]:
+        """The paper's multi-attribute translations (Fig. 4: hair + gender, hair + age,
+        gender + age, all three): every pair of factors and, with three or more, all of
+        them, one domain per factor (each hair colour in turn). Empty for categorical
+        labels and for fewer than two factors."""
+        factors = self.factors() if self.kind == "multi" else []
+        sizes = sorted({2, len(factors)}) if len(factors) >= 2 else []
+        return [
+            names
+            for size in sizes
+            for combo in itertools.combinations(factors, size)
+            for names in itertools.product(*combo)
+        ]
+
+    def changes(self, how: str = "single") -> list[tuple[str, ...]]:
+        """The domain combinations a score translates to: one domain at a time
+        (``single``, :meth:`single_changes`) or :meth:`multi_combinations` (``multi``)."""
+        if how == "single":
+            return [(name,) for name in self.names]
+        if how == "multi":
+            return self.multi_combinations()
+        raise StarGANError(f"changes must be 'single' or 'multi', not {how!r}")
+
+    def matching_rows(self, c: torch.Tensor, assignments: dict[str, float]) -> torch.Tensor:
+        """Rows [N] bool whose labels have every value of ``assignments`` ({domain: 0/1})."""
+        rows = torch.ones(c.size(0), dtype=torch.bool, device=c.device)
+        for name, value in assignments.items():
+            rows &= (c[:, self.index(name)] > 0.5) == (value > 0.5)
+        return rows
+
+    def changed_rows(self, c_org: torch.Tensor, names: tuple[str, ...]) -> torch.Tensor:
+        """Rows [N] bool where :meth:`change` alters every one of ``names`` (a hair colour
+        the input already has is not a change)."""
+        c_trg = self.change(c_org, names)
+        cols = [self.index(n) for n in names]
+        return (c_trg[:, cols] != c_org[:, cols]).all(1)
 
     def from_logits(self, logits: torch.Tensor) -> torch.Tensor:
         """Labels as a classifier's logits [N, dim] say: one-hot argmax (categorical), else

@@ -75,30 +75,35 @@ def _cached_classifier(ctx: EvalContext, i: int, log) -> DomainClassifier:
     return clf
 
 
-def run_classification(ctx: EvalContext) -> dict[str, Any]:
+def run_classification(ctx: EvalContext, how: str = "single") -> dict[str, Any]:
     """Each dataset's translations judged on its own test images; for joint models also
     every other dataset's domains given to them (a CelebA face given a CK+ expression),
-    where the input's labels in those terms are the judge's reading of it."""
+    where the input's labels in those terms are the judge's reading of it. ``how="multi"``:
+    multi-label datasets' multi-attribute combinations, on their own test images only."""
     summary, tables, images, n_total = {}, [], [], 0
     layout = ctx.tr.layout
     for i in range(len(layout.specs)):
+        if not layout.specs[i].changes(how):
+            continue
         x_u8, c_own = ctx.test_images(i)
         n_total += len(x_u8)
         for j, spec in enumerate(layout.specs):
-            if i != j and not layout.joint:
+            if i != j and (how != "single" or not layout.joint):
                 continue
             clf = classifier_for(ctx, j)
             pred_real = clf.predict(to_model_range(x_u8))
             base = c_own if i == j else pred_real
-            judged = _categorical if spec.kind == "categorical" else _multi_label
-            part_summary, part_tables = judged(ctx, j, clf, x_u8, base, pred_real)
+            if spec.kind == "categorical":
+                part_summary, part_tables = _categorical(ctx, j, clf, x_u8, base, pred_real)
+            else:
+                part_summary, part_tables = _multi_label(ctx, j, clf, x_u8, base, pred_real, how)
             if i != j:  # the judge's reading is the reference: its "error" would be 0
                 part_summary.pop("real_error")
                 part_tables = [_without_real_column(t) for t in part_tables]
             name = _pair_name(ctx, i, j)
             summary |= {f"{name}.{k}" if name else k: v for k, v in part_summary.items()}
             tables += [t | {"title": f"{name}: {t['title']}"} if name else t for t in part_tables]
-        images.append(_sample_grid(ctx, i, x_u8[:GRID_ROWS], c_own[:GRID_ROWS]))
+        images.append(_sample_grid(ctx, i, x_u8[:GRID_ROWS], c_own[:GRID_ROWS], how))
     return {"n": n_total, "summary": summary, "tables": tables, "images": images}
 
 
@@ -167,30 +172,33 @@ def _categorical(ctx, part, clf, x_u8, c_org, pred_real):
     return summary, tables
 
 
-def _multi_label(ctx, part, clf, x_u8, c_org, pred_real):
+def _multi_label(ctx, part, clf, x_u8, c_org, pred_real, how: str = "single"):
+    """Per change (one attribute, or ``how="multi"`` a combination: right only when every
+    changed attribute reads right), target accuracy and the others kept."""
     spec: LabelSpec = clf.spec
     names, rows_out = list(spec.names), []
     kept_matrix = []
     hits = kept_hits = kept_total = changed_total = 0
-    changes = list(enumerate(spec.single_changes(c_org)))
-    for k, (name, c_trg) in _bar(ctx, changes, "translate and classify"):
-        rows = (c_trg != c_org).any(1).nonzero().flatten()
+    for change in _bar(ctx, spec.changes(how), "translate and classify"):
+        name, cols = "+".join(change), [spec.index(n) for n in change]
+        c_trg = spec.change(c_org, change)
+        rows = (c_trg != c_org).any(1) if how == "single" else spec.changed_rows(c_org, change)
+        rows = rows.nonzero().flatten()
+        real_acc = _accuracy(pred_real[:, cols], c_org[:, cols])
         if len(rows) == 0:
-            rows_out.append([name, None, None, _accuracy(pred_real[:, k], c_org[:, k])])
+            rows_out.append([name, None, None, real_acc])
             kept_matrix.append([name] + [None] * spec.dim)
             continue
         c_src = ctx.tr.layout.encode(part, c_org[rows])
         fake = ctx.translate(x_u8[rows], ctx.tr.layout.encode(part, c_trg[rows]), True, c_src)
         pred = clf.predict(to_model_range(fake))
         unchanged = c_trg[rows] == c_org[rows]
-        unchanged[:, k] = False  # the target attribute is judged by target accuracy
+        unchanged[:, cols] = False  # the target attributes are judged by target accuracy
         same = pred == pred_real[rows]
-        hit = pred[:, k] == c_trg[rows, k]
+        hit = (pred[:, cols] == c_trg[rows][:, cols]).all(1)
         per_attr = [_mean_where(same[:, m].float(), unchanged[:, m]) for m in range(spec.dim)]
         kept = float(same[unchanged].float().mean()) if unchanged.any() else None
-        rows_out.append(
-            [name, float(hit.float().mean()), kept, _accuracy(pred_real[:, k], c_org[:, k])]
-        )
+        rows_out.append([name, float(hit.float().mean()), kept, real_acc])
         kept_matrix.append([name, *per_attr])
         hits += int(hit.sum())
         changed_total += len(rows)
@@ -236,14 +244,20 @@ def _mean_where(values: torch.Tensor, mask: torch.Tensor) -> float | None:
     return float(values[mask].mean()) if mask.any() else None
 
 
-def _sample_grid(ctx: EvalContext, i: int, x_u8: torch.Tensor, c_org: torch.Tensor) -> str:
-    """Rows: a test image, then its translation to each domain of dataset ``i``."""
+def _sample_grid(
+    ctx: EvalContext, i: int, x_u8: torch.Tensor, c_org: torch.Tensor, how: str = "single"
+) -> str:
+    """Rows: a test image, then its translation to each change of dataset ``i`` (each
+    domain, or ``how="multi"`` each multi-attribute combination)."""
     spec, layout = ctx.tr.layout.specs[i], ctx.tr.layout
     columns = [x_u8]
-    for _, c_trg in spec.single_changes(c_org):
-        columns.append(ctx.translate(x_u8, layout.encode(i, c_trg), c_org=layout.encode(i, c_org)))
+    for change in spec.changes(how):
+        c_trg = layout.encode(i, spec.change(c_org, change))
+        columns.append(ctx.translate(x_u8, c_trg, c_org=layout.encode(i, c_org)))
     tiles = torch.stack(columns, 1).flatten(0, 1)
-    path = ctx.out_dir / "samples" / f"{model_slug(ctx.model_path)}-{ctx.data[i].label}.png"
+    suffix = "" if how == "single" else f"-{how}"
+    name = f"{model_slug(ctx.model_path)}-{ctx.data[i].label}{suffix}.png"
+    path = ctx.out_dir / "samples" / name
     save_png(make_grid(tiles, len(columns)), path)
     return ctx.relative(path)
 

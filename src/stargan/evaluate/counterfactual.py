@@ -14,7 +14,8 @@ from stargan.evaluate.score import score_model
 MEASURES = ("l1", "psnr", "ssim", "lpips")
 
 
-def run_counterfactual(ctx: EvalContext) -> dict[str, Any]:
+def run_counterfactual(ctx: EvalContext, changes: str = "single") -> dict[str, Any]:
+    """``changes``: single-domain changes, or ``multi`` (multi-attribute combinations)."""
     from stargan.evaluate.lpips import MIN_SIZE, load_lpips
 
     lpips_model, notes = None, []
@@ -28,6 +29,8 @@ def run_counterfactual(ctx: EvalContext) -> dict[str, Any]:
         ctx.settings.batch_size,
         progress=ctx.settings.progress,
         lpips_model=lpips_model,
+        changes=changes,
+        source=ctx.settings.source,
     )
     measures = [m for m in MEASURES if m in result["overall"]]
     summary = {k: v for k, v in result["overall"].items() if k != "n"}
@@ -96,7 +99,7 @@ def _pair_tables(result: dict[str, Any], measures: list[str]) -> list[dict[str, 
     ]
 
 
-def _why_not(ctx: EvalContext) -> str | None:
+def why_not(ctx: EvalContext) -> str | None:
     if not any(d.dataset in BUILTIN for d in ctx.data):
         return "needs a model trained on built-in data, whose ground truth is known"
     return None
@@ -106,6 +109,6 @@ METRIC = Metric(
     "counterfactual",
     "L1, PSNR, SSIM and LPIPS of translations against the exact ground truth (built-in data)",
     run_counterfactual,
-    _why_not,
+    why_not,
     formats={"target_acc": "percent", "judge_real_acc": "percent"},
 )

@@ -18,6 +18,7 @@ from stargan.evaluate import (
     classification,
     counterfactual,
     model_stats,
+    multi_attribute,
     reconstruction,
     style_protocol,
     translation_fid,
@@ -30,6 +31,7 @@ METRICS: dict[str, Metric] = {
     for metric in (
         counterfactual.METRIC,
         classification.METRIC,
+        multi_attribute.METRIC,
         reconstruction.METRIC,
         translation_fid.METRIC,
         model_stats.PARAMS,
@@ -93,7 +95,8 @@ def describe(ctx: EvalContext, metric: Metric) -> str:
 
 
 def _header(ctx: EvalContext, name: str, elapsed: float) -> dict[str, Any]:
-    return {
+    source = {"source": ctx.settings.source} if ctx.settings.source else {}
+    return source | {
         "metric": name,
         "model": str(ctx.model_path.resolve()),
         "data": [f"{d.label}={d.path}" if d.path else d.label for d in ctx.data],
