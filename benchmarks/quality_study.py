@@ -256,9 +256,11 @@ def _kept(tr: Translator, cfg: Config, x, c_org, c_trg) -> float:
     a single-attribute change (the hair colours are one group, so changing one hair
     colour is allowed to change the other two)."""
     from stargan.evaluate.classifier import predict
-    from stargan.evaluate.score import _judge
+    from stargan.evaluate.score import builtin_judge
 
-    clf, spec = _judge("faces-attr", cfg.data.seed, tr.spec, cfg.model.image_size, 600, False)
+    clf, spec = builtin_judge(
+        "faces-attr", cfg.data.seed, tr.spec, cfg.model.image_size, 600, False
+    )
     fake = to_model_range(_u8(tr.generate(x, c_trg, c_org)))
     pred = predict(clf, fake, spec.kind)
     changed = c_trg != c_org

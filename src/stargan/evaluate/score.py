@@ -49,7 +49,7 @@ def score_model(
     sources = _builtin_sources(tr)
     size, layout = tr.image_size, tr.layout
     judges = {
-        j: _judge(name, seed, layout.specs[j], size, classifier_steps, progress)
+        j: builtin_judge(name, seed, layout.specs[j], size, classifier_steps, progress)
         for j, name, seed in sources
     }
     real_acc, per_domain, by_pair = {}, {}, {}
@@ -145,7 +145,9 @@ def _prefix(layout: LabelLayout, i: int, j: int) -> str:
     return f"{layout.datasets[i]} > " if layout.joint else ""
 
 
-def _judge(name: str, seed: int, spec: LabelSpec, size: int, steps: int, progress: bool):
+def builtin_judge(name: str, seed: int, spec: LabelSpec, size: int, steps: int, progress: bool):
+    """(classifier, spec): a ResNet judge trained on real renders of built-in dataset
+    ``name`` (data seed ``seed``) at ``size`` px, cached across calls."""
     train = load_builtin(
         name, "train", size, CLASSIFIER_TRAIN_IMAGES, seed, _attrs(name, spec), progress=progress
     )
