@@ -419,3 +419,9 @@ def test_from_translates_only_test_images_of_the_source_domain(tmp_path: Path) -
     assert len(x_u8) > 0 and c_org.tolist() == [[1.0, 0.0]] * len(x_u8)
     with pytest.raises(StarGANError, match="unknown domain 'left'"):
         _context("multi", True, tmp_path, source="left=1").test_images(0)
+
+
+def test_official_v2_fid_is_for_v2_models(tmp_path: Path) -> None:
+    said: list[str] = []
+    assert evaluate_model(_context("multi", True, tmp_path), ["fid-v2-official"], said.append) == []
+    assert "skipped (the StarGAN v2 protocol: v2 models only)" in said[0]

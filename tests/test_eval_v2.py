@@ -177,3 +177,36 @@ def test_eval_of_a_trained_and_exported_v2_model(
         "total_params",
     }
     assert records["speed"]["summary"]["images_per_s"] > 0
+
+
+def test_official_v2_fid_takes_every_target_training_image_and_every_test_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The official protocol's sets (clovaai/stargan-v2 metrics/eval.py), whatever --n:
+    real = all training images of the target, fakes = K outputs of every test image of
+    the source; its own metric and summary keys, labelled with its protocol."""
+    from dataclasses import replace
+
+    import stargan.evaluate.fid as fid
+
+    sizes, variants = [], []
+
+    def features(images, model, batch_size=50, progress=True):
+        sizes.append(len(images))
+        return np.random.default_rng(len(sizes)).normal(size=(len(images), 8))
+
+    def load(path=None, device="cpu", variant="tf"):
+        variants.append(variant)
+        return None
+
+    monkeypatch.setattr(fid, "inception_features", features)
+    monkeypatch.setattr(fid, "load_inception", load)
+    ctx = _context(True, tmp_path)
+    ctx.settings = replace(ctx.settings, n=2)
+    (record,) = evaluate_model(ctx, ["fid-v2-official"], log=lambda _: None)
+    assert variants == ["torchvision"] and record["protocol"] == "stargan-v2-official"
+    assert sizes[:3] == [32, 32, 32]  # each domain's 96 / 3 training images
+    assert sizes[3:] == [4 * K] * (2 * len(pairs(ctx)))  # all 12 test images, 4 per domain
+    assert record["n"] == 12
+    assert record["summary"]["fid_official_latent"] > 0
+    assert "fid_latent" not in record["summary"]

@@ -152,6 +152,33 @@ def test_pth_loader_refuses_wrong_keys_and_shapes(tmp_path, random_state) -> Non
         load_inception(tmp_path / "bad_shape.pth")
 
 
+def test_torchvision_variant_pools_and_normalises_as_torchvision(tmp_path, random_state) -> None:
+    """The official StarGAN v2 FID's network: torchvision's inception_v3, whose 3x3 average
+    pools count the padding and whose Mixed_7c pools by average; ImageNet-normalised
+    inputs; its file also holds the auxiliary classifier and a 1000-class head."""
+    tv, tf = FIDInception("torchvision"), FIDInception()
+    ones = torch.ones(1, 1, 3, 3)
+    assert tv.Mixed_5b.avg_pool(ones)[0, 0, 0, 0].item() == pytest.approx(4 / 9)
+    assert tf.Mixed_5b.avg_pool(ones)[0, 0, 0, 0].item() == 1.0
+    assert (tv.Mixed_7c.pool, tf.Mixed_7c.pool) == ("avg", "max")
+    white = torch.full((1, 3, 299, 299), 255, dtype=torch.uint8)
+    expected = (1 - torch.tensor([0.485, 0.456, 0.406])) / torch.tensor([0.229, 0.224, 0.225])
+    torch.testing.assert_close(tv.prepare(white)[0, :, 0, 0], expected)
+    torch.testing.assert_close(tf.prepare(white), torch.ones(1, 3, 299, 299))
+    state = {**random_state, "AuxLogits.fc.weight": torch.zeros(1000, 768)}
+    state |= {"fc.weight": torch.zeros(1000, 2048), "fc.bias": torch.zeros(1000)}
+    torch.save(state, tmp_path / "inception_v3_google.pth")
+    loaded = load_inception(tmp_path / "inception_v3_google.pth", variant="torchvision")
+    x = torch.randint(0, 256, (1, 3, 299, 299), dtype=torch.uint8)
+    tf.load_state_dict(random_state)
+    with torch.no_grad():
+        assert not torch.allclose(loaded(loaded.prepare(x)), tf.eval()(tf.prepare(x)))
+    with pytest.raises(StarGANError, match="unexpected"):  # not the FID network's file
+        load_inception(tmp_path / "inception_v3_google.pth")
+    with pytest.raises(StarGANError, match="--inception PATH"):  # none can be fetched here
+        load_inception(variant="torchvision")
+
+
 def test_preprocess_matches_pytorch_fid_range_and_size() -> None:
     x = torch.randint(0, 256, (1, 3, 299, 299), dtype=torch.uint8)
     x[0, 0, 0, :2] = torch.tensor([0, 255])

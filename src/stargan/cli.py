@@ -670,7 +670,9 @@ class MetricsOption(click.Option):
     "--inception",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Standard pt_inception-2015-12-05 weights (.pth/.safetensors) for FID.",
+    help="Inception weights (.pth/.safetensors): for fid, the standard "
+    "pt_inception-2015-12-05 (default: the converted copy from stargan weights); for "
+    "fid-v2-official, torchvision's inception_v3_google-0cc3c7bd.pth (required).",
 )
 @click.option(
     "--n",

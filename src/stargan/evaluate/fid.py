@@ -61,6 +61,8 @@ from stargan.errors import StarGANError
 from stargan.weights import PackageFile, WeightSet, register, sha256_of, weight_file
 
 WEIGHTS_FILE = "fid_inception.safetensors"
+# What ``stargan eval``'s fid metric records as its protocol (the v2 official one differs)
+PROTOCOL = "stargan: TF-2015 FID Inception; real images drawn from the training set"
 INPUT_SIZE = 299
 FEATURE_DIM = 2048
 FC_KEYS = ("fc.weight", "fc.bias")  # the 1008-class head of the standard file; FID skips it
@@ -93,11 +95,27 @@ def _tf_avg_pool(x: torch.Tensor) -> torch.Tensor:
     return F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
 
 
+def _torchvision_avg_pool(x: torch.Tensor) -> torch.Tensor:
+    # torchvision's Inception3 counts the zero padding (PyTorch's default).
+    return F.avg_pool2d(x, 3, stride=1, padding=1)
+
+
+# Where the two networks differ: the 3x3 average pools, and Mixed_7c's pool (TF: max).
+VARIANTS = {"tf": (_tf_avg_pool, "max"), "torchvision": (_torchvision_avg_pool, "avg")}
+WEIGHT_KINDS = {
+    "tf": "pt_inception-2015-12-05 (FID Inception)",
+    "torchvision": "torchvision inception_v3 (ImageNet)",
+}
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
 class InceptionA(nn.Module):
     """Mixed_5b/5c/5d: 1x1, 5x5, double 3x3 and pool branches."""
 
-    def __init__(self, cin: int, pool_features: int) -> None:
+    def __init__(self, cin: int, pool_features: int, avg_pool=_tf_avg_pool) -> None:
         super().__init__()
+        self.avg_pool = avg_pool
         self.branch1x1 = BasicConv2d(cin, 64, 1)
         self.branch5x5_1 = BasicConv2d(cin, 48, 1)
         self.branch5x5_2 = BasicConv2d(48, 64, 5, padding=2)
@@ -109,7 +127,7 @@ class InceptionA(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b5 = self.branch5x5_2(self.branch5x5_1(x))
         b3 = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
-        return torch.cat([self.branch1x1(x), b5, b3, self.branch_pool(_tf_avg_pool(x))], 1)
+        return torch.cat([self.branch1x1(x), b5, b3, self.branch_pool(self.avg_pool(x))], 1)
 
 
 class InceptionB(nn.Module):
@@ -130,8 +148,9 @@ class InceptionB(nn.Module):
 class InceptionC(nn.Module):
     """Mixed_6b-6e: factorised 7x7 branches."""
 
-    def __init__(self, cin: int, c7: int) -> None:
+    def __init__(self, cin: int, c7: int, avg_pool=_tf_avg_pool) -> None:
         super().__init__()
+        self.avg_pool = avg_pool
         row, col = (
             dict(kernel_size=(1, 7), padding=(0, 3)),
             dict(kernel_size=(7, 1), padding=(3, 0)),
@@ -152,7 +171,7 @@ class InceptionC(nn.Module):
         bd = x
         for i in range(1, 6):
             bd = getattr(self, f"branch7x7dbl_{i}")(bd)
-        return torch.cat([self.branch1x1(x), b7, bd, self.branch_pool(_tf_avg_pool(x))], 1)
+        return torch.cat([self.branch1x1(x), b7, bd, self.branch_pool(self.avg_pool(x))], 1)
 
 
 class InceptionD(nn.Module):
@@ -179,9 +198,9 @@ class InceptionE(nn.Module):
     """Mixed_7b (``pool="avg"``) and Mixed_7c (``pool="max"``: the TF graph's max pool
     where the Inception paper has an average pool; pytorch-fid keeps it, so do we)."""
 
-    def __init__(self, cin: int, pool: str) -> None:
+    def __init__(self, cin: int, pool: str, avg_pool=_tf_avg_pool) -> None:
         super().__init__()
-        self.pool = pool
+        self.pool, self.avg_pool = pool, avg_pool
         self.branch1x1 = BasicConv2d(cin, 320, 1)
         self.branch3x3_1 = BasicConv2d(cin, 384, 1)
         self.branch3x3_2a = BasicConv2d(384, 384, (1, 3), padding=(0, 1))
@@ -196,7 +215,7 @@ class InceptionE(nn.Module):
         a = self.branch3x3_1(x)
         b = self.branch3x3dbl_2(self.branch3x3dbl_1(x))
         max_pool = self.pool == "max"
-        pooled = F.max_pool2d(x, 3, stride=1, padding=1) if max_pool else _tf_avg_pool(x)
+        pooled = F.max_pool2d(x, 3, stride=1, padding=1) if max_pool else self.avg_pool(x)
         parts = [
             self.branch1x1(x),
             self.branch3x3_2a(a),
@@ -209,26 +228,45 @@ class InceptionE(nn.Module):
 
 
 class FIDInception(nn.Module):
-    """The FID Inception v3 up to its 2048-d pool features (no ``fc`` head)."""
+    """The FID Inception v3 up to its 2048-d pool features (no ``fc`` head).
 
-    def __init__(self) -> None:
+    ``variant="tf"``: the TF-2015 graph every FID paper uses (pytorch-fid's network);
+    ``"torchvision"``: torchvision's ImageNet ``inception_v3``, which the official
+    StarGAN v2 evaluation takes its features from (its blocks called in order, without
+    ``transform_input``), with ImageNet-normalised inputs (:meth:`prepare`)."""
+
+    def __init__(self, variant: str = "tf") -> None:
         super().__init__()
+        if variant not in VARIANTS:
+            raise StarGANError(f"Inception variant must be one of {', '.join(VARIANTS)}")
+        self.variant = variant
+        pool, last = VARIANTS[variant]
         self.Conv2d_1a_3x3 = BasicConv2d(3, 32, 3, stride=2)
         self.Conv2d_2a_3x3 = BasicConv2d(32, 32, 3)
         self.Conv2d_2b_3x3 = BasicConv2d(32, 64, 3, padding=1)
         self.Conv2d_3b_1x1 = BasicConv2d(64, 80, 1)
         self.Conv2d_4a_3x3 = BasicConv2d(80, 192, 3)
-        self.Mixed_5b = InceptionA(192, pool_features=32)
-        self.Mixed_5c = InceptionA(256, pool_features=64)
-        self.Mixed_5d = InceptionA(288, pool_features=64)
+        self.Mixed_5b = InceptionA(192, 32, pool)
+        self.Mixed_5c = InceptionA(256, 64, pool)
+        self.Mixed_5d = InceptionA(288, 64, pool)
         self.Mixed_6a = InceptionB(288)
-        self.Mixed_6b = InceptionC(768, c7=128)
-        self.Mixed_6c = InceptionC(768, c7=160)
-        self.Mixed_6d = InceptionC(768, c7=160)
-        self.Mixed_6e = InceptionC(768, c7=192)
+        self.Mixed_6b = InceptionC(768, 128, pool)
+        self.Mixed_6c = InceptionC(768, 160, pool)
+        self.Mixed_6d = InceptionC(768, 160, pool)
+        self.Mixed_6e = InceptionC(768, 192, pool)
         self.Mixed_7a = InceptionD(768)
-        self.Mixed_7b = InceptionE(1280, pool="avg")
-        self.Mixed_7c = InceptionE(2048, pool="max")
+        self.Mixed_7b = InceptionE(1280, "avg", pool)
+        self.Mixed_7c = InceptionE(2048, last, pool)
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 [B, 3, H, W] -> this network's input [B, 3, 299, 299]: [-1, 1] for the TF
+        graph (:func:`preprocess`); ImageNet mean / std for torchvision's, as the official
+        StarGAN v2 loader (``Resize(299)`` bilinear, ``Normalize``)."""
+        if self.variant == "tf":
+            return preprocess(x)
+        x01 = (preprocess(x) + 1) / 2
+        mean = x01.new_tensor(IMAGENET_MEAN)[:, None, None]
+        return (x01 - mean) / x01.new_tensor(IMAGENET_STD)[:, None, None]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: [N, 3, 299, 299] in [-1, 1] -> [N, 2048]
@@ -252,9 +290,10 @@ def _state_keys(model: nn.Module) -> dict[str, tuple[int, ...]]:
     }
 
 
-def _checked_state(state: dict, model: nn.Module, source: str) -> dict[str, torch.Tensor]:
+def _checked_state(state: dict, model: FIDInception, source: str) -> dict[str, torch.Tensor]:
     """``state`` restricted to the model's keys; a StarGANError unless it has exactly
-    those keys (plus, optionally, ``fc.*`` and batch-norm counters) with their shapes."""
+    those keys (plus, optionally, ``fc.*``, batch-norm counters and, for torchvision's
+    network, its auxiliary classifier ``AuxLogits.*``) with their shapes."""
     if not isinstance(state, dict) or not all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
     ):
@@ -262,10 +301,12 @@ def _checked_state(state: dict, model: nn.Module, source: str) -> dict[str, torc
     expected = _state_keys(model)
     got = {k: v for k, v in state.items() if k not in FC_KEYS}
     got = {k: v for k, v in got.items() if not k.endswith("num_batches_tracked")}
+    if model.variant == "torchvision":
+        got = {k: v for k, v in got.items() if not k.startswith("AuxLogits.")}
     missing, extra = sorted(expected.keys() - got.keys()), sorted(got.keys() - expected.keys())
     if missing or extra:
         raise StarGANError(
-            f"{source}: not a pt_inception-2015-12-05 (FID Inception) state dict: "
+            f"{source}: not a {WEIGHT_KINDS[model.variant]} state dict: "
             f"{len(missing)} keys missing (e.g. {missing[:2]}), "
             f"{len(extra)} unexpected (e.g. {extra[:2]})"
         )
@@ -289,16 +330,26 @@ def _read_weights(path: Path) -> dict:
         ) from err
 
 
-def load_inception(path: str | Path | None = None, device: str = "cpu") -> FIDInception:
+def load_inception(
+    path: str | Path | None = None, device: str = "cpu", variant: str = "tf"
+) -> FIDInception:
     """The FID Inception in eval mode, weights from ``path`` (a ``.pth`` state dict such as
     pytorch-fid's ``pt_inception-2015-12-05-6726825d.pth``, or ``.safetensors``) or, by
-    default, the converted ``fid_inception.safetensors`` (``stargan weights fid``)."""
+    default, the converted ``fid_inception.safetensors`` (``stargan weights fid``).
+    ``variant="torchvision"``: torchvision's ImageNet ``inception_v3`` (the official
+    StarGAN v2 evaluation's network), whose weights must be given: nothing here can
+    fetch them."""
+    if path is None and variant == "torchvision":
+        raise StarGANError(
+            "the official StarGAN v2 FID needs torchvision's ImageNet inception_v3 weights "
+            "(inception_v3_google-0cc3c7bd.pth, from a machine that has them): --inception PATH"
+        )
     if path is None:
         path = weight_file(WEIGHTS_FILE, "fid")
     path = Path(path)
     if not path.is_file():
         raise StarGANError(f"Inception weights {path} do not exist")
-    model = FIDInception()
+    model = FIDInception(variant)
     state = _checked_state(_read_weights(path), model, str(path))
     model.load_state_dict(state, strict=False)  # only the step counters are left out
     return model.eval().requires_grad_(False).to(device)
@@ -354,7 +405,7 @@ def inception_features(
     with torch.inference_mode():
         for start in tqdm(starts, desc="Inception features", disable=not progress, unit="batch"):
             x = _batch(images, start, start + batch_size).to(device)
-            out[start : start + len(x)] = model(preprocess(x)).double().cpu().numpy()
+            out[start : start + len(x)] = model(model.prepare(x)).double().cpu().numpy()
     return out
 
 

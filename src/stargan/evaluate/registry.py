@@ -37,6 +37,7 @@ METRICS: dict[str, Metric] = {
         model_stats.PARAMS,
         model_stats.SPEED,
         style_protocol.METRIC,
+        style_protocol.OFFICIAL_FID,
     )
 }
 

@@ -20,6 +20,7 @@ Outputs are generated once per (mode, source, target) and shared by the metrics 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,7 @@ from stargan.evaluate.metrics import EvalContext, Metric, subset
 from stargan.images import make_grid, save_png
 
 K = 10  # outputs per source image and pair (official num_outs_per_domain)
+ALL = 10**9  # EvalSettings.n that takes every test image
 MODES = ("latent", "reference")
 STYLE_RUNS: dict[str, Callable[[EvalContext], dict[str, Any]]] = {}
 
@@ -159,7 +161,7 @@ def _n_sources(ctx: EvalContext) -> int:
 
 # ---------------------------------------------------------------- fid
 def run_fid(ctx: EvalContext) -> dict[str, Any]:
-    from stargan.evaluate.fid import inception_features, load_inception
+    from stargan.evaluate.fid import PROTOCOL, inception_features, load_inception
     from stargan.evaluate.translation_fid import fid_between
 
     inception = ctx.cached("inception", lambda: load_inception(ctx.settings.inception))
@@ -180,8 +182,56 @@ def run_fid(ctx: EvalContext) -> dict[str, Any]:
         f"{K} outputs per source test image and pair; real: up to {settings.fid_real} "
         "training images. FID from few images is biased upward: compare at equal n."
     ]
+    result["protocol"] = PROTOCOL
     result["n"] = _n_sources(ctx)
     return result
+
+
+# ---------------------------------------------------------------- official FID
+OFFICIAL_FID_PROTOCOL = (
+    "official StarGAN v2 protocol (clovaai/stargan-v2 metrics/eval.py): torchvision's "
+    "ImageNet Inception v3; real = every training image of the target domain; sources = "
+    "every test image of the source domain, 10 outputs each"
+)
+
+
+def run_official_fid(ctx: EvalContext) -> dict[str, Any]:
+    """The official v2 FID per (source, target) pair and mode; its own metric name and
+    summary keys (``fid_official_*``), so it never shares a column with ``fid``."""
+    from stargan.evaluate.fid import inception_features, load_inception
+    from stargan.evaluate.translation_fid import fid_between
+
+    settings = ctx.settings
+    inception = ctx.cached(
+        "inception-torchvision", lambda: load_inception(settings.inception, variant="torchvision")
+    )
+    every = EvalContext(ctx.model_path, ctx.tr, ctx.data, replace(settings, n=ALL), ctx.out_dir)
+    every._cache = {k: v for k, v in ctx._cache.items() if k[:1] == ("dataset",)}
+    train = every.dataset(0, "train")
+    domain = np.asarray(train.labels).argmax(1)
+    real = {
+        t: inception_features(
+            np.asarray(train.images)[domain == t], inception, settings.batch_size, settings.progress
+        )
+        for t in range(len(ctx.tr.domains))
+    }
+
+    def measure(mode: str, s: int, t: int) -> float | None:
+        fake_u8 = outputs(every, mode, s, t).flatten(0, 1)
+        fake = inception_features(fake_u8, inception, settings.batch_size, progress=False)
+        return fid_between(fake, real[t])
+
+    title = "FID, official StarGAN v2 protocol"
+    result = _by_mode(every, "fid_official", title, measure, "float")
+    reals = ", ".join(f"{ctx.tr.domains[t]} {len(f)}" for t, f in real.items())
+    result["notes"] = [OFFICIAL_FID_PROTOCOL + f"; real images per domain: {reals}."]
+    result["protocol"] = "stargan-v2-official"
+    result["n"] = _n_sources(every)
+    return result
+
+
+def _official_fid_applies(ctx: EvalContext) -> str | None:
+    return None if is_style_model(ctx) else "the StarGAN v2 protocol: v2 models only"
 
 
 # ---------------------------------------------------------------- classification
@@ -245,6 +295,7 @@ def run_speed(ctx: EvalContext) -> dict[str, Any]:
 
 STYLE_RUNS |= {
     "fid": run_fid,
+    "fid-v2-official": run_official_fid,
     "classification": run_classification,
     "diversity": run_diversity,
     "params": run_params,
@@ -258,6 +309,15 @@ STYLE_ABOUT = {
     "classification": "share of latent- and reference-guided outputs a ResNet-18 trained "
     "on real images reads as the target domain",
 }
+
+OFFICIAL_FID = Metric(
+    "fid-v2-official",
+    "FID by the official StarGAN v2 protocol (torchvision Inception; every training image "
+    "of the target, every test image as a source; weights by --inception PATH)",
+    run_official_fid,
+    _official_fid_applies,
+    formats={"fid_official_latent": "float", "fid_official_reference": "float"},
+)
 
 METRIC = Metric(
     "diversity",

