@@ -280,6 +280,7 @@ def test_fid_metric_reports_tasks_and_a_real_floor(
         (("--metrics", "fidd"), "did you mean fid"),
         (("--metrics", "classification", "--classifier", "/no/clf"), "stargan classifier train"),
         (("--n", "0"), "0 is not in the range"),
+        (("--metrics", "fid-v2-official"), "--inception-torchvision PATH"),
     ],
 )
 def test_eval_errors_are_one_line(

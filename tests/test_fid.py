@@ -175,7 +175,11 @@ def test_torchvision_variant_pools_and_normalises_as_torchvision(tmp_path, rando
         assert not torch.allclose(loaded(loaded.prepare(x)), tf.eval()(tf.prepare(x)))
     with pytest.raises(StarGANError, match="unexpected"):  # not the FID network's file
         load_inception(tmp_path / "inception_v3_google.pth")
-    with pytest.raises(StarGANError, match="--inception PATH"):  # none can be fetched here
+    fid_file = {**random_state, "fc.weight": torch.zeros(1008, 2048), "fc.bias": torch.zeros(1008)}
+    torch.save(fid_file, tmp_path / "pt_inception.pth")  # same trunk names and shapes
+    with pytest.raises(StarGANError, match="not torchvision's ImageNet inception_v3"):
+        load_inception(tmp_path / "pt_inception.pth", variant="torchvision")
+    with pytest.raises(StarGANError, match="--inception-torchvision PATH"):  # none fetched here
         load_inception(variant="torchvision")
 
 

@@ -670,9 +670,15 @@ class MetricsOption(click.Option):
     "--inception",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Inception weights (.pth/.safetensors): for fid, the standard "
-    "pt_inception-2015-12-05 (default: the converted copy from stargan weights); for "
-    "fid-v2-official, torchvision's inception_v3_google-0cc3c7bd.pth (required).",
+    help="Standard pt_inception-2015-12-05 weights (.pth/.safetensors) for fid (default: "
+    "the converted copy from stargan weights).",
+)
+@click.option(
+    "--inception-torchvision",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="torchvision's ImageNet inception_v3 weights (inception_v3_google-*.pth), which "
+    "fid-v2-official needs (the official StarGAN v2 protocol).",
 )
 @click.option(
     "--n",
@@ -705,6 +711,7 @@ def evaluate(
     data_paths,
     classifiers,
     inception,
+    inception_torchvision,
     n_test,
     fid_real,
     source,
@@ -727,12 +734,26 @@ def evaluate(
     from stargan.evaluate.metrics import EvalSettings
     from stargan.evaluate.runner import choose_metrics, format_summary, run_eval
 
+    chosen = choose_metrics(metrics)
+    if "fid-v2-official" in chosen and not inception_torchvision:
+        raise StarGANError(
+            "fid-v2-official needs torchvision's inception_v3 weights: --inception-torchvision "
+            "PATH (nothing here can fetch them)"
+        )
     settings = EvalSettings(
-        n_test, seed, batch_size, classifiers, inception, fid_real, not quiet, source
+        n_test,
+        seed,
+        batch_size,
+        classifiers,
+        inception,
+        fid_real,
+        not quiet,
+        source,
+        inception_torchvision,
     )
     records, html = run_eval(
         [_model(m) for m in models],
-        choose_metrics(metrics),
+        chosen,
         settings,
         Path(out),
         data_paths,

@@ -312,6 +312,7 @@ class Translator:
         """``translate`` on preprocessed inputs: [N, 3, S, S] in [-1, 1] in and out."""
         c_src, c_trg = self.source_and_target(target, c_org, x)
         if mask is not None:
+            c_src = self._source(x, c_trg, c_src)  # the target's dataset, not the mask's
             c_trg = self.layout.with_mask(c_trg, mask)
         return self.generate(x, c_trg, c_src)
 

@@ -114,7 +114,8 @@ def _checked(tr: Translator, request: Request) -> list[dict[str, float]]:
     targets = [parse_pairs(text, example=example) for text in request.targets]
     parts = {tr.parse_target(t)[0] for t in targets}
     if request.source is not None:
-        part = tr.parse_target(request.source)[0]
+        part, source = tr.parse_target(request.source)
+        tr.layout.specs[part].apply(torch.zeros(1, tr.layout.specs[part].dim), source)
         if parts - {part}:
             raise StarGANError("--from must name domains of the dataset --to translates into")
     if request.mask is not None:

@@ -184,7 +184,7 @@ def _multi_label(ctx, part, clf, x_u8, c_org, pred_real, how: str = "single"):
         c_trg = spec.change(c_org, change)
         rows = (c_trg != c_org).any(1) if how == "single" else spec.changed_rows(c_org, change)
         rows = rows.nonzero().flatten()
-        real_acc = _accuracy(pred_real[:, cols], c_org[:, cols])
+        real_acc = float((pred_real[:, cols] == c_org[:, cols]).all(1).float().mean())
         if len(rows) == 0:
             rows_out.append([name, None, None, real_acc])
             kept_matrix.append([name] + [None] * spec.dim)

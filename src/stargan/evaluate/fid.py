@@ -302,6 +302,7 @@ def _checked_state(state: dict, model: FIDInception, source: str) -> dict[str, t
     got = {k: v for k, v in state.items() if k not in FC_KEYS}
     got = {k: v for k, v in got.items() if not k.endswith("num_batches_tracked")}
     if model.variant == "torchvision":
+        _check_torchvision_head(state, source)
         got = {k: v for k, v in got.items() if not k.startswith("AuxLogits.")}
     missing, extra = sorted(expected.keys() - got.keys()), sorted(got.keys() - expected.keys())
     if missing or extra:
@@ -314,6 +315,17 @@ def _checked_state(state: dict, model: FIDInception, source: str) -> dict[str, t
     if wrong:
         raise StarGANError(f"{source}: {len(wrong)} tensors have the wrong shape (e.g. {wrong[0]})")
     return {k: got[k].float() for k in expected}
+
+
+def _check_torchvision_head(state: dict, source: str) -> None:
+    """The two Inceptions share every trunk name and shape; torchvision's file is told
+    apart by its 1000-class ImageNet head (the FID network's has 1008 classes, or none)."""
+    fc = state.get("fc.weight")
+    if fc is None or tuple(fc.shape) != (1000, 2048):
+        raise StarGANError(
+            f"{source}: not torchvision's ImageNet inception_v3 (no 1000-class fc head); "
+            "the FID Inception (pt_inception-2015-12-05) is for --metrics fid's --inception"
+        )
 
 
 def _read_weights(path: Path) -> dict:
@@ -342,7 +354,8 @@ def load_inception(
     if path is None and variant == "torchvision":
         raise StarGANError(
             "the official StarGAN v2 FID needs torchvision's ImageNet inception_v3 weights "
-            "(inception_v3_google-0cc3c7bd.pth, from a machine that has them): --inception PATH"
+            "(inception_v3_google-0cc3c7bd.pth or -1a9a5a14.pth, from a machine that has "
+            "them): --inception-torchvision PATH"
         )
     if path is None:
         path = weight_file(WEIGHTS_FILE, "fid")

@@ -37,6 +37,7 @@ class EvalSettings:
     fid_real: int = 2000  # real training images per dataset that FID compares against
     progress: bool = True
     source: str | None = None  # --from: only test images of these domains are translated
+    inception_torchvision: str | None = None  # torchvision's inception_v3 (fid-v2-official)
 
 
 @dataclass(frozen=True)

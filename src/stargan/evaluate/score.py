@@ -47,6 +47,11 @@ def score_model(
     ("neutral", "Male=0"): only test images of those domains are translated."""
     scorer = _Scorer(tr, batch_size, lpips_model)
     sources = _builtin_sources(tr)
+    if not any(tr.layout.specs[j].changes(changes) for j, _, _ in sources):
+        raise StarGANError(
+            "multi-attribute changes need a multi-label dataset with attributes of at least "
+            "two kinds (e.g. hair colour and sex); this model has none"
+        )
     size, layout = tr.image_size, tr.layout
     judges = {
         j: builtin_judge(name, seed, layout.specs[j], size, classifier_steps, progress)
@@ -83,11 +88,6 @@ def score_model(
             per_domain |= rows_scored
             if layout.joint and rows_scored:
                 by_pair[f"{layout.datasets[i]} > {layout.datasets[j]}"] = _overall(rows_scored)
-    if not per_domain and changes == "multi":
-        raise StarGANError(
-            "multi-attribute changes need a multi-label dataset with attributes of at least "
-            "two kinds (e.g. hair colour and sex); this model has none"
-        )
     result = {
         "dataset": "+".join(name for _, name, _ in sources),
         "n_test": n,

@@ -164,7 +164,9 @@ def run_fid(ctx: EvalContext) -> dict[str, Any]:
     from stargan.evaluate.fid import PROTOCOL, inception_features, load_inception
     from stargan.evaluate.translation_fid import fid_between
 
-    inception = ctx.cached("inception", lambda: load_inception(ctx.settings.inception))
+    inception = ctx.cached(
+        "inception", lambda: load_inception(ctx.settings.inception, ctx.tr.device)
+    )
     settings = ctx.settings
     train = ctx.dataset(0, "train")
     rows = subset(len(train), settings.fid_real, settings.seed)
@@ -203,10 +205,12 @@ def run_official_fid(ctx: EvalContext) -> dict[str, Any]:
 
     settings = ctx.settings
     inception = ctx.cached(
-        "inception-torchvision", lambda: load_inception(settings.inception, variant="torchvision")
+        "inception-torchvision",
+        lambda: load_inception(settings.inception_torchvision, ctx.tr.device, "torchvision"),
     )
     every = EvalContext(ctx.model_path, ctx.tr, ctx.data, replace(settings, n=ALL), ctx.out_dir)
     every._cache = {k: v for k, v in ctx._cache.items() if k[:1] == ("dataset",)}
+    all_tests = len(ctx.test_images(0)[0]) == len(every.test_images(0)[0])
     train = every.dataset(0, "train")
     domain = np.asarray(train.labels).argmax(1)
     real = {
@@ -217,8 +221,10 @@ def run_official_fid(ctx: EvalContext) -> dict[str, Any]:
     }
 
     def measure(mode: str, s: int, t: int) -> float | None:
-        fake_u8 = outputs(every, mode, s, t).flatten(0, 1)
-        fake = inception_features(fake_u8, inception, settings.batch_size, progress=False)
+        # the outputs the other metrics share when --n took every test image; else made
+        # here and dropped after use (all of them at once would not fit in memory)
+        made = outputs(ctx, mode, s, t) if all_tests else _generate(every, mode, s, t)
+        fake = inception_features(made.flatten(0, 1), inception, settings.batch_size, False)
         return fid_between(fake, real[t])
 
     title = "FID, official StarGAN v2 protocol"
@@ -313,7 +319,7 @@ STYLE_ABOUT = {
 OFFICIAL_FID = Metric(
     "fid-v2-official",
     "FID by the official StarGAN v2 protocol (torchvision Inception; every training image "
-    "of the target, every test image as a source; weights by --inception PATH)",
+    "of the target, every test image as a source; weights by --inception-torchvision PATH)",
     run_official_fid,
     _official_fid_applies,
     formats={"fid_official_latent": "float", "fid_official_reference": "float"},

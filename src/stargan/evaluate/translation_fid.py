@@ -24,7 +24,9 @@ MIN_IMAGES = 2  # fewer per side and a covariance does not exist
 
 
 def run_fid(ctx: EvalContext) -> dict[str, Any]:
-    inception = ctx.cached("inception", lambda: load_inception(ctx.settings.inception))
+    inception = ctx.cached(
+        "inception", lambda: load_inception(ctx.settings.inception, ctx.tr.device)
+    )
     summary, tables, joint = {}, [], ctx.tr.layout.joint
     for i, spec in enumerate(ctx.tr.layout.specs):
         part_summary, table = _dataset_fid(ctx, i, spec, inception)
