@@ -148,3 +148,39 @@ def test_export_without_d_warns_that_labels_must_be_given(
     err = capsys.readouterr().err
     assert exit_info.value.code == 0 and "cannot read a photo's own labels" in err
     assert not (tmp_path / "m" / "discriminator.safetensors").exists()
+
+
+def test_a_wrong_mask_keeps_the_targets_dataset_as_the_source() -> None:
+    """Paper Fig. 8 with a difference-conditioned G: whether the target is named or given as
+    labels, G's source is the input's reading in the target's dataset, not the mask's."""
+    from stargan.config import ModelConfig
+    from stargan.data.joint import LabelLayout
+    from stargan.data.labels import LabelSpec
+    from stargan.models.v1 import Discriminator, generator
+
+    layout = LabelLayout(
+        ("attr", "expr"),
+        (LabelSpec(("Male", "Young")), LabelSpec(("happy", "sad"), "categorical")),
+    )
+    cfg = ModelConfig(
+        image_size=16,
+        c_dim=4,
+        mask_dim=2,
+        g_conv_dim=8,
+        g_repeat_num=1,
+        d_conv_dim=8,
+        d_repeat_num=2,
+        g_condition="difference",
+    )
+    torch.manual_seed(0)
+    D = Discriminator(16, 4, 8, 2)
+    tr = Translator(generator(cfg), cfg, layout, D, {"crop": 0})
+    seen: list[torch.Tensor] = []
+    tr.G.register_forward_hook(lambda _, args, out: seen.append(args[1].clone()))
+    x = tr.preprocess(torch.randint(0, 256, (3, 3, 16, 16), dtype=torch.uint8))
+    tr.apply(x, "happy", mask="attr")
+    tr.apply(x, tr.target_labels("happy", None, x), mask="attr")
+    named, labels = seen
+    assert torch.equal(named, labels)
+    assert named[:, -2:].tolist() == [[1.0, 0.0]] * 3  # the wrong mask reaches G
+    assert named[:, :2].abs().sum() == 0  # the attributes: no change asked
