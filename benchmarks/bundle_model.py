@@ -55,6 +55,7 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=8)
     ap.add_argument("--min-psnr", type=float, default=40.0)
     ap.add_argument("--commit", default="", help="the commit that trained it (default: HEAD)")
+    ap.add_argument("--note", default="", help="a sentence for the card's training paragraph")
     args = ap.parse_args()
 
     if args.out.exists():
@@ -190,6 +191,8 @@ def write_card(
         counts=", ".join(f"{k} {v:,}" for k, v in counts.items() if k != "images"),
         table=table,
         fp16=fp16,
+        condition=f"model.g_condition={facts['config']['model']['g_condition']}",
+        note=f" {args.note}" if args.note else "",
         **{
             k.replace(" ", "_").replace("'", ""): v
             for k, v in scores.items()
@@ -203,7 +206,10 @@ def write_card(
 
 def _fid_section(scores: dict) -> str:
     if "fid tasks" not in scores:
-        return ""
+        return (
+            "\nFID per task: not measured for this version (`stargan eval celeba --data "
+            "PATH --metrics fid`,\nabout 27 minutes on a 2-core CPU).\n"
+        )
     rows = "\n".join(
         f"| {task} | {n_fake} | {n_real} | {fid:.1f} |"
         for task, n_fake, n_real, fid in scores["fid tasks"]
@@ -238,14 +244,15 @@ CARD = """\
 ## What it is
 
 A StarGAN (Choi et al., CVPR 2018) generator with the quality recipe of docs/quality.md
-(attention mask, resize up-sampling, running-average weights, a D_cls made robust to specks),
-trained with this toolkit on this toolkit's 2-core CPU:
+(attention mask, resize up-sampling, running-average weights, a D_cls made robust to specks,
+G told the change c_trg - c_org rather than the target: {condition}), trained with this
+toolkit on this toolkit's 2-core CPU:
 
     stargan train --preset {preset} --data {data}
 
-{iterations:,} iterations, {minutes:.0f} minutes of training, commit {commit}. Weights stored in
-float16 (outputs {fp16:.1f} dB PSNR from float32's at the worst of the sample faces' changes);
-they load as float32.
+{iterations:,} iterations, {minutes:.0f} minutes of training, commit {commit}.{note}
+Weights stored in float16 (outputs {fp16:.1f} dB PSNR from float32's at the worst of the sample
+faces' changes); they load as float32.
 
 ## Data
 
