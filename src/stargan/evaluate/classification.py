@@ -236,10 +236,6 @@ def _bar(ctx: EvalContext, items, desc: str):
     return tqdm(items, desc=desc, unit="domain", disable=not ctx.settings.progress)
 
 
-def _accuracy(pred: torch.Tensor, truth: torch.Tensor) -> float:
-    return float((pred == truth).float().mean())
-
-
 def _mean_where(values: torch.Tensor, mask: torch.Tensor) -> float | None:
     return float(values[mask].mean()) if mask.any() else None
 

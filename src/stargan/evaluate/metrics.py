@@ -23,7 +23,7 @@ from stargan.config import DataConfig, from_dict
 from stargan.data import load_dataset, named_paths
 from stargan.data.dataset import ImageLabelDataset
 from stargan.errors import StarGANError
-from stargan.evaluate.score import translate_batched
+from stargan.evaluate.score import source_rows, translate_batched
 from stargan.translate import Translator
 
 
@@ -87,27 +87,13 @@ class EvalContext:
         """Up to ``n`` (default settings.n) test images of dataset ``i`` as uint8
         [N, 3, S, S] and their labels [N, c]: all of them, or a seeded subset in order."""
         data = self.dataset(i, "test")
-        candidates = self.source_rows(i, torch.from_numpy(np.asarray(data.labels))).numpy()
+        labels = torch.from_numpy(np.asarray(data.labels))
+        what = f"test image of {self.data[i].label}"
+        keep = source_rows(self.tr, self.settings.source, i, labels, what)
+        candidates = keep.nonzero().flatten().numpy()
         rows = candidates[subset(len(candidates), n or self.settings.n, self.settings.seed)]
         x_u8, c_org = data.batch(torch.from_numpy(rows))
         return x_u8, c_org.float()
-
-    def source_rows(self, i: int, labels: torch.Tensor) -> torch.Tensor:
-        """Indices of the rows of dataset ``i``'s ``labels`` that ``--from`` keeps: all, or
-        those of its domains when it names dataset ``i``'s (the RaFD protocol translates
-        neutral faces only)."""
-        everything = torch.arange(labels.size(0))
-        if self.settings.source is None:
-            return everything
-        part, assignments = source_domains(self.tr, self.settings.source)
-        if part != i:
-            return everything
-        rows = self.tr.layout.specs[i].matching_rows(labels.float(), assignments)
-        if not rows.any():
-            raise StarGANError(
-                f"no test image of {self.data[i].label} is {self.settings.source} (--from)"
-            )
-        return everything[rows]
 
     def translate(
         self,
@@ -133,13 +119,6 @@ class EvalContext:
 
     def relative(self, path: Path) -> str:
         return path.relative_to(self.out_dir).as_posix()
-
-
-def source_domains(tr: Any, source: str) -> tuple[int, dict[str, float]]:
-    """``--from``'s (dataset index, {domain: value}); StarGAN v2 models take none."""
-    if not hasattr(tr, "parse_target"):
-        raise StarGANError("--from is for StarGAN (v1) models")
-    return tr.parse_target(source)
 
 
 def _fingerprint(t: torch.Tensor) -> tuple[str, tuple[int, ...], str]:

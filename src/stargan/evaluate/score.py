@@ -65,9 +65,8 @@ def score_model(
         x_u8 = torch.from_numpy(np.array(test.images)).permute(0, 3, 1, 2)
         x = to_model_range(x_u8)
         params = [faces.params_for(seed, "test", k) for k in range(len(test))]
-        keep = _source_rows(
-            tr, source, i, torch.from_numpy(labels_of(name, layout.specs[i], params))
-        )
+        own = torch.from_numpy(labels_of(name, layout.specs[i], params))
+        keep = source_rows(tr, source, i, own, "test image")
         for j, target_name, _ in sources:
             spec, prefix = layout.specs[j], _prefix(layout, i, j)
             c_own = torch.from_numpy(labels_of(target_name, spec, params))
@@ -103,18 +102,23 @@ def score_model(
     return result
 
 
-def _source_rows(tr: Translator, source: str | None, i: int, labels: torch.Tensor) -> torch.Tensor:
-    """Rows [N] bool of dataset ``i``'s test images to translate: all, or those of the
-    ``source`` domains when it names dataset ``i``'s."""
+def source_rows(
+    tr: Any, source: str | None, i: int, labels: torch.Tensor, what: str
+) -> torch.Tensor:
+    """Rows [N] bool of dataset ``i``'s ``labels`` that ``--from`` keeps: all, or those of
+    the ``source`` domains when it names dataset ``i``'s (the RaFD protocol translates
+    neutral faces only); ``what`` names the rows in the error when none is kept."""
     keep = torch.ones(labels.size(0), dtype=torch.bool)
     if source is None:
         return keep
+    if not hasattr(tr, "parse_target"):
+        raise StarGANError("--from is for StarGAN (v1) models")
     part, assignments = tr.parse_target(source)
     if part != i:
         return keep
     keep = tr.layout.specs[i].matching_rows(labels.float(), assignments)
     if not keep.any():
-        raise StarGANError(f"no test image is {source} (--from)")
+        raise StarGANError(f"no {what} is {source} (--from)")
     return keep
 
 
