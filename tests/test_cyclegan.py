@@ -329,7 +329,10 @@ def test_resume_continues_exactly_as_if_never_stopped(tmp_path: Path) -> None:
         (("train", "--preset", "cyclegan-ckplus"), "needs a path"),
         (("train", "--resume", "/no/run"), "not a pairwise CycleGAN run"),
         (("export", "/no/run", "-o", "x"), "not a pairwise CycleGAN run"),
-        (("translate", "/no/model", "a.png", "--from", "a", "--to", "b", "-o", "x"), "not a"),
+        (
+            ("translate", "/no/model", "a.png", "--from", "a", "--to", "b", "-o", "x"),
+            "does not exist",
+        ),
     ],
 )
 def test_bad_input_is_one_line(capsys, monkeypatch, tmp_path: Path, args, text) -> None:

@@ -31,11 +31,9 @@ def _train(args: list[str], tmp: Path, procs: int = 1) -> subprocess.CompletedPr
     )
 
 
-def _weights(ckpt: Path) -> dict[str, torch.Tensor]:
+def _weights(ckpt: Path, nets: tuple[str, ...] = ("G", "D")) -> dict[str, torch.Tensor]:
     return {
-        f"{net}.{k}": v
-        for net in ("G", "D")
-        for k, v in load_file(ckpt / f"{net}.safetensors").items()
+        f"{net}.{k}": v for net in nets for k, v in load_file(ckpt / f"{net}.safetensors").items()
     }
 
 
@@ -89,6 +87,51 @@ def test_a_global_batch_that_does_not_split_is_refused(tmp_path: Path) -> None:
     assert proc.returncode != 0
     assert "must be divisible by the 2 processes" in proc.stderr + proc.stdout
     assert not list(tmp_path.glob("*-tiny"))
+
+
+V2_NETS = ("G", "F", "E", "D", "G_ema", "F_ema", "E_ema")
+
+
+def test_v2_two_processes_end_in_sync_and_equal_one_process(tmp_path: Path) -> None:
+    """StarGAN v2 under torchrun: four networks through DDP, the running averages updated
+    on every rank from identical weights; bf16 autocast on the way (the CPU default)."""
+    args = ["--preset", "tiny-v2", "--quiet", "--set", "train.threads=1", "--precision", "bf16"]
+    single = _train([*args, "--outdir", str(tmp_path / "single")], tmp_path)
+    assert single.returncode == 0, single.stderr
+    two = _train([*args, "--outdir", str(tmp_path / "two")], tmp_path, procs=2)
+    assert two.returncode == 0, two.stderr
+    assert "2 ranks in sync: identical weights (G, F, E, D, G_ema, F_ema, E_ema)" in two.stdout
+    last = Path("00001-tiny-v2", "checkpoints", "step-0000010")
+    final = _weights(tmp_path / "two" / last, V2_NETS)
+    reference = _weights(tmp_path / "single" / last, V2_NETS)
+    assert max((final[k] - reference[k]).abs().max().item() for k in final) < 5e-3  # bf16
+    assert any(not torch.equal(final[k], reference[k]) for k in final)
+
+
+def test_ddp_is_told_of_the_w_hpf_generators_unused_shortcuts(tmp_path: Path) -> None:
+    """G with w_hpf > 0 builds the official decoder's 1x1 shortcuts and never uses them:
+    DDP must find unused parameters there, or its second iteration fails."""
+    import torch.distributed as dist
+
+    from stargan.models.v2 import build_v2
+    from stargan.train.distributed import wrap
+
+    store = dist.FileStore(str(tmp_path / "store"), 1)
+    dist.init_process_group("gloo", store=store, rank=0, world_size=1)
+    try:
+        G = build_v2(img_size=32, num_domains=2, w_hpf=1, base_dim=8, mapping_dim=16)["G"]
+        x, s = torch.randn(2, 3, 32, 32), torch.randn(2, 64)
+        masks = [torch.rand(2, 1, 32, 32), torch.rand(2, 1, 32, 32)]
+        world = World(0, 2)  # wrap only asks whether the world is distributed
+        told = wrap(G, world, torch.device("cpu"), find_unused=True)
+        for _ in range(2):
+            told(x, s, masks=masks).mean().backward()
+        untold = wrap(G, world, torch.device("cpu"))
+        untold(x, s, masks=masks).mean().backward()
+        with pytest.raises(RuntimeError, match="finished reduction"):
+            untold(x, s, masks=masks).mean().backward()
+    finally:
+        dist.destroy_process_group()
 
 
 def test_world_shards_the_global_batch() -> None:

@@ -4,6 +4,7 @@ against fp32 (the GPU runs the same code with CUDA autocast)."""
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -57,18 +58,24 @@ def test_loss_scale_cancels_in_fp32() -> None:
         torch.testing.assert_close(a, b)
 
 
+def _steps_track(half, full, steps: int, precision: str) -> None:
+    """``steps`` training steps of both trainers: every logged loss of ``half`` finite and
+    near fp32's; fp16 skipped no update for an overflow (the scale would have halved)."""
+    for _ in range(steps):
+        parts_half, parts_full = half.train_step(), full.train_step()
+        for k, v in parts_full.items():
+            assert torch.isfinite(parts_half[k]), k
+            assert abs(parts_half[k] - v) <= 0.1 * abs(v) + 0.05, k
+    if precision == "fp16":
+        assert half.scalers["D"].get_scale() == half.scalers["G"].get_scale() == 2.0**13
+
+
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_training_under_autocast_tracks_fp32(tmp_path: Path, precision: str) -> None:
     half = _trainer(_tiny_cfg(precision=precision), tmp_path / "half")
     full = _trainer(_tiny_cfg(), tmp_path / "full")
     assert half.scalers["D"].is_enabled() == (precision == "fp16")
-    for _ in range(5):  # one G update
-        parts_half, parts_full = half.train_step(), full.train_step()
-        for k, v in parts_full.items():
-            assert torch.isfinite(parts_half[k]), k
-            assert abs(parts_half[k] - v) <= 0.1 * abs(v) + 0.05, k
-    if precision == "fp16":  # no update skipped for an overflow (the scale would halve)
-        assert half.scalers["D"].get_scale() == half.scalers["G"].get_scale() == 2.0**13
+    _steps_track(half, full, 5, precision)  # one G update
     a, b = _weights(half), _weights(full)
     nets = [k for k in a if ".opt" not in k]
     assert any(not torch.equal(a[k], b[k]) for k in nets)  # autocast really ran
@@ -134,3 +141,45 @@ def test_train_cli_precision_and_deterministic_flags(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert '"precision": "bf16"' in result.output
     assert '"fast_kernels": false' in result.output
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_v2_training_under_autocast_tracks_fp32(tmp_path: Path, precision: str) -> None:
+    """StarGAN v2's four networks under autocast: a few iterations follow fp32's losses and
+    weights; fp16 keeps one loss scaler for D's loss and one for G's (G, F and E)."""
+    from test_train_v2 import _cfg as v2_cfg
+    from test_train_v2 import _trainer as v2_trainer
+    from test_train_v2 import _weights as v2_weights
+
+    half = v2_trainer(v2_cfg(precision=precision), tmp_path / "half")
+    full = v2_trainer(v2_cfg(), tmp_path / "full")
+    assert set(half.scalers) == {"G", "D"}
+    assert half.scalers["G"].is_enabled() == (precision == "fp16")
+    _steps_track(half, full, 3, precision)
+    a, b = v2_weights(half), v2_weights(full)
+    nets = [k for k in a if ".opt" not in k]
+    assert any(not torch.equal(a[k], b[k]) for k in nets)  # autocast really ran
+    # an Adam update moves a weight by about lr at most, and each iteration updates D and G
+    # twice: 6 updates, each of which may differ in sign where a gradient is ~0
+    lr = max(half.cfg.optim.g_lr, half.cfg.optim.f_lr, half.cfg.optim.d_lr)
+    assert max((a[k] - b[k]).abs().max().item() for k in nets) < 2 * 6 * lr
+
+
+def test_v2_fp16_scalers_are_checkpointed(tmp_path: Path) -> None:
+    from test_train_v2 import _cfg as v2_cfg
+    from test_train_v2 import _trainer as v2_trainer
+
+    tr = v2_trainer(v2_cfg(precision="fp16", num_iters=2, ckpt_every=2), tmp_path / "run")
+    tr.fit(progress=False)
+    ckpt = list_checkpoints(tmp_path / "run" / "checkpoints")[-1]
+    assert {"scaler/G", "scaler/D"} <= torch.load(ckpt / "optim.pt", weights_only=True).keys()
+
+
+def test_v1_ns_r1_trains_in_fp16(tmp_path: Path) -> None:
+    """R1 differentiates the scaled logits, as the gradient penalty does (was refused)."""
+    cfg = _tiny_cfg(precision="fp16")
+    cfg = validate(replace(cfg, loss=replace(cfg.loss, adv="ns-r1", lambda_r1=1.0)))
+    tr = _trainer(cfg, tmp_path / "run")
+    for _ in range(5):
+        parts = tr.train_step()
+        assert all(torch.isfinite(v) for v in parts.values())

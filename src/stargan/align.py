@@ -36,6 +36,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from stargan.errors import StarGANError
+from stargan.images import center_crop_resize
 
 FRAME_SIZE = (178, 218)  # (width, height) of an img_align_celeba image
 
@@ -47,6 +48,28 @@ FRAME_SIZE = (178, 218)  # (width, height) of an img_align_celeba image
 # not centred exactly on the pupil). CelebA's own list_landmarks_align_celeba.txt (not in
 # ../shared) agrees within a couple of pixels: its first rows average (70.5, 111.5), (107.2, 110.2).
 TEMPLATE_EYES = ((68.4, 111.8), (107.3, 111.9))
+
+# Eye centres in CelebA-HQ's 1024x1024 aligned images (Karras et al. 2018; what StarGAN v2's
+# CelebA-HQ models learn from), found the same way: the median over 55 of the 56 CelebA-HQ
+# images of ../shared/data/stargan_v2_representative/celeba_hq where the detector found a
+# face and both eyes (std 9-13 px in x, 5.5 px in y; eye distance 253 px, 0.25 of the side).
+TEMPLATE_EYES_HQ = ((376.9, 488.3), (632.7, 488.3))
+
+
+@dataclass(frozen=True)
+class Frame:
+    """An aligned layout that models learn from: its size (width, height) and where the
+    eyes sit in it. Photos are warped into it, then centre-cropped and resized as a model's
+    training images were."""
+
+    name: str
+    size: tuple[int, int]
+    eyes: tuple[tuple[float, float], tuple[float, float]]
+
+
+CELEBA = Frame("celeba", FRAME_SIZE, TEMPLATE_EYES)  # img_align_celeba: StarGAN v1 models
+CELEBA_HQ = Frame("celeba-hq", (1024, 1024), TEMPLATE_EYES_HQ)  # StarGAN v2's CelebA-HQ models
+FRAMES = {frame.name: frame for frame in (CELEBA, CELEBA_HQ)}
 
 # Where the eyes sit inside a Haar face box, as fractions (x of the width, y of the height),
 # measured on the same images in the same run. Used when the eye cascade does not find both
@@ -313,9 +336,9 @@ def similarity(src: Eyes, dst: Eyes) -> np.ndarray:
     return np.array([[a.real, -a.imag, b.real], [a.imag, a.real, b.imag]])
 
 
-def frame_transform(face: Face) -> np.ndarray:
-    """Photo -> aligned frame: the face's eyes onto TEMPLATE_EYES."""
-    return similarity(face.eyes, TEMPLATE_EYES)
+def frame_transform(face: Face, frame: Frame = CELEBA) -> np.ndarray:
+    """Photo -> aligned frame: the face's eyes onto the frame's (TEMPLATE_EYES for CelebA)."""
+    return similarity(face.eyes, frame.eyes)
 
 
 def invert(M: np.ndarray) -> np.ndarray:
@@ -333,26 +356,28 @@ def apply(M: np.ndarray, points: np.ndarray) -> np.ndarray:
     return np.asarray(points, dtype=np.float64) @ M[:, :2].T + M[:, 2]
 
 
-def crop_square(crop: int) -> tuple[int, int, int]:
+def crop_square(crop: int, frame: Frame = CELEBA) -> tuple[int, int, int]:
     """(left, top, side) of the square that ``images.center_crop_resize(frame, size, crop)``
-    takes from a 178x218 frame: the model sees only this square."""
-    w, h = FRAME_SIZE
+    takes from the frame (178x218 for CelebA): the model sees only this square."""
+    w, h = frame.size
     side = min(crop or min(w, h), w, h)
     return (w - side) // 2, (h - side) // 2, side
 
 
-def model_transform(M: np.ndarray, crop: int, size: int) -> np.ndarray:
+def model_transform(M: np.ndarray, crop: int, size: int, frame: Frame = CELEBA) -> np.ndarray:
     """Photo -> model input pixels (size x size): the alignment, then crop and resize."""
-    left, top, side = crop_square(crop)
+    left, top, side = crop_square(crop, frame)
     k = size / side
     return compose(np.array([[k, 0.0, -left * k], [0.0, k, -top * k]]), M)
 
 
-def made_up_share(photo_size: tuple[int, int], M: np.ndarray, crop: int) -> float:
+def made_up_share(
+    photo_size: tuple[int, int], M: np.ndarray, crop: int, frame: Frame = CELEBA
+) -> float:
     """The share (0 to 1) of the model's input, ``crop_square(crop)`` of the frame of M
     (photo -> frame), that lies outside a photo of ``photo_size`` (width, height): what
     warp_to_frame makes up. The model's input size does not matter: resizing keeps shares."""
-    left, top, side = crop_square(crop)
+    left, top, side = crop_square(crop, frame)
     square = np.array([[left, top], [left + side, top], [left + side, top + side]])
     square = np.vstack([square, [[left, top + side]]]).astype(np.float64)
     quad = apply(invert(M), square)  # the model's input in the photo: a convex quadrilateral
@@ -391,24 +416,27 @@ MADE_UP_WARN = 0.25
 FILLS = ("edge", "blur", "mirror")  # warp_to_frame's ways to fill past the photo
 
 
-def warp_to_frame(photo: Image.Image, M: np.ndarray, fill: str = "edge") -> Image.Image:
-    """The 178x218 aligned frame of ``photo`` under M (photo -> frame), bicubic. Where the
-    frame reaches past the photo its pixels are made up (``made_up_share`` says how much of
-    the model's input): "edge" repeats the edge pixels, as img_align_celeba does (so do the
-    images CelebA models learn from), "blur" blurs those streaks, "mirror" reflects the photo
-    at its edges (around a tight crop: more faces). A CelebA model tolerates "edge" best: on
-    294 tight crops its output over the photo's own pixels moved 5.4 levels (of 255) from
-    its output with the true surroundings, against 5.5 with "blur" and 6.5 with "mirror"
-    (``python benchmarks/align_tight.py --model``)."""
+def warp_to_frame(
+    photo: Image.Image, M: np.ndarray, fill: str = "edge", frame: Frame = CELEBA
+) -> Image.Image:
+    """The aligned frame (178x218 for CelebA) of ``photo`` under M (photo -> frame),
+    bicubic. Where the frame reaches past the photo its pixels are made up
+    (``made_up_share`` says how much of the model's input): "edge" repeats the edge pixels,
+    as img_align_celeba does (so do the images CelebA models learn from), "blur" blurs
+    those streaks, "mirror" reflects the photo at its edges (around a tight crop: more
+    faces). A CelebA model tolerates "edge" best: on 294 tight crops its output over the
+    photo's own pixels moved 5.4 levels (of 255) from its output with the true
+    surroundings, against 5.5 with "blur" and 6.5 with "mirror" (``python
+    benchmarks/align_tight.py --model``)."""
     if fill not in FILLS:
         raise StarGANError(f"unknown fill {fill!r}: one of {', '.join(FILLS)}")
-    w, h = FRAME_SIZE
+    w, h = frame.size
     corners = apply(invert(M), np.array([[0, 0], [w, 0], [0, h], [w, h]]))
     x0, y0 = np.floor(corners.min(0)).astype(int) - 2
     x1, y1 = np.ceil(corners.max(0)).astype(int) + 2
     k = min(1.0, float(np.sqrt(abs(np.linalg.det(M[:, :2])))))  # frame px per photo px
     region, R = _region(photo, (int(x0), int(y0), int(x1), int(y1)), k, fill)
-    return _affine(region, invert(compose(M, invert(R))), FRAME_SIZE)
+    return _affine(region, invert(compose(M, invert(R))), frame.size)
 
 
 def _region(
@@ -444,11 +472,13 @@ def _affine(im: Image.Image, out_to_in: np.ndarray, size: tuple[int, int]) -> Im
     return im.transform(size, Image.AFFINE, tuple(out_to_in.ravel()), resample=Image.BICUBIC)
 
 
-def paste_back(photo: Image.Image, face: Image.Image, M: np.ndarray, crop: int) -> Image.Image:
+def paste_back(
+    photo: Image.Image, face: Image.Image, M: np.ndarray, crop: int, frame: Frame = CELEBA
+) -> Image.Image:
     """``photo`` with a translated model-size face (from the frame of M, preprocessed with
     ``crop``) warped back and blended in through a feathered mask: no seam at its border."""
     size = face.width
-    to_model = model_transform(M, crop, size)
+    to_model = model_transform(M, crop, size, frame)
     corners = apply(invert(to_model), np.array([[0, 0], [size, 0], [0, size], [size, size]]))
     x0, y0 = np.maximum(np.floor(corners.min(0)).astype(int), 0)
     x1, y1 = np.minimum(np.ceil(corners.max(0)).astype(int), photo.size)
@@ -472,3 +502,54 @@ def feather_mask(size: int) -> Image.Image:
     mask = Image.new("L", (size, size), 0)
     mask.paste(255, (inset, inset, size - inset, size - inset))
     return mask.filter(ImageFilter.GaussianBlur(inset / 3))  # 3 sigma: ~0 at the border
+
+
+# ---------------------------------------------------------------------- photos to model inputs
+@dataclass(frozen=True)
+class AlignedFace:
+    """One face of a photo as a model input."""
+
+    index: int  # the face's rank in the photo (0: the largest)
+    image: Image.Image  # size x size: the aligned frame, centre-cropped and resized
+    M: np.ndarray  # photo -> frame (paste_back's transform)
+
+
+def align_photo(
+    photo: Image.Image,
+    name: str,
+    size: int,
+    crop: int,
+    resize_filter: str,
+    *,
+    frame: Frame = CELEBA,
+    all_faces: bool = False,
+    note: Callable[[str], None] | None = None,
+    every_face_hint: str = "",
+) -> list[AlignedFace]:
+    """The largest face of ``photo`` (every face with ``all_faces``) warped into ``frame``
+    and prepared as a model's training images were (``crop``, ``size``, ``resize_filter``).
+    ``note`` (if given) hears when a photo has several faces and when much of a face's
+    model input lies outside the photo (made up by warp_to_frame); ``every_face_hint``
+    ends the first note (how to ask for every face). No face: NoFaceError naming ``name``."""
+    faces = detect_faces(photo)
+    if not faces:
+        raise NoFaceError(
+            f"no face found in {name} (try without --align, or a larger, frontal photo)"
+        )
+    if len(faces) > 1 and not all_faces:
+        if note:
+            note(f"note: {len(faces)} faces found in {name}; using the largest{every_face_hint}")
+        faces = faces[:1]
+    out = []
+    for i, face in enumerate(faces):
+        M = frame_transform(face, frame)
+        share = made_up_share(photo.size, M, crop, frame)
+        if note and share > MADE_UP_WARN:
+            which = "" if len(faces) == 1 else f" (face {i})"
+            note(
+                f"warning: {share:.0%} of the model's input for {name}{which} lies outside "
+                "the photo and is made up (a photo with more room around the face does better)"
+            )
+        aligned = warp_to_frame(photo, M, frame=frame)
+        out.append(AlignedFace(i, center_crop_resize(aligned, size, crop, resize_filter), M))
+    return out

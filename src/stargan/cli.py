@@ -224,6 +224,7 @@ def export(source: str, out: str, fmt: str, no_discriminator: bool, opset: int, 
       stargan export runs/00001-demo -o my-model
       stargan export my-model --format onnx -o my-model.onnx
       stargan export my-model --format torchscript -o my-model.pt
+      stargan export my-v2-model --format onnx -o afhq.onnx   # + afhq.reference.onnx
     """
     from stargan.export import export_model
 
@@ -241,10 +242,11 @@ def export(source: str, out: str, fmt: str, no_discriminator: bool, opset: int, 
     import tempfile
 
     from stargan import export_formats
+    from stargan.model_folder import declared_kind
 
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = _model(source)
-        if not (model_dir / "model.safetensors").is_file():  # a run or checkpoint folder
+        if declared_kind(model_dir) is None:  # a run or checkpoint folder
             model_dir = export_model(model_dir, Path(tmp) / "model", with_discriminator=False)
         if fmt == "onnx":
             info = export_formats.export_onnx(model_dir, Path(out), opset=opset)
@@ -253,7 +255,8 @@ def export(source: str, out: str, fmt: str, no_discriminator: bool, opset: int, 
         if not no_check:
             parity = export_formats.check_parity(model_dir, Path(out), batch_sizes=(1, 3))
             click.echo(f"parity with eager G: max abs diff {parity['max_abs_diff']:.2e}")
-    click.echo(f"{fmt} file: {info['file']} (labels and preprocessing: {info['sidecar']})")
+    files = ", ".join(info["files"].values()) if len(info["files"]) > 1 else info["file"]
+    click.echo(f"{fmt} file: {files} (inputs and preprocessing: {info['sidecar']})")
 
 
 # ---------------------------------------------------------------------- import-official
@@ -544,11 +547,36 @@ def translate(
     default=None,
     help="FAN weights (the official wing.ckpt), for w_hpf > 0 models that lack them.",
 )
+@click.option(
+    "--align",
+    "align_faces",
+    is_flag=True,
+    help="Find the largest face in each source and reference photo and align it like "
+    "CelebA-HQ (eyes level, same scale) first. Needs: pip install 'stargan[align]'.",
+)
+@click.option(
+    "--paste-back",
+    is_flag=True,
+    help="With --align: write each output as the whole source photo, the face blended back in.",
+)
 @click.option("--batch-size", type=click.IntRange(1, 1024), default=8, help="Sources per pass.")
 @click.option("--device", default="cpu", help="cpu, cuda or cuda:N.")
 @click.option("-o", "--out", type=click.Path(file_okay=False), required=True, help="Output folder.")
 def sample(
-    model, domains, seeds, psi, refs, inputs, interpolate, steps, fan_path, batch_size, device, out
+    model,
+    domains,
+    seeds,
+    psi,
+    refs,
+    inputs,
+    interpolate,
+    steps,
+    fan_path,
+    align_faces,
+    paste_back,
+    batch_size,
+    device,
+    out,
 ) -> None:
     """Synthesise with a StarGAN v2 model folder (or a v2 run: its latest checkpoint's
     running-average networks): latent-guided from seeds, or reference-guided with --ref.
@@ -560,6 +588,7 @@ def sample(
       stargan sample runs/00001-faces-v2 --seeds 0,1 --psi 0.7 --interpolate -o samples/
       stargan sample afhq --inputs photos/ --ref refs/ -o samples/   # refs/cat/*.jpg ...
       stargan sample afhq --inputs photos/ --ref dog.jpg --domain dog -o samples/
+      stargan sample celebahq --inputs me.jpg --align --paste-back --seeds 0-3 -o samples/
     """
     from stargan.sample_files import SampleOptions, load_model, parse_seeds, sample_files
 
@@ -570,6 +599,8 @@ def sample(
         interpolate,
         steps,
         batch_size,
+        align_faces,
+        paste_back,
     )
     style_model = load_model(_model(model), device, fan_path)
     written, grids = sample_files(

@@ -24,29 +24,34 @@ import torch
 from PIL import Image
 from torch import nn
 
+from stargan.atomic import write_text
 from stargan.config import from_dict
 from stargan.cyclegan_config import CycleGANConfig, CycleModelConfig, load_cycle_config
-from stargan.data.dataset import to_model_range, to_uint8
+from stargan.data.dataset import to_uint8
 from stargan.data.joint import LabelLayout
 from stargan.data.labels import LabelSpec
 from stargan.errors import StarGANError
-from stargan.images import center_crop_resize, pil_to_uint8_tensor, to_rgb
 from stargan.model_folder import (
+    MAX_IMAGE,
+    MAX_WIDTH,
     PAIRS_KIND,
+    check_meta,
     data_provenance,
     declared_kind,
     load_weights,
+    model_resize_filter,
+    preprocess,
+    read_config,
     save_weights,
 )
 from stargan.models import count_parameters
 from stargan.models.cyclegan import PatchDiscriminator, ResnetGenerator
 from stargan.train.checkpoint import list_checkpoints, load_checkpoint
 from stargan.train.cyclegan_run import PAIRS_FILE, find_pairs_run, plan_pairs
-from stargan.translate import model_resize_filter
 
 KIND = PAIRS_KIND
 FORMAT_VERSION = 1
-MAX_WIDTH, MAX_IMAGE, MAX_BLOCKS, MAX_LAYERS = 4096, 2048, 64, 10  # refuse absurd configs
+MAX_BLOCKS, MAX_LAYERS = 64, 10  # with model_folder's bounds: refuse absurd configs
 
 
 def _key(source: int, target: int) -> str:
@@ -108,25 +113,9 @@ class PairwiseModel:
 
     # ------------------------------------------------------------ inference
     def preprocess(self, images: Any) -> torch.Tensor:
-        """PIL image(s), or uint8 / [-1, 1] float tensors [N, 3, S, S] -> [N, 3, S, S]."""
-        if isinstance(images, Image.Image):
-            images = [images]
-        if isinstance(images, list) and all(isinstance(im, Image.Image) for im in images):
-            x = torch.stack([pil_to_uint8_tensor(self._fit(im)) for im in images])
-        elif isinstance(images, torch.Tensor):
-            x = images[None] if images.dim() == 3 else images
-        else:
-            raise StarGANError(f"unsupported image input {type(images).__name__}")
-        if x.dim() != 4 or tuple(x.shape[1:]) != (3, self.image_size, self.image_size):
-            raise StarGANError(
-                f"images must be [N, 3, {self.image_size}, {self.image_size}], got {list(x.shape)}"
-            )
-        x = to_model_range(x) if x.dtype == torch.uint8 else x.float()
-        return x.to(self.device)
-
-    def _fit(self, im: Image.Image) -> Image.Image:
-        """RGB, centre-cropped and resized as the training images were."""
-        return center_crop_resize(to_rgb(im), self.image_size, self.crop, self.resize_filter)
+        """PIL image(s), uint8 numpy or tensors -> [N, 3, S, S] in [-1, 1]
+        (:func:`stargan.model_folder.preprocess`, as every family's)."""
+        return preprocess(images, self.image_size, self.crop, self.resize_filter, self.device)
 
     @torch.no_grad()
     def generate(
@@ -178,7 +167,7 @@ class PairwiseModel:
                 "generators": entries,
                 **self.meta,
             }
-            (path / "config.json").write_text(json.dumps(config, indent=2))
+            write_text(path / "config.json", json.dumps(config, indent=2))
         except OSError as err:
             raise StarGANError(f"cannot write model folder {path}: {err.strerror}") from err
         return path
@@ -212,27 +201,13 @@ def is_pairwise_model(path: str | Path) -> bool:
 
 
 def read_pairs_config(path: Path) -> dict[str, Any]:
-    if (path / PAIRS_FILE).is_file():
-        raise StarGANError(
-            f"{path} is a pairwise training run, not a model folder: make one with "
-            f"stargan cyclegan export {path} -o MODEL"
-        )
-    if not is_pairwise_model(path):
-        raise StarGANError(f"{path} is not a {KIND} model folder (stargan cyclegan export)")
-    config = json.loads((path / "config.json").read_text())
-    version = config.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise StarGANError(
-            f"{path} has format_version {version!r}; this stargan reads up to {FORMAT_VERSION}"
-        )
-    return config
+    """config.json of a pairwise model set, checked for kind, format version and keys."""
+    return read_config(path, KIND, FORMAT_VERSION, ("model", "labels"), run_marker=PAIRS_FILE)
 
 
 def _checked(path: Path, config: dict[str, Any]) -> tuple[CycleModelConfig, LabelSpec]:
     """Typed model config and domains, bounded before any network is built."""
     where = f"{path}/config.json"
-    if "model" not in config or "labels" not in config:
-        raise StarGANError(f"{where} lacks 'model' or 'labels': corrupt model folder")
     m = from_dict(CycleModelConfig, config["model"], f"{where} model")
     try:
         spec = LabelSpec.from_dict(config["labels"])
@@ -247,6 +222,7 @@ def _checked(path: Path, config: dict[str, Any]) -> tuple[CycleModelConfig, Labe
         or spec.dim < 2
     ):
         raise StarGANError(f"{where}: model sizes out of range, or not 2+ categorical domains")
+    check_meta(config, where)
     return m, spec
 
 

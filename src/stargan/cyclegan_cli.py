@@ -169,8 +169,9 @@ def translate_cmd(
     """
     from stargan.cyclegan import PairwiseModel
     from stargan.images import find_images, load_rgb, save_png
+    from stargan.outputs import check_device, check_unique_stems, ensure_writable
 
-    pairs = PairwiseModel.from_pretrained(Path(model), device)
+    pairs = PairwiseModel.from_pretrained(Path(model), check_device(device))
     names = pairs.spec.names
     chosen = [n.strip() for n in targets.split(",") if n.strip()]
     if targets == "all":
@@ -180,6 +181,8 @@ def translate_cmd(
     files = find_images([Path(p) for p in inputs], skip=Path(out))
     if not files:
         raise StarGANError(f"no images in {', '.join(inputs)}")
+    check_unique_stems(files)
+    ensure_writable(Path(out))
     import numpy as np  # here: the CLI starts without numpy
 
     images = [load_rgb(f) for f in files]

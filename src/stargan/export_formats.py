@@ -1,6 +1,7 @@
 """A model folder's generator G as one ONNX or TorchScript file, for other runtimes.
 
-Both files compute ``translated = G(image, labels)``::
+Both files compute ``translated = G(image, labels)`` (StarGAN v2 folders: two files, the
+latent- and the reference-guided entry point, :mod:`stargan.export_v2`)::
 
     image       float32 [N, 3, S, S]  RGB in [-1, 1] (x / 127.5 - 1), S fixed (the model's)
     labels      float32 [N, c]        the target domains; c and column order in the sidecar
@@ -34,10 +35,11 @@ import torch
 from torch import nn
 
 import stargan
+from stargan import export_v2
 from stargan.atomic import atomic_path, write_text
 from stargan.errors import StarGANError
 from stargan.models.v1 import Generator
-from stargan.stylemodel import is_style_model
+from stargan.stylemodel import StyleModel, is_style_model
 from stargan.translate import Translator, read_model_config
 
 TOLERANCE = 1e-4  # max abs diff (outputs in [-1, 1]) between eager G and an exported file
@@ -51,66 +53,111 @@ def export_onnx(
     model_dir: str | Path, out_file: str | Path, opset: int = 17, dynamo: bool = False
 ) -> dict[str, Any]:
     """Write G of ``model_dir`` as ONNX (inputs ``image``, ``labels``; output
-    ``translated``; batch axis ``N`` dynamic) plus ``<out_file>.json``.
+    ``translated``; batch axis ``N`` dynamic) plus ``<out_file>.json``. A StarGAN v2
+    folder gives two files, its latent- and reference-guided entry points
+    (:mod:`stargan.export_v2`).
 
     ``dynamo=False`` uses torch's TorchScript-based ONNX exporter (still in torch 2.13,
     deprecated, faster to export and checked here the longest); ``dynamo=True`` the
     ``torch.export`` one, which starts at opset 18 and converts down to ``opset``."""
-    _require_v1(model_dir, "ONNX")
     onnx = _require("onnx", "ONNX export")
-    translator = Translator.from_pretrained(model_dir)
+    if dynamo:
+        _require("onnxscript", "the dynamo ONNX exporter")
     out_file = Path(out_file)
-    x, c = _example_inputs(translator, TRACE_BATCH, seed=0)
+
+    def write(module: nn.Module, example: tuple, path: Path, names: Sequence[str]) -> None:
+        with _atomic(path) as tmp, _quiet_export_warnings():
+            _onnx_export(module, example, tmp, names, opset, dynamo)
+
     start = time.perf_counter()
-    with _atomic(out_file) as tmp, _quiet_export_warnings():
-        if dynamo:
-            _require("onnxscript", "the dynamo ONNX exporter")
-            n = torch.export.Dim("N", min=1)
-            torch.onnx.export(
-                translator.G,
-                (x, c),
-                str(tmp),
-                dynamo=True,
-                external_data=False,  # one self-contained file (G is far below 2 GB)
-                opset_version=opset,
-                input_names=list(INPUTS),
-                output_names=[OUTPUT],
-                dynamic_shapes=({0: n}, {0: n}),
-                verbose=False,
-            )
-        else:
-            # instance_norm is exported with train=True: each image's own statistics,
-            # exactly what G does (it keeps no running statistics; see models/layers.py).
-            torch.onnx.export(
-                translator.G,
-                (x, c),
-                str(tmp),
-                dynamo=False,
-                opset_version=opset,
-                input_names=list(INPUTS),
-                output_names=[OUTPUT],
-                dynamic_axes={name: {0: "N"} for name in (*INPUTS, OUTPUT)},
-            )
+    if is_style_model(Path(model_dir)) and dynamo and opset < 18:
+        # measured with torch 2.13: its conversion down from opset 18 leaves AdaIN's Split
+        # without its output count, a graph onnxruntime refuses
+        raise StarGANError(
+            f"the dynamo ONNX exporter writes StarGAN v2 models at opset 18 or later (got "
+            f"{opset}): pass --opset 18, or use the default exporter"
+        )
+    if is_style_model(Path(model_dir)):  # each entry's networks, its checks left out
+        model, files = export_v2.export_entries(
+            Path(model_dir),
+            out_file,
+            lambda m, ex, path: write(m.net, ex, path, _v2_names(path, out_file)),
+        )
+    else:
+        model = Translator.from_pretrained(model_dir)
+        files = {"G": out_file}
+        write(model.G, _example_inputs(model, TRACE_BATCH, seed=0), out_file, INPUTS)
     seconds = time.perf_counter() - start
-    model = onnx.load(str(out_file), load_external_data=False)
-    actual_opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    onnx_model = onnx.load(str(out_file), load_external_data=False)
+    actual_opset = next(o.version for o in onnx_model.opset_import if o.domain in ("", "ai.onnx"))
     extra = {"exporter": f"torch.onnx.export(dynamo={dynamo})", "opset": actual_opset}
-    return _finish(translator, Path(model_dir), out_file, "onnx", extra, seconds)
+    return _finish(model, Path(model_dir), files, "onnx", extra, seconds)
+
+
+def _onnx_export(
+    module: nn.Module, example: tuple, path: Path, names: Sequence[str], opset: int, dynamo: bool
+) -> None:
+    """One module to one ONNX file, the batch axis ``N`` of every input and output free."""
+    if dynamo:
+        n = torch.export.Dim("N", min=1)
+        torch.onnx.export(
+            module,
+            example,
+            str(path),
+            dynamo=True,
+            external_data=False,  # one self-contained file (G is far below 2 GB)
+            opset_version=opset,
+            input_names=list(names),
+            output_names=[OUTPUT],
+            dynamic_shapes=tuple({0: n} for _ in names),
+            verbose=False,
+        )
+        return
+    # instance_norm is exported with train=True: each image's own statistics,
+    # exactly what G does (it keeps no running statistics; see models/layers.py).
+    torch.onnx.export(
+        module,
+        example,
+        str(path),
+        dynamo=False,
+        opset_version=opset,
+        input_names=list(names),
+        output_names=[OUTPUT],
+        dynamic_axes={name: {0: "N"} for name in (*names, OUTPUT)},
+    )
+
+
+def _v2_names(path: Path, out_file: Path) -> tuple[str, ...]:
+    entry = "latent" if path == out_file else "reference"
+    return export_v2.ENTRY_INPUTS[entry]
 
 
 def export_torchscript(model_dir: str | Path, out_file: str | Path) -> dict[str, Any]:
     """Write G of ``model_dir`` as a scripted TorchScript archive (``torch.jit.load``;
-    ``forward(image, labels) -> translated``, shapes checked) plus ``<out_file>.json``."""
-    _require_v1(model_dir, "TorchScript")
-    translator = Translator.from_pretrained(model_dir)
+    ``forward(image, labels) -> translated``, shapes checked) plus ``<out_file>.json``.
+    A StarGAN v2 folder gives two archives, its latent- and reference-guided entry points
+    (``forward(image, z, domain)`` and ``forward(image, reference, domain)``)."""
     out_file = Path(out_file)
-    module = _Exported(translator.G, translator.image_size, translator.layout.dim).eval()
+
+    def write(module: torch.jit.ScriptModule, path: Path) -> None:
+        with _atomic(path) as tmp, _quiet_export_warnings():
+            module.save(str(tmp))
+
     start = time.perf_counter()
-    with _atomic(out_file) as tmp, _quiet_export_warnings():
-        torch.jit.script(module).save(str(tmp))
+    if is_style_model(Path(model_dir)):
+        model, files = export_v2.export_entries(
+            Path(model_dir),
+            out_file,
+            lambda m, ex, path: write(_quietly(export_v2.scripted, m, ex), path),
+        )
+    else:
+        model = Translator.from_pretrained(model_dir)
+        files = {"G": out_file}
+        exported = _Exported(model.G, model.image_size, model.layout.dim).eval()
+        write(_quietly(torch.jit.script, exported), out_file)
     seconds = time.perf_counter() - start
     extra = {"exporter": "torch.jit.script", "torch": torch.__version__}
-    return _finish(translator, Path(model_dir), out_file, "torchscript", extra, seconds)
+    return _finish(model, Path(model_dir), files, "torchscript", extra, seconds)
 
 
 class _Exported(nn.Module):
@@ -135,15 +182,22 @@ class _Exported(nn.Module):
 
 
 def _finish(
-    translator: Translator,
+    model: Translator | StyleModel,
     model_dir: Path,
-    out_file: Path,
+    files: dict[str, Path],
     fmt: str,
     extra: dict[str, Any],
     seconds: float,
 ) -> dict[str, Any]:
+    """Write the sidecar beside the first file; the export's summary."""
+    out_file = next(iter(files.values()))
     sidecar = sidecar_path(out_file)
-    description = describe(translator, model_dir, out_file, fmt, extra)
+    if isinstance(model, StyleModel):
+        description = export_v2.describe(model, model_dir, files, fmt, extra)
+        sizes = {"latent_dim": model.latent_dim, "domains": list(model.domains)}
+    else:
+        description = describe(model, model_dir, out_file, fmt, extra)
+        sizes = {"label_dim": model.layout.dim}
     try:
         write_text(sidecar, json.dumps(description, indent=2))
     except OSError as err:
@@ -151,11 +205,12 @@ def _finish(
     return {
         "format": fmt,
         "file": str(out_file),
+        "files": {k: str(v) for k, v in files.items()},
         "sidecar": str(sidecar),
-        "bytes": out_file.stat().st_size,
+        "bytes": sum(f.stat().st_size for f in files.values()),
         "export_seconds": round(seconds, 3),
-        "image_size": translator.image_size,
-        "label_dim": translator.layout.dim,
+        "image_size": model.image_size,
+        **sizes,
         **extra,
     }
 
@@ -336,21 +391,14 @@ def check_parity(
 ) -> dict[str, Any]:
     """Eager G vs the exported file (onnxruntime CPU for ``.onnx``, torch.jit for
     TorchScript) on the same seeded images and valid labels at each batch size (several
-    sizes prove the batch axis is free). Raises StarGANError past ``tolerance``."""
-    translator = Translator.from_pretrained(model_dir)
-    run = _runner(Path(exported_file), torch.get_num_threads())
-    per_batch = {}
-    for n in batch_sizes:
-        x, c = _example_inputs(translator, n, seed + n)
-        with torch.inference_mode():
-            expected = translator.G(x, c).numpy()
-        got = run(x, c)
-        if got.shape != expected.shape:
-            raise StarGANError(
-                f"{exported_file}: output {list(got.shape)} at batch {n}, "
-                f"eager G gives {list(expected.shape)}"
-            )
-        per_batch[n] = float(np.abs(got - expected).max())
+    sizes prove the batch axis is free). A StarGAN v2 export: both of its files, each
+    against its eager entry point. Raises StarGANError past ``tolerance``."""
+    exported_file = Path(exported_file)
+    if is_style_model(Path(model_dir)):
+        files = export_v2.entry_files(exported_file)
+        per_batch = export_v2.check_parity(Path(model_dir), files, _v2_runner, batch_sizes, seed)
+    else:
+        per_batch = _v1_parity(Path(model_dir), exported_file, batch_sizes, seed)
     result = {
         "file": str(exported_file),
         "max_abs_diff": max(per_batch.values()),
@@ -364,6 +412,55 @@ def check_parity(
             f"(tolerance {tolerance:g}) at batch sizes {per_batch}"
         )
     return result
+
+
+def _v1_parity(
+    model_dir: Path, exported_file: Path, batch_sizes: Sequence[int], seed: int
+) -> dict[int, float]:
+    translator = Translator.from_pretrained(model_dir)
+    run = _runner(exported_file, torch.get_num_threads())
+    per_batch = {}
+    for n in batch_sizes:
+        x, c = _example_inputs(translator, n, seed + n)
+        with torch.inference_mode():
+            expected = translator.G(x, c).numpy()
+        got = run(x, c)
+        if got.shape != expected.shape:
+            raise StarGANError(
+                f"{exported_file}: output {list(got.shape)} at batch {n}, "
+                f"eager G gives {list(expected.shape)}"
+            )
+        per_batch[n] = float(np.abs(got - expected).max())
+    return per_batch
+
+
+def _v2_runner(path: Path, entry: str) -> Callable[..., np.ndarray]:
+    """A StarGAN v2 entry point's file as a function of its inputs, returning numpy."""
+    if not path.exists():
+        raise StarGANError(f"{path} does not exist")
+    if path.suffix.lower() == ".onnx":
+        session = open_onnx(path, torch.get_num_threads())
+        names = export_v2.ENTRY_INPUTS[entry]
+
+        def run_file(*inputs: torch.Tensor) -> np.ndarray:
+            feed = {n: _feed(v) for n, v in zip(names, inputs, strict=True)}
+            return session.run([OUTPUT], feed)[0]
+
+        return run_file
+    module = load_torchscript(path)
+
+    def run_module(*inputs: torch.Tensor) -> np.ndarray:
+        with torch.inference_mode():
+            return module(*inputs).numpy()
+
+    return run_module
+
+
+def _feed(v: torch.Tensor) -> np.ndarray:
+    """An input as onnxruntime takes it: float32, or int64 for domain indices."""
+    if v.dtype == torch.int64:
+        return np.ascontiguousarray(v.numpy())
+    return _as_numpy(v)
 
 
 def time_exported(
@@ -434,14 +531,6 @@ def _as_numpy(v: torch.Tensor | np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(v, dtype=np.float32)
 
 
-def _require_v1(model_dir: str | Path, fmt: str) -> None:
-    if is_style_model(Path(model_dir)):
-        raise StarGANError(
-            f"{fmt} export is v1 only for now, and this is a StarGAN v2 model "
-            f"(sample it with stargan sample)"
-        )
-
-
 def _require(module: str, what: str) -> Any:
     try:
         return importlib.import_module(module)
@@ -459,6 +548,12 @@ def _atomic(path: Path) -> Iterator[Path]:
         raise StarGANError(f"cannot write {path}: {err.strerror or err}") from err
 
 
+def _quietly(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` with the export warnings below silenced."""
+    with _quiet_export_warnings():
+        return fn(*args)
+
+
 @contextmanager
 def _quiet_export_warnings() -> Iterator[None]:
     """torch 2.13 warns on every use that TorchScript and its ONNX exporter are
@@ -474,6 +569,9 @@ def _quiet_export_warnings() -> Iterator[None]:
             r".*instance_norm.* train=True.*",
             # instance_norm's own channel / spatial-size checks, seen by the tracer
             r".*Converting a tensor to a Python boolean.*",
+            # StarGAN v2's per-domain heads pick a row by the domain index: indices are
+            # 0..k-1, never the negative ones this warns about
+            r".*Exporting aten::index operator of advanced indexing.*",
             # the dynamo exporter's internals (torch 2.13): no action for a caller
             r".*axis name: N will not be used.*",
             r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",

@@ -10,7 +10,7 @@ with ``strict=True`` and no table of renamed keys. Sizes are read from tensor sh
 checked against what the caller says. The generator's high-pass kernel ``hpf.filter`` may
 be in the file or not: ours is a non-persistent buffer derived from w_hpf; when the file
 has it, it gives w_hpf and must equal ours. The file is read with
-``torch.load(weights_only=True)`` (import_official.read_pickle): a pickle that needs
+``torch.load(weights_only=True)`` (official_files.read_pickle): a pickle that needs
 anything but tensors and plain containers is refused without running it.
 """
 
@@ -29,10 +29,10 @@ from torch import nn
 from stargan.config import ModelConfig
 from stargan.data.folders import label_spec as categorical_spec
 from stargan.errors import StarGANError
-from stargan.import_official import checked_state, existing_file, provenance, read_pickle
+from stargan.model_folder import MAX_IMAGE, MAX_WIDTH
 from stargan.models.v2 import build_v2_config
+from stargan.official_files import checked_state, existing_file, provenance, read_pickle
 from stargan.stylemodel import StyleModel, load_fan
-from stargan.translate import MAX_IMAGE, MAX_WIDTH
 
 State = dict[str, torch.Tensor]
 

@@ -11,6 +11,12 @@ Written under OUT::
     reference_grid.png                --ref: top row the references, then per source the
                                       source and it in each reference's style (Fig. 5)
     reference/<src>_<ref>.png         each output of that grid
+
+With ``--align`` every source and reference photo is searched for its largest face, which
+is warped into CelebA-HQ's aligned layout (``align.CELEBA_HQ``: eyes level, where CelebA-HQ
+has them) before the model's crop and resize; ``--paste-back`` then writes each output
+as the whole source photo with the synthesised face blended back in (grids stay at the
+model's size).
 """
 
 from __future__ import annotations
@@ -19,15 +25,18 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import click
 import numpy as np
 import torch
+from PIL import Image
 
 from stargan import synthesis
+from stargan.align import CELEBA_HQ, AlignedFace, NoFaceError, align_photo, opencv, paste_back
 from stargan.data import builtin, faces
 from stargan.errors import StarGANError
 from stargan.images import center_crop_resize, find_images, load_rgb, make_grid, save_png
+from stargan.outputs import check_device, check_unique_stems, ensure_writable
 from stargan.stylemodel import StyleModel
-from stargan.translate_files import check_device, check_unique_stems, ensure_writable
 
 MAX_SEEDS = 1000
 BUILTIN_SOURCES = 4  # test faces used as sources when none are given (built-in models)
@@ -41,6 +50,8 @@ class SampleOptions:
     interpolate: bool = False
     steps: int = 8
     batch_size: int = 8
+    align: bool = False  # photos' faces warped into CelebA-HQ's layout first
+    paste_back: bool = False  # with align: outputs as whole photos, the face blended back
 
 
 @dataclass
@@ -50,6 +61,8 @@ class Images:
     names: list[str]
     pixels: np.ndarray
     domains: list[int] | None = None
+    photos: list[Image.Image] | None = None  # --paste-back: each source's photo
+    transforms: list[np.ndarray] | None = None  # ... and its photo -> frame transform
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -90,11 +103,15 @@ def sample_files(
     """Write the outputs listed in the module docstring; returns (images written, grids)."""
     if refs and options.interpolate:
         raise StarGANError("--interpolate is latent-guided (seeds); leave out --ref")
+    if options.paste_back and not options.align:
+        raise StarGANError("--paste-back needs --align")
+    if options.align:
+        opencv()  # a missing OpenCV is one error, not one per photo
     if options.interpolate and len(options.seeds) < 2:
         raise StarGANError("--interpolate needs two seeds, e.g. --seeds 0,1")
     chosen = [model.domain_index(d) for d in options.domains]  # unknown: did-you-mean
-    sources = _sources(model, inputs)  # errors before anything is written
-    references = _references(model, refs, chosen) if refs else None
+    sources = _sources(model, inputs, options)  # errors before anything is written
+    references = _references(model, refs, chosen, options.align) if refs else None
     ensure_writable(out)
     if references is not None:
         return _reference(model, out, sources, references, options.batch_size)
@@ -106,9 +123,11 @@ def sample_files(
 
 
 # ---------------------------------------------------------------- inputs
-def _sources(model: StyleModel, inputs: list[Path]) -> Images:
+def _sources(model: StyleModel, inputs: list[Path], options: SampleOptions) -> Images:
     if inputs:
-        return _read(model, inputs)
+        return _read(model, inputs, align=options.align, keep_photos=options.paste_back)
+    if options.align:
+        raise StarGANError("--align needs photos: give them with --inputs")
     dataset = model.meta.get("dataset")
     if dataset not in builtin.BUILTIN:
         raise StarGANError(
@@ -120,26 +139,56 @@ def _sources(model: StyleModel, inputs: list[Path]) -> Images:
     return Images([f"test-{i:04d}" for i in range(BUILTIN_SOURCES)], pixels)
 
 
-def _read(model: StyleModel, paths: list[Path], domain: int | None = None) -> Images:
-    """Images of files and folders, cropped and resized as the model's preprocessing."""
+def _read(
+    model: StyleModel,
+    paths: list[Path],
+    domain: int | None = None,
+    align: bool = False,
+    keep_photos: bool = False,
+) -> Images:
+    """Images of files and folders, cropped and resized as the model's preprocessing; with
+    ``align``, each photo's largest face in CelebA-HQ's layout first (photos without a
+    face are skipped with a note, unless none has one)."""
     files = find_images(paths)
     if not files:
         raise StarGANError("no images found in " + ", ".join(map(str, paths)))
     check_unique_stems(files)
-    pixels = np.stack(
-        [
-            np.asarray(
-                center_crop_resize(load_rgb(f), model.image_size, model.crop, model.resize_filter)
-            )
-            for f in files
-        ]
-    )
+    names, pixels, photos, transforms = [], [], [], []
+    for f in files:
+        photo = load_rgb(f)
+        if not align:
+            image = center_crop_resize(photo, model.image_size, model.crop, model.resize_filter)
+        else:
+            try:
+                face = _aligned(model, photo, f)
+            except NoFaceError as err:
+                if len(files) == 1:
+                    raise
+                click.echo(f"skipped: {err}", err=True)
+                continue
+            image = face.image
+            photos.append(photo)
+            transforms.append(face.M)
+        names.append(f.stem)
+        pixels.append(np.asarray(image))
+    if not names:
+        raise StarGANError("no face found in any of " + ", ".join(map(str, paths)))
     return Images(
-        [f.stem for f in files], pixels, None if domain is None else [domain] * len(files)
+        names,
+        np.stack(pixels),
+        None if domain is None else [domain] * len(names),
+        photos if keep_photos else None,
+        transforms if keep_photos else None,
     )
 
 
-def _references(model: StyleModel, refs: list[Path], chosen: list[int]) -> Images:
+def _aligned(model: StyleModel, photo: Image.Image, path: Path) -> AlignedFace:
+    note = lambda text: click.echo(text, err=True)  # noqa: E731
+    size, crop, resize_filter = model.image_size, model.crop, model.resize_filter
+    return align_photo(photo, str(path), size, crop, resize_filter, frame=CELEBA_HQ, note=note)[0]
+
+
+def _references(model: StyleModel, refs: list[Path], chosen: list[int], align: bool) -> Images:
     """Reference images with their domains: a folder's subfolders are named by domain
     (only ``chosen`` ones kept, if any); loose images are of the one ``chosen`` domain."""
     parts: list[Images] = []
@@ -153,12 +202,12 @@ def _references(model: StyleModel, refs: list[Path], chosen: list[int]) -> Image
                     f"--ref {path}: say which domain these references show with one "
                     f"--domain (or give a folder with one subfolder per domain)"
                 )
-            parts.append(_read(model, [path], chosen[0]))
+            parts.append(_read(model, [path], chosen[0], align))
             continue
         for folder in subfolders:
             d = model.domain_index(folder.name)
             if not chosen or d in chosen:
-                part = _read(model, [folder], d)
+                part = _read(model, [folder], d, align)
                 part.names = [f"{folder.name}-{n}" for n in part.names]
                 parts.append(part)
     if not parts:
@@ -194,7 +243,8 @@ def _latent(
             for j, d in enumerate(domains):
                 for k, seed in enumerate(options.seeds):
                     cell = cells[i, 1 + j * len(options.seeds) + k]
-                    _save(cell, out / "latent" / model.domains[d] / f"{name}_seed{seed}.png")
+                    path = out / "latent" / model.domains[d] / f"{name}_seed{seed}.png"
+                    _save_output(model, cell, path, sources, name)
                     written += 1
         rows.append(cells)
     return written, [_save_grid(rows, out / "latent_grid.png")]
@@ -225,7 +275,8 @@ def _reference(
         cells = cells.view(1 + len(names), cols, *cells.shape[1:])
         for i, name in enumerate(names):
             for j, ref in enumerate(refs.names):
-                _save(cells[1 + i, 1 + j], out / "reference" / f"{name}_{ref}.png")
+                path = out / "reference" / f"{name}_{ref}.png"
+                _save_output(model, cells[1 + i, 1 + j], path, sources, name)
                 written += 1
         rows.append(cells if not rows else cells[1:])  # the references' row once, on top
     return written, [_save_grid(rows, out / "reference_grid.png")]
@@ -233,6 +284,19 @@ def _reference(
 
 def _save(cell: torch.Tensor, path: Path) -> None:
     save_png(cell.permute(1, 2, 0).cpu().numpy(), path)  # uint8 [3, S, S] -> HWC
+
+
+def _save_output(
+    model: StyleModel, cell: torch.Tensor, path: Path, sources: Images, name: str
+) -> None:
+    """One output: the model-size face, or (--paste-back) the source photo with it."""
+    if sources.photos is None or sources.transforms is None:
+        _save(cell, path)
+        return
+    i = sources.names.index(name)
+    face = Image.fromarray(cell.permute(1, 2, 0).cpu().numpy())
+    photo = paste_back(sources.photos[i], face, sources.transforms[i], model.crop, CELEBA_HQ)
+    save_png(np.asarray(photo), path)
 
 
 def _save_grid(rows: list[torch.Tensor], path: Path) -> Path:

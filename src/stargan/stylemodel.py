@@ -28,18 +28,24 @@ from torch import nn
 
 from stargan import synthesis
 from stargan.atomic import write_text
-from stargan.config import ModelConfig, check_resize_filter, from_dict
+from stargan.config import ModelConfig, from_dict
 from stargan.data.joint import LabelLayout
 from stargan.data.labels import LabelSpec
 from stargan.errors import StarGANError
-from stargan.model_folder import V2_KIND, declared_kind, like_input, load_weights, save_weights
-from stargan.models.v2 import FAN_HINT, build_v2_config
-from stargan.translate import (
+from stargan.model_folder import (
     MAX_IMAGE,
     MAX_WIDTH,
-    Translator,
+    V2_KIND,
+    check_meta,
+    declared_kind,
+    like_input,
+    load_weights,
     model_resize_filter,
+    preprocess,
+    read_config,
+    save_weights,
 )
+from stargan.models.v2 import FAN_HINT, build_v2_config
 
 KIND = V2_KIND
 FORMAT_VERSION = 1  # the newest this code reads
@@ -53,7 +59,7 @@ Domains = Domain | Sequence[Domain] | torch.Tensor
 
 class StyleModel:
     """G, F and E of a StarGAN v2 model with the preprocessing of training. Batch in,
-    batch out; inputs as :meth:`stargan.translate.Translator.preprocess` takes them (PIL,
+    batch out; inputs as :func:`stargan.model_folder.preprocess` takes them (PIL,
     uint8 numpy or tensors, float tensors in [-1, 1]) and outputs of the same kind."""
 
     def __init__(
@@ -175,11 +181,10 @@ class StyleModel:
         return self
 
     # ------------------------------------------------------------ inputs
-    # The v1 Translator's preprocessing, as is: PIL images are centre-cropped to
-    # ``self.crop`` and resized to ``self.image_size`` with ``self.resize_filter``; arrays
-    # and tensors are checked. (A plain function reading only image_size, crop,
-    # resize_filter and device, which this class has.)
-    preprocess = Translator.preprocess
+    def preprocess(self, images: Any) -> torch.Tensor:
+        """PIL image(s), uint8 numpy or tensors -> [N, 3, S, S] in [-1, 1]
+        (:func:`stargan.model_folder.preprocess`, as every family's)."""
+        return preprocess(images, self.image_size, self.crop, self.resize_filter, self.device)
 
     def domain_index(self, domain: Domain) -> int:
         """A domain's index from its name (unknown names: an error with close matches) or
@@ -305,33 +310,7 @@ class StyleModel:
 # ---------------------------------------------------------------- reading folders
 def read_style_config(path: Path) -> dict[str, Any]:
     """config.json of a v2 model folder, checked for kind, format version and keys."""
-    file = path / "config.json"
-    if not path.is_dir():
-        raise StarGANError(f"model folder {path} does not exist")
-    if not file.is_file():
-        run = (path / "checkpoints").is_dir() or (path / "state.json").is_file()
-        hint = " (a run folder? export it first: stargan export RUN -o MODEL)" if run else ""
-        raise StarGANError(f"{path} has no config.json: not a stargan model folder{hint}")
-    try:
-        config = json.loads(file.read_text())
-    except (OSError, ValueError) as err:
-        raise StarGANError(f"{file} is unreadable: {err}") from err
-    kind = config.get("kind") if isinstance(config, dict) else None
-    if kind != KIND:
-        use = "; use stargan translate for it" if kind == "stargan-v1" else ""
-        raise StarGANError(f"{path} holds a {kind!r} model, not a {KIND!r} model folder{use}")
-    version = config.get("format_version")
-    if type(version) is not int:
-        raise StarGANError(f"{file}: format_version must be an integer, got {version!r}")
-    if version > FORMAT_VERSION:
-        raise StarGANError(
-            f"{path} has format_version {version}, newer than this stargan reads "
-            f"({FORMAT_VERSION}); upgrade stargan"
-        )
-    missing = [key for key in ("model", "labels") if key not in config]
-    if missing:
-        raise StarGANError(f"{file} lacks {missing[0]!r}: corrupt model folder")
-    return config
+    return read_config(path, KIND, FORMAT_VERSION, ("model", "labels"))
 
 
 def is_style_model(path: Path) -> bool:
@@ -364,10 +343,7 @@ def _checked_model(path: Path, config: dict[str, Any]) -> tuple[ModelConfig, Lab
             f"{m.image_size}, widths {widths}), or c_dim {m.c_dim} does not match its "
             f"{spec.dim} {spec.kind} domains"
         )
-    for key in ("crop", "data_seed"):
-        if type(config.get(key, 0)) is not int:
-            raise StarGANError(f"{where}: {key} must be an integer")
-    check_resize_filter(config.get("resize_filter", "bicubic"), f"{where}: resize_filter")
+    check_meta(config, where)
     return m, spec
 
 

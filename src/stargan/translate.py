@@ -12,23 +12,31 @@ dataset's name and label spec in place of ``labels``)::
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from PIL import Image
 
 from stargan.atomic import write_text
-from stargan.config import G_CONDITIONS, ModelConfig, check_resize_filter, from_dict
-from stargan.data.dataset import to_model_range
+from stargan.config import G_CONDITIONS, ModelConfig, from_dict
 from stargan.data.joint import LabelLayout
 from stargan.data.labels import LabelSpec, parse_pairs
 from stargan.errors import StarGANError
-from stargan.images import center_crop_resize, pil_to_uint8_tensor, to_rgb
-from stargan.model_folder import V1_KIND, like_input, load_weights, save_weights
+from stargan.model_folder import (
+    MAX_IMAGE,
+    MAX_REPEAT,
+    MAX_WIDTH,
+    V1_KIND,
+    check_meta,
+    like_input,
+    load_weights,
+    model_resize_filter,
+    preprocess,
+    read_config,
+    save_weights,
+)
 from stargan.models.v1 import Discriminator, Generator, generator, label_input
 from stargan.quantize import Int8Generator, calibration_set, quantize_generator, require_int8
 
@@ -172,41 +180,9 @@ class Translator:
     # ------------------------------------------------------------ inference
     def preprocess(self, images: Any) -> torch.Tensor:
         """PIL image(s), uint8 numpy [H, W, 3] / [N, H, W, 3], or tensors -> [N, 3, S, S]
-        in [-1, 1]. Float tensors are taken as already in [-1, 1]."""
-        if isinstance(images, Image.Image):
-            images = [images]
-        if isinstance(images, Sequence) and images and isinstance(images[0], Image.Image):
-            x = torch.stack(
-                [
-                    pil_to_uint8_tensor(
-                        center_crop_resize(
-                            to_rgb(im), self.image_size, self.crop, self.resize_filter
-                        )
-                    )
-                    for im in images
-                ]
-            )
-        elif isinstance(images, np.ndarray):
-            arr = images[None] if images.ndim == 3 else images
-            if arr.ndim != 4 or arr.shape[-1] != 3 or arr.dtype != np.uint8:
-                raise StarGANError(
-                    f"numpy images must be uint8 [N, H, W, 3], got {arr.dtype} {list(images.shape)}"
-                )
-            x = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2)
-        elif isinstance(images, torch.Tensor):
-            x = images[None] if images.dim() == 3 else images
-        else:
-            raise StarGANError(f"unsupported image input {type(images).__name__}")
-        if x.dim() != 4 or x.size(1) != 3:
-            raise StarGANError(f"images must have shape [N, 3, H, W], got {list(x.shape)}")
-        if tuple(x.shape[2:]) != (self.image_size, self.image_size):
-            raise StarGANError(
-                f"images must be {self.image_size}x{self.image_size}, got "
-                f"{x.shape[2]}x{x.shape[3]} (PIL inputs are resized for you)"
-            )
-        if x.dtype == torch.uint8:
-            return to_model_range(x).to(self.device)
-        return x.to(self.device, torch.float32)
+        in [-1, 1] (:func:`stargan.model_folder.preprocess` with this model's size, crop
+        and resize filter)."""
+        return preprocess(images, self.image_size, self.crop, self.resize_filter, self.device)
 
     @torch.no_grad()
     def estimate_labels(self, x: torch.Tensor, part: int = 0) -> torch.Tensor:
@@ -376,43 +352,12 @@ class Translator:
 
 
 def read_model_config(path: Path) -> dict[str, Any]:
-    """config.json of a model folder, checked for kind and format version."""
-    if not path.is_dir():
-        raise StarGANError(f"model folder {path} does not exist")
-    try:
-        config = json.loads((path / "config.json").read_text())
-    except FileNotFoundError as err:
-        hint = (
-            " (a run folder? export it first: stargan export RUN)"
-            if (path / "checkpoints").is_dir()
-            else ""
-        )
-        raise StarGANError(f"{path} has no config.json: not a stargan model folder{hint}") from err
-    except (OSError, json.JSONDecodeError) as err:
-        raise StarGANError(f"{path}/config.json is unreadable: {err}") from err
-    if not isinstance(config, dict) or config.get("kind") != KIND:
-        kind = config.get("kind") if isinstance(config, dict) else None
-        if kind is None and (path / "checkpoints").is_dir():
-            raise StarGANError(
-                f"{path} is a training run, not a model folder: make one with "
-                f"stargan export {path} -o MODEL"
-            )
-        use = "; StarGAN v2 models synthesise with stargan sample" if kind == "stargan-v2" else ""
-        raise StarGANError(f"{path} holds a {kind!r} model, not a {KIND!r} model folder{use}")
-    if not isinstance(config.get("format_version", 0), int):
-        raise StarGANError(f"{path}/config.json: format_version must be an integer")
-    if config.get("format_version", 0) > FORMAT_VERSION:
-        raise StarGANError(
-            f"{path} has format_version {config['format_version']}, newer than "
-            f"this stargan supports ({FORMAT_VERSION}); upgrade stargan"
-        )
-    for key in ("model", "datasets" if "datasets" in config else "labels"):
-        if key not in config:
-            raise StarGANError(f"{path}/config.json lacks {key!r}: corrupt model folder")
+    """config.json of a v1 model folder, checked for kind, format version and keys."""
+    config = read_config(path, KIND, FORMAT_VERSION, ("model",))
+    key = "datasets" if "datasets" in config else "labels"
+    if key not in config:
+        raise StarGANError(f"{path}/config.json lacks {key!r}: corrupt model folder")
     return config
-
-
-MAX_WIDTH, MAX_IMAGE, MAX_REPEAT = 4096, 2048, 64  # far past any StarGAN; refuses absurd files
 
 
 def _checked_model(path: Path, config: dict[str, Any]) -> tuple[ModelConfig, LabelLayout]:
@@ -440,15 +385,5 @@ def _checked_model(path: Path, config: dict[str, Any]) -> tuple[ModelConfig, Lab
         )
     if m.g_condition not in G_CONDITIONS:
         raise StarGANError(f"{where}: model.g_condition {m.g_condition!r} is unknown")
-    for key in ("crop", "data_seed"):
-        if not isinstance(config.get(key, 0), int):
-            raise StarGANError(f"{where}: {key} must be an integer")
-    check_resize_filter(config.get("resize_filter", "bicubic"), f"{where}: resize_filter")
+    check_meta(config, where)
     return model_cfg, layout
-
-
-def model_resize_filter(meta: Mapping[str, Any]) -> str:
-    """The filter that resizes photos for a model: the one its training data were resized
-    with (``resize_filter`` in its provenance); bicubic for folders that predate the key,
-    whose data were all resized bicubic."""
-    return check_resize_filter(meta.get("resize_filter", "bicubic"), "resize_filter")

@@ -13,16 +13,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from stargan.align import (
-    MADE_UP_WARN,
-    NoFaceError,
-    detect_faces,
-    frame_transform,
-    made_up_share,
-    opencv,
-    paste_back,
-    warp_to_frame,
-)
+from stargan.align import align_photo, opencv, paste_back
 from stargan.data.dataset import to_uint8
 from stargan.data.labels import parse_pairs
 from stargan.errors import StarGANError
@@ -34,6 +25,7 @@ from stargan.images import (
     pil_to_uint8_tensor,
     save_png,
 )
+from stargan.outputs import check_device, check_unique_stems, ensure_writable
 from stargan.quantize import require_int8
 from stargan.translate import Translator
 
@@ -183,16 +175,6 @@ def _translate_all(
     return done, failed
 
 
-def check_unique_stems(paths: list[Path]) -> None:
-    stems: dict[str, Path] = {}
-    for p in paths:  # outputs are named by stem: two inputs must not write the same file
-        if stems.setdefault(p.stem, p) != p:
-            raise StarGANError(
-                f"two inputs would write the same outputs: {stems[p.stem]} "
-                f"and {p}; translate them into separate -o folders"
-            )
-
-
 def _quantize(
     tr: Translator,
     paths: list[Path],
@@ -227,33 +209,16 @@ def _load(p: Path, tr: Translator, alignment: Alignment | None, notes: bool = Tr
     if alignment is None:
         image = center_crop_resize(photo, tr.image_size, tr.crop, tr.resize_filter)
         return [_Item(p, p.stem, image)]
-    faces = detect_faces(photo)
-    if not faces:
-        raise NoFaceError(f"no face found in {p} (try without --align, or a larger, frontal photo)")
-    if len(faces) > 1 and alignment.faces == "largest":
-        if notes:
-            click.echo(
-                f"note: {len(faces)} faces found in {p}; translating the largest "
-                "(--faces all for every one)",
-                err=True,
-            )
-        faces = faces[:1]
-    items = []
-    for i, face in enumerate(faces):
-        M = frame_transform(face)
-        share = made_up_share(photo.size, M, tr.crop)
-        if notes and share > MADE_UP_WARN:
-            face_name = "" if len(faces) == 1 else f" (face {i})"
-            click.echo(
-                f"warning: {share:.0%} of the model's input for {p}{face_name} lies outside "
-                "the photo and is made up (a photo with more room around the face does better)",
-                err=True,
-            )
-        frame = warp_to_frame(photo, M)
-        image = center_crop_resize(frame, tr.image_size, tr.crop, tr.resize_filter)
-        name = p.stem if alignment.faces == "largest" else f"{p.stem}-face{i}"
-        items.append(_Item(p, name, image, photo if alignment.paste_back else None, M))
-    return items
+    every = alignment.faces == "all"
+    faces = align_photo(
+        photo, str(p), tr.image_size, tr.crop, tr.resize_filter, all_faces=every,
+        note=(lambda text: click.echo(text, err=True)) if notes else None,
+        every_face_hint=" (--faces all for every one)",
+    )  # fmt: skip
+    keep = photo if alignment.paste_back else None
+    return [
+        _Item(p, f"{p.stem}-face{f.index}" if every else p.stem, f.image, keep, f.M) for f in faces
+    ]
 
 
 def _translate(
@@ -308,19 +273,3 @@ def _name(target: dict[str, float], mask: str | None) -> str:
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_=,.+-]+", "-", text)
-
-
-def check_device(name: str) -> str:
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise StarGANError(f"--device {name}: CUDA is not available on this machine")
-    return name
-
-
-def ensure_writable(out: Path) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        raise StarGANError(f"output folder {out} is not writable: {err.strerror}") from err

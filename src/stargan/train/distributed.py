@@ -72,13 +72,19 @@ def init_process_group(world: World, dev: torch.device) -> torch.device:
     return dev
 
 
-def wrap(net: nn.Module, world: World, device: torch.device) -> nn.Module:
+def wrap(
+    net: nn.Module, world: World, device: torch.device, find_unused: bool = False
+) -> nn.Module:
     """``net`` as called in training: DDP across the world, or itself in a world of one.
-    (Our networks hold no buffers: nothing is broadcast per forward.)"""
+    (Our networks hold no buffers: nothing is broadcast per forward.) ``find_unused``: the
+    net has parameters its forward never uses (StarGAN v2's G with w_hpf > 0 builds the
+    official decoder's 1x1 shortcuts and skips them), which DDP must be told of."""
     if not world.distributed:
         return net
     ids = [device.index] if device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(net, device_ids=ids)
+    return nn.parallel.DistributedDataParallel(
+        net, device_ids=ids, find_unused_parameters=find_unused
+    )
 
 
 def any_rank(flag: bool, world: World) -> bool:

@@ -10,7 +10,7 @@ the plain path: autocast and the scaler are disabled pass-throughs.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
@@ -73,12 +73,18 @@ class Precision:
 
 
 def backward_and_step(
-    loss: torch.Tensor, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler
+    loss: torch.Tensor,
+    opt: torch.optim.Optimizer | Sequence[torch.optim.Optimizer],
+    scaler: torch.amp.GradScaler,
 ) -> None:
-    """``loss.backward(); opt.step()``, through the scaler when it is active."""
-    opt.zero_grad(set_to_none=True)
+    """``loss.backward()``, then a step of ``opt`` (one optimizer or several: StarGAN v2's
+    latent-guided G loss updates G, F and E), through the scaler when it is active."""
+    opts = [opt] if isinstance(opt, torch.optim.Optimizer) else list(opt)
+    for o in opts:
+        o.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
-    scaler.step(opt)
+    for o in opts:
+        scaler.step(o)
     scaler.update()
 
 

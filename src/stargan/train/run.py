@@ -128,8 +128,6 @@ def _run(
     else:
         cfg = prepare_config(cfg, overrides)
         ckpt = None
-    if world.distributed and cfg.model.arch != "v1":
-        raise StarGANError("training under torchrun supports StarGAN v1 so far (model.arch v1)")
     world.local_batch(cfg.train.batch_size)  # divisible by the world size
     if world.distributed:  # the resolved device picks the backend (gloo or NCCL)
         init_process_group(world, pick_device(cfg.train.device))

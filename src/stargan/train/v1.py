@@ -208,7 +208,7 @@ class Trainer(TrainerBase):
         with self.precision.autocast():
             d_src_real, d_cls_real = self.d_train(x_real)
             d_src_fake = _fp32(self.d_train(x_fake)[0])[0]
-        r1 = losses.r1_penalty(d_src_real, x_real)
+        r1 = losses.r1_penalty(d_src_real, x_real, penalty_scale(self.scalers["D"]))
         return d_src_real.float(), d_cls_real.float(), d_src_fake, r1
 
     def g_step(

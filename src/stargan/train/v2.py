@@ -10,6 +10,14 @@ and the diversity loss's second output are computed without a graph (both are de
 there); in the reference-guided G step the styles E(x_ref), E(x_ref2) and E(x) are
 computed without a graph and E's weights are frozen, because only G is updated by that
 step (the official code computes E's gradients and then discards them).
+
+Mixed precision (``train.precision`` bf16 | fp16 | auto) runs the forward passes under
+autocast with the losses in fp32, as the v1 trainer; fp16 has one loss scaler for D's
+loss and one for G's (whose latent-guided step updates G, F and E), and R1 differentiates
+the scaled logits (train/precision.py). Under torchrun the networks that a step updates
+are called through DDP, every rank draws the same global batch and keeps its shard
+(train/distributed.py), and the running averages are updated from identical weights on
+every rank, so they stay identical without any communication.
 """
 
 from __future__ import annotations
@@ -36,7 +44,8 @@ from stargan.train.base import (
     step_generator,
     update_ema,
 )
-from stargan.train.distributed import World
+from stargan.train.distributed import World, wrap
+from stargan.train.precision import Precision, backward_and_step, penalty_scale
 
 TRAINED = ("G", "F", "E")  # the networks with a running average (EMA) for sampling
 N_LATENTS = 3  # latent-grid outputs per domain
@@ -71,8 +80,6 @@ class V2Trainer(TrainerBase):
         sample_sets: ImageLabelDataset | list[ImageLabelDataset] | None = None,
         world: World = World(),
     ) -> None:
-        if world.distributed:
-            raise StarGANError("training under torchrun supports StarGAN v1 so far")
         super().__init__(cfg, run_dir, train_sets, world)
         if self.spec.kind != "categorical" or self.layout.joint:
             raise StarGANError(
@@ -81,6 +88,14 @@ class V2Trainer(TrainerBase):
             )
         self.nets = build_seeded(cfg, self.device, init_v2)
         self.G, self.F, self.E, self.D = (self.nets[k] for k in ("G", "F", "E", "D"))
+        # as called where a step updates them: DDP under torchrun, else the nets themselves
+        self.train_nets = {
+            name: wrap(self.nets[name], world, self.device, name == "G" and cfg.model.w_hpf > 0)
+            for name in (*TRAINED, "D")
+        }
+        self.rows = world.shard(cfg.train.batch_size)  # this rank's rows of the global batch
+        self.precision = Precision(cfg.train.precision, self.device)
+        self.scalers = {"G": self.precision.scaler(), "D": self.precision.scaler()}
         o = cfg.optim
         self.base_lrs = {"G": o.g_lr, "F": o.f_lr, "E": o.g_lr, "D": o.d_lr}
         self.optims = {
@@ -104,7 +119,7 @@ class V2Trainer(TrainerBase):
     # ----------------------------------------------------------------- one step
     def make_batch(self, step: int) -> V2Batch:
         """Balanced sources and references, augmented, and the latents: a pure function
-        of (seed, step)."""
+        of (seed, step); the global batch, of which this rank keeps its rows."""
         cfg, gen = self.cfg, step_generator(self.cfg.train.seed, step)
         n = cfg.train.batch_size
         src = self.index.balanced(n, gen)
@@ -117,7 +132,16 @@ class V2Trainer(TrainerBase):
         y = c.argmax(1)
         z = torch.randn(2, n, cfg.model.latent_dim, generator=gen)
         x, y, z = x.to(self.device), y.to(self.device), z.to(self.device)
-        return V2Batch(x[:n], y[:n], x[n : 2 * n], x[2 * n :], y[n : 2 * n], z[0], z[1])
+        rows = self.rows
+        return V2Batch(
+            x[:n][rows],
+            y[:n][rows],
+            x[n : 2 * n][rows],
+            x[2 * n :][rows],
+            y[n : 2 * n][rows],
+            z[0][rows],
+            z[1][rows],
+        )
 
     def _masks(self, x: torch.Tensor):
         return None if self.fan is None else self.fan.get_heatmap(x)
@@ -125,54 +149,55 @@ class V2Trainer(TrainerBase):
     def d_step(self, b: V2Batch, s_trg: torch.Tensor, masks) -> dict[str, torch.Tensor]:
         """Non-saturating loss on real images of their domain and on G(x, s_trg) of the
         target domain, plus R1 on the real images."""
+        D, scaler = self.train_nets["D"], self.scalers["D"]
         x_real = b.x_real.detach().requires_grad_(True)
-        d_real = self.D(x_real, b.y_org)
-        r1 = losses.r1_penalty(d_real, x_real)
-        with torch.no_grad():
-            x_fake = self.G(b.x_real, s_trg, masks=masks)
-        d_fake = self.D(x_fake, b.y_trg)
-        loss, parts = losses_v2.d_loss(d_real, d_fake, r1, self.cfg.loss.lambda_r1)
-        self.optims["D"].zero_grad(set_to_none=True)
-        loss.backward()
-        self.optims["D"].step()
+        with self.precision.autocast():
+            d_real = D(x_real, b.y_org)
+            with torch.no_grad():
+                x_fake = self.G(b.x_real, s_trg, masks=masks)
+            d_fake = D(x_fake, b.y_trg)
+        r1 = losses.r1_penalty(d_real, x_real, penalty_scale(scaler))
+        loss, parts = losses_v2.d_loss(
+            d_real=d_real.float(), d_fake=d_fake.float(), r1=r1, lambda_r1=self.cfg.loss.lambda_r1
+        )
+        backward_and_step(loss, self.optims["D"], scaler)
         return parts
 
     def g_step(self, b: V2Batch, latent: bool, lambda_ds: float, masks) -> dict[str, torch.Tensor]:
         """Latent-guided (updates G, F, E) or reference-guided (updates G) generator step."""
-        loss_cfg = self.cfg.loss
+        loss_cfg, nets = self.cfg.loss, self.train_nets
+        # D is frozen (gradients through it, not into it): called as itself, not through
+        # DDP, which would wait for gradients of its weights; so is E where it is frozen
+        G, E = nets["G"], nets["E"] if latent else self.E
         if latent:
             sources, frozen_nets, updated = (b.z_trg, b.z_trg2), (self.D,), TRAINED
-            style = self.F
+            style = nets["F"]
         else:
             sources, frozen_nets, updated = (b.x_ref, b.x_ref2), (self.D, self.E), ("G",)
             style = self.E
-        with frozen(*frozen_nets):
+        with frozen(*frozen_nets), self.precision.autocast():
             with torch.set_grad_enabled(latent):
                 s_trg = style(sources[0], b.y_trg)
-                s_org = self.E(b.x_real, b.y_org)
+                s_org = E(b.x_real, b.y_org)
             with torch.no_grad():
                 x_fake2 = self.G(b.x_real, style(sources[1], b.y_trg), masks=masks)
-            x_fake = self.G(b.x_real, s_trg, masks=masks)
+            x_fake = G(b.x_real, s_trg, masks=masks)
             d_fake = self.D(x_fake, b.y_trg)
-            s_pred = self.E(x_fake, b.y_trg)
-            x_rec = self.G(x_fake, s_org, masks=self._masks(x_fake))
-            loss, parts = losses_v2.g_loss(
-                d_fake,
-                s_pred,
-                s_trg,
-                x_fake,
-                x_fake2,
-                x_rec,
-                b.x_real,
-                loss_cfg.lambda_sty,
-                lambda_ds,
-                loss_cfg.lambda_rec,
-            )
-        for name in updated:
-            self.optims[name].zero_grad(set_to_none=True)
-        loss.backward()
-        for name in updated:
-            self.optims[name].step()
+            s_pred = E(x_fake, b.y_trg)
+            x_rec = G(x_fake, s_org, masks=self._masks(x_fake))
+        loss, parts = losses_v2.g_loss(
+            d_fake=d_fake.float(),
+            s_pred=s_pred.float(),
+            s_trg=s_trg.float(),
+            x_fake=x_fake.float(),
+            x_fake2=x_fake2.float(),
+            x_rec=x_rec.float(),
+            x_real=b.x_real,
+            lambda_sty=loss_cfg.lambda_sty,
+            lambda_ds=lambda_ds,
+            lambda_cyc=loss_cfg.lambda_rec,
+        )
+        backward_and_step(loss, [self.optims[name] for name in updated], self.scalers["G"])
         return parts
 
     def update_ema(self) -> None:
