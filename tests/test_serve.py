@@ -623,7 +623,11 @@ def test_align_without_opencv_is_disabled(tiny_model: Path, monkeypatch) -> None
     monkeypatch.setattr(app_module, "_align_note", lambda: "face alignment needs OpenCV")
     with ServerThread(create_app(tiny_model)) as s:
         m = json.loads(call(s.url, "/api/model", method="GET")[2])
-        assert m["align"] == {"available": False, "note": "face alignment needs OpenCV"}
+        assert m["align"] == {
+            "available": False,
+            "note": "face alignment needs OpenCV",
+            "label": "Find the face and align it like CelebA",
+        }
         status, _, body = translate(s.url, png(face(0)), target="Male=1", align="1")
     assert status == 400 and error_of(body) == "face alignment needs OpenCV"
 

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -63,6 +66,29 @@ READ_RESULT = """() => {
 }"""
 
 
+@contextmanager
+def served_page(model_dir: Path, problems: list[str]) -> Iterator[Any]:
+    """``stargan serve``'s page for ``model_dir`` in headless Chromium, loaded; script
+    errors, CSP refusals and failed loads are appended to ``problems``."""
+    executable = chromium()
+    from playwright.sync_api import sync_playwright
+
+    from stargan.serve import create_app
+    from stargan.serve.server import ServerThread
+
+    with ServerThread(create_app(model_dir)) as server, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 760})
+            page.on("pageerror", lambda err: problems.append(str(err)))
+            page.on("console", lambda m: m.type == "error" and problems.append(m.text))
+            page.set_default_timeout(15_000)
+            page.goto(server.url)
+            yield page
+        finally:
+            browser.close()
+
+
 def shown_result(page) -> np.ndarray:
     """The pixels of the result image as the page holds them (drawn to a canvas at its
     natural size, so nothing is resampled)."""
@@ -71,86 +97,120 @@ def shown_result(page) -> np.ndarray:
 
 
 def test_page_end_to_end(tiny_model: Path, tmp_path: Path) -> None:
-    executable = chromium()
-    from playwright.sync_api import expect, sync_playwright
-
-    from stargan.serve import create_app
-    from stargan.serve.server import ServerThread
+    chromium()
+    from playwright.sync_api import expect
 
     photo = render(params_for(11, "test", 5), 64)
     upload = tmp_path / "my photo.png"
     Image.fromarray(photo).save(upload)
     problems: list[str] = []  # script errors, CSP refusals, failed loads
 
-    with ServerThread(create_app(tiny_model)) as server, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=executable, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 760})
-            page.on("pageerror", lambda err: problems.append(str(err)))
-            page.on("console", lambda m: m.type == "error" and problems.append(m.text))
-            page.set_default_timeout(15_000)
-            page.goto(server.url)
-            expect(page.locator("#samples button")).to_have_count(8)
-            expect(page.locator('#samples button.chosen[data-k="0"]')).to_be_visible()
+    with served_page(tiny_model, problems) as page:
+        expect(page.locator("#samples button")).to_have_count(8)
+        expect(page.locator('#samples button.chosen[data-k="0"]')).to_be_visible()
 
-            # upload, pick a target, translate
-            page.set_input_files("#file", str(upload))
-            page.check('input[name="d0-group0"][value="Blond_Hair"]')
-            page.check('input[name="d0-Male"][value="1"]')
-            page.click("#go")
-            expect(page.locator("#result")).to_have_attribute("data-n", "1")
-            grid = shown_result(page)
-            assert grid.shape == (S + 4, 2 * (S + 2) + 2, 3)
-            x, y = grid[2 : 2 + S, 2 : 2 + S], grid[2 : 2 + S, S + 4 : 2 * S + 4]
-            assert np.array_equal(x, np.asarray(center_crop_resize(Image.fromarray(photo), S)))
-            assert np.abs(y.astype(int) - x).mean() > 5  # the output's pixels differ
-            tr = Translator.from_pretrained(tiny_model)
-            expected = tr.translate(Image.fromarray(x), {"Blond_Hair": 1, "Male": 1})
-            assert np.array_equal(y, np.asarray(expected))
-            expect(page.locator("#columns")).to_contain_text("Blond_Hair=1,Male=1")
-            expect(page.locator("#message")).to_have_text("")
-            with page.expect_download() as download:
-                page.click("#download")
-            saved = np.asarray(Image.open(download.value.path()).convert("RGB"))
-            assert np.array_equal(saved, grid)
+        # upload, pick a target, translate
+        page.set_input_files("#file", str(upload))
+        page.check('input[name="d0-group0"][value="Blond_Hair"]')
+        page.check('input[name="d0-Male"][value="1"]')
+        page.click("#go")
+        expect(page.locator("#result")).to_have_attribute("data-n", "1")
+        grid = shown_result(page)
+        assert grid.shape == (S + 4, 2 * (S + 2) + 2, 3)
+        x, y = grid[2 : 2 + S, 2 : 2 + S], grid[2 : 2 + S, S + 4 : 2 * S + 4]
+        assert np.array_equal(x, np.asarray(center_crop_resize(Image.fromarray(photo), S)))
+        assert np.abs(y.astype(int) - x).mean() > 5  # the output's pixels differ
+        tr = Translator.from_pretrained(tiny_model)
+        expected = tr.translate(Image.fromarray(x), {"Blond_Hair": 1, "Male": 1})
+        assert np.array_equal(y, np.asarray(expected))
+        expect(page.locator("#columns")).to_contain_text("Blond_Hair=1,Male=1")
+        expect(page.locator("#message")).to_have_text("")
+        with page.expect_download() as download:
+            page.click("#download")
+        saved = np.asarray(Image.open(download.value.path()).convert("RGB"))
+        assert np.array_equal(saved, grid)
 
-            # a bad upload: text named .png -> the server's message on the page
-            page.set_input_files(
-                "#file",
-                files=[{"name": "notes.png", "mimeType": "image/png", "buffer": b"not a picture"}],
-            )
-            page.click("#go")
-            expect(page.locator("#message")).to_contain_text("not an image")
-            expect(page.locator("#message")).to_have_class("error")
+        # a bad upload: text named .png -> the server's message on the page
+        page.set_input_files(
+            "#file",
+            files=[{"name": "notes.png", "mimeType": "image/png", "buffer": b"not a picture"}],
+        )
+        page.click("#go")
+        expect(page.locator("#message")).to_contain_text("not an image")
+        expect(page.locator("#message")).to_have_class("error")
 
-            # a file the page refuses itself: the choice is cleared, Translate does not
-            # send the previous photo, and the message stays
-            page.set_input_files(
-                "#file", files=[{"name": "empty.png", "mimeType": "image/png", "buffer": b""}]
-            )
-            expect(page.locator("#message")).to_have_text("empty.png is empty.")
-            page.click("#go")
-            expect(page.locator("#message")).to_have_text("empty.png is empty.")
-            expect(page.locator("#result")).to_have_attribute("data-n", "1")
-            assert page.eval_on_selector("#file", "f => f.files.length") == 0
-            expect(page.locator("#about")).to_contain_text("built-in rendered faces")
+        # a file the page refuses itself: the choice is cleared, Translate does not
+        # send the previous photo, and the message stays
+        page.set_input_files(
+            "#file", files=[{"name": "empty.png", "mimeType": "image/png", "buffer": b""}]
+        )
+        expect(page.locator("#message")).to_have_text("empty.png is empty.")
+        page.click("#go")
+        expect(page.locator("#message")).to_have_text("empty.png is empty.")
+        expect(page.locator("#result")).to_have_attribute("data-n", "1")
+        assert page.eval_on_selector("#file", "f => f.files.length") == 0
+        expect(page.locator("#about")).to_contain_text("built-in rendered faces")
 
-            # ... and the page still works: a sample face, every single change
-            page.click('#samples button[data-k="1"]')
-            expect(page.locator('#samples button.chosen[data-k="1"]')).to_be_visible()
-            page.check("#all-domains")
-            page.click("#go")
-            expect(page.locator("#result")).to_have_attribute("data-n", "2")
-            expect(page.locator("#message")).to_have_text("")
-            assert shown_result(page).shape[1] == 6 * (S + 2) + 2  # input + 5 domains
-            page.uncheck("#all-domains")
-            page.click('#samples button[data-k="2"]')
-            expect(page.locator('#samples button.chosen[data-k="2"]')).to_be_visible()
-            page.click("#go")
-            expect(page.locator("#result")).to_have_attribute("data-n", "3")
-            if os.environ.get("STARGAN_SCREENSHOT"):
-                page.screenshot(path=os.environ["STARGAN_SCREENSHOT"], full_page=True)
-        finally:
-            browser.close()
+        # ... and the page still works: a sample face, every single change
+        page.click('#samples button[data-k="1"]')
+        expect(page.locator('#samples button.chosen[data-k="1"]')).to_be_visible()
+        page.check("#all-domains")
+        page.click("#go")
+        expect(page.locator("#result")).to_have_attribute("data-n", "2")
+        expect(page.locator("#message")).to_have_text("")
+        assert shown_result(page).shape[1] == 6 * (S + 2) + 2  # input + 5 domains
+        page.uncheck("#all-domains")
+        page.click('#samples button[data-k="2"]')
+        expect(page.locator('#samples button.chosen[data-k="2"]')).to_be_visible()
+        page.click("#go")
+        expect(page.locator("#result")).to_have_attribute("data-n", "3")
+        if os.environ.get("STARGAN_SCREENSHOT"):
+            page.screenshot(path=os.environ["STARGAN_SCREENSHOT"], full_page=True)
     # the one expected failure: the browser logs the 415 of the bad upload
     assert [m for m in problems if "415" not in m] == []
+
+
+def test_v2_page_end_to_end(tmp_path: Path) -> None:
+    """A StarGAN v2 model on the page: a domain, seeds (latent-guided), then a reference
+    image (reference-guided); the pixels shown equal the StyleModel's."""
+    chromium()
+    from playwright.sync_api import expect
+
+    from v2_helpers import SIZE, tiny_model
+
+    model = tiny_model()
+    folder = model.save_pretrained(tmp_path / "v2-model")
+    upload, reference = tmp_path / "photo.png", tmp_path / "ref.png"
+    Image.fromarray(render(params_for(11, "test", 5), 40)).save(upload)
+    Image.fromarray(render(params_for(11, "test", 6), 40)).save(reference)
+    problems: list[str] = []
+    with served_page(folder, problems) as page:
+        expect(page.locator("#model-info")).to_contain_text("stargan-v2")
+        expect(page.locator("#align-label")).to_contain_text("CelebA-HQ")
+        page.set_input_files("#file", str(upload))
+        page.check('input[name="domain"][value="male"]')
+        page.fill("#seeds", "0,1")
+        page.click("#go")
+        expect(page.locator("#result")).to_have_attribute("data-n", "1")
+        grid = shown_result(page)
+        assert grid.shape == (SIZE + 4, 3 * (SIZE + 2) + 2, 3)  # input + 2 seeds
+        x = grid[2 : 2 + SIZE, 2 : 2 + SIZE]
+        for k, seed in enumerate((0, 1), start=1):
+            y = grid[2 : 2 + SIZE, 2 + k * (SIZE + 2) : 2 + k * (SIZE + 2) + SIZE]
+            expected = model.latent(Image.fromarray(x), "male", seeds=[seed])
+            assert np.array_equal(y, np.asarray(expected))
+        expect(page.locator("#columns")).to_contain_text("male, seed 1")
+        page.set_input_files("#reference", str(reference))
+        page.click("#go")
+        expect(page.locator("#result")).to_have_attribute("data-n", "2")
+        grid = shown_result(page)
+        assert grid.shape == (SIZE + 4, 2 * (SIZE + 2) + 2, 3)
+        ref = center_crop_resize(Image.open(reference).convert("RGB"), SIZE)
+        expected = model.reference(Image.fromarray(x), ref, "male")
+        y = grid[2 : 2 + SIZE, SIZE + 4 : 2 * SIZE + 4]
+        assert np.array_equal(y, np.asarray(expected))
+        expect(page.locator("#columns")).to_contain_text("male, reference")
+        expect(page.locator("#message")).to_have_text("")
+        if os.environ.get("STARGAN_SCREENSHOT_V2"):
+            page.screenshot(path=os.environ["STARGAN_SCREENSHOT_V2"], full_page=True)
+    assert problems == []

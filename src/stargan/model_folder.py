@@ -25,6 +25,7 @@ from safetensors.torch import save as safetensors_bytes
 from stargan.atomic import write_bytes
 from stargan.config import DataConfig, check_resize_filter
 from stargan.data import crop_of
+from stargan.data.builtin import BUILTIN
 from stargan.data.dataset import to_model_range, to_uint8
 from stargan.errors import StarGANError
 from stargan.images import center_crop_resize, pil_to_uint8_tensor, to_rgb
@@ -151,6 +152,24 @@ def preprocess(
     if x.dtype == torch.uint8:
         return to_model_range(x).to(device)
     return x.to(device, torch.float32)
+
+
+def trained_on(meta: Mapping[str, Any]) -> list[str]:
+    """The datasets (loader names) a model was trained on, from its folder's provenance;
+    empty where the folder does not say."""
+    sources = meta.get("sources") or [{"dataset": meta.get("dataset")}]
+    return [str(s.get("dataset")) for s in sources if isinstance(s, dict) and s.get("dataset")]
+
+
+def describe_model(meta: Mapping[str, Any], image_size: int) -> str:
+    """One line: what the model was trained on and at what size, for users about to give
+    it their own images (a model of the built-in rendered faces turns photos into colour
+    noise)."""
+    datasets = trained_on(meta)
+    text = f"model: trained on {', '.join(datasets) or 'unknown data'} at {image_size} px"
+    if datasets and all(d in BUILTIN for d in datasets):
+        text += " (built-in rendered faces: real photos come out as noise)"
+    return text
 
 
 def save_weights(net: torch.nn.Module, path: Path) -> None:

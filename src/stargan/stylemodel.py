@@ -38,6 +38,7 @@ from stargan.model_folder import (
     V2_KIND,
     check_meta,
     declared_kind,
+    describe_model,
     like_input,
     load_weights,
     model_resize_filter,
@@ -103,6 +104,11 @@ class StyleModel:
     @property
     def domains(self) -> tuple[str, ...]:
         return self.spec.names
+
+    def describe(self) -> str:
+        """One line: what the model was trained on and at what size
+        (:func:`stargan.model_folder.describe_model`)."""
+        return describe_model(self.meta, self.image_size)
 
     @property
     def layout(self) -> LabelLayout:

@@ -30,6 +30,7 @@ from stargan.model_folder import (
     MAX_WIDTH,
     V1_KIND,
     check_meta,
+    describe_model,
     like_input,
     load_weights,
     model_resize_filter,
@@ -81,24 +82,10 @@ class Translator:
     def image_size(self) -> int:
         return self.model_cfg.image_size
 
-    @property
-    def trained_on(self) -> list[str]:
-        """The datasets (loader names) the model was trained on, from its folder's
-        provenance; empty where the folder does not say."""
-        sources = self.meta.get("sources") or [{"dataset": self.meta.get("dataset")}]
-        return [str(s.get("dataset")) for s in sources if isinstance(s, dict) and s.get("dataset")]
-
     def describe(self) -> str:
-        """One line: what the model was trained on and at what size, for users about to
-        give it their own images (a model of the built-in rendered faces turns photos
-        into colour noise)."""
-        from stargan.data.builtin import BUILTIN
-
-        datasets = self.trained_on
-        text = f"model: trained on {', '.join(datasets) or 'unknown data'} at {self.image_size} px"
-        if datasets and all(d in BUILTIN for d in datasets):
-            text += " (built-in rendered faces: real photos come out as noise)"
-        return text
+        """One line: what the model was trained on and at what size
+        (:func:`stargan.model_folder.describe_model`)."""
+        return describe_model(self.meta, self.image_size)
 
     @property
     def int8(self) -> bool:

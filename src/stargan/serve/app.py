@@ -51,14 +51,7 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from stargan.align import (
-    MADE_UP_WARN,
-    detect_faces,
-    frame_transform,
-    made_up_share,
-    opencv,
-    warp_to_frame,
-)
+from stargan.align import CELEBA, Frame, NoFaceError, align_photo, opencv
 from stargan.bundled import first_line
 from stargan.data.dataset import to_model_range, to_uint8
 from stargan.data.faces import params_for, render
@@ -158,7 +151,11 @@ def create_app(
         "max_pixels_other": min(max_pixels, MAX_UNDRAFTED_PIXELS),
         "formats": FORMAT_NAMES,
         "accept": ACCEPT,
-        "align": {"available": align_note is None, "note": align_note or ""},
+        "align": {
+            "available": align_note is None,
+            "note": align_note or "",
+            "label": f"Find the face and align it like {_FRAME_NAMES[kind.frame.name]}",
+        },
         **kind.describe(model),
     }
     pending = 0  # requests being answered (upload received); touched only on the event loop
@@ -219,21 +216,38 @@ def create_app(
     decoding = threading.Lock()  # one decode at a time: a burst of small files that decode
     # big (16 MP PNGs) then costs one such image's memory, not one per worker
 
-    def work(data: bytes, align: bool, req: Any, grid: bool) -> tuple[bytes, list[str], list[str]]:
-        """One request's decoding and translation (a worker thread): the PNG, its column
-        names and warnings for the user."""
-        with decoding:
-            photo = decode_image(data, max_pixels)
+    def model_input(data: bytes, align: bool, what: str) -> tuple[torch.Tensor, list[str]]:
+        """One upload as a uint8 model input [3, S, S] (aligned when asked), and warnings."""
+        try:
+            with decoding:
+                photo = decode_image(data, max_pixels)
+        except UploadError as err:  # say which upload, when there are several
+            if what == "the photo":
+                raise
+            raise UploadError(err.status, f"{what}: {err}") from err
         if photo.width * photo.height > BIG_DECODE_PIXELS:
             release_memory()
         warnings: list[str] = []
         if align:
-            face, warnings = _aligned(photo, size, crop, resize_filter)
+            face, warnings = _aligned(photo, size, crop, resize_filter, kind.frame, what)
         else:
             face = center_crop_resize(photo, size, crop, resize_filter)
-        x_u8 = pil_to_uint8_tensor(face)  # [3, S, S]
+        return pil_to_uint8_tensor(face), warnings
+
+    def work(
+        data: bytes, align: bool, req: Any, grid: bool, extra_data: dict[str, bytes]
+    ) -> tuple[bytes, list[str], list[str]]:
+        """One request's decoding and translation (a worker thread): the PNG, its column
+        names and warnings for the user. ``extra_data``: the kind's other uploads (a v2
+        reference image), prepared as the photo is."""
+        x_u8, warnings = model_input(data, align, "the photo")
         x = to_model_range(x_u8[None]).to(device)  # [1, 3, S, S], this request's own
-        outputs = kind.outputs(model, x, req)
+        extra = {}
+        for name, blob in extra_data.items():
+            extra_u8, notes = model_input(blob, align, f"the {name} image")
+            extra[name] = to_model_range(extra_u8[None]).to(device)
+            warnings += notes
+        outputs = kind.outputs(model, x, req, extra)
         cells = [x_u8] + [to_uint8(y[0]).cpu() for _, y in outputs]
         names = ["input"] + [name for name, _ in outputs]
         if not grid and len(outputs) == 1:
@@ -270,18 +284,25 @@ def create_app(
             if not isinstance(upload, UploadFile):
                 raise UploadError(400, "no image: send the photo as the file field 'image'")
             data = await upload.read()
+            extra_data = {}
+            for name in kind.uploads:  # the kind's other image fields (v2: "reference")
+                extra = form.get(name)
+                if isinstance(extra, UploadFile):
+                    extra_data[name] = await extra.read()
         finally:
             await form.close()
-        if len(data) > max_upload_bytes:
+        if sum(len(d) for d in (data, *extra_data.values())) > max_upload_bytes:
             raise UploadError(413, _too_big(max_upload_bytes))
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
-        req = kind.parse(model, fields)
+        req = kind.parse(model, fields, set(extra_data))
         align = flag(fields, "align")
         if align and align_note:
             raise UploadError(400, align_note)
         grid = flag(fields, "grid") if "grid" in fields else True
         loop = asyncio.get_running_loop()
-        png, names, warnings = await loop.run_in_executor(executor, work, data, align, req, grid)
+        png, names, warnings = await loop.run_in_executor(
+            executor, work, data, align, req, grid, extra_data
+        )
         return Response(
             png,
             media_type="image/png",
@@ -385,30 +406,33 @@ def _host(request: Request) -> str:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
+_FRAME_NAMES = {"celeba": "CelebA", "celeba-hq": "CelebA-HQ"}
+
+
 def _aligned(
-    photo: Image.Image, size: int, crop: int, resize_filter: str
+    photo: Image.Image,
+    size: int,
+    crop: int,
+    resize_filter: str,
+    frame: Frame = CELEBA,
+    what: str = "the photo",
 ) -> tuple[Image.Image, list[str]]:
-    """The largest face of ``photo`` in CelebA's aligned layout, as a model input, and a
-    warning when much of that input lies outside the photo (made up by the warp)."""
-    with _DETECT_LOCK:
-        faces = detect_faces(photo)
-    if not faces:
+    """The largest face of ``photo`` in the model's aligned layout (``frame``), as a model
+    input, and a warning when much of that input lies outside the photo (made up)."""
+    warnings: list[str] = []
+    try:
+        with _DETECT_LOCK:
+            faces = align_photo(
+                photo, what, size, crop, resize_filter, frame=frame, note=warnings.append
+            )
+    except NoFaceError as err:
         raise UploadError(
             422,
-            "no face found in the photo (try without face alignment, or a larger, frontal photo)",
-        )
-    M = frame_transform(faces[0])
-    share = made_up_share(photo.size, M, crop)
-    warnings = (
-        [
-            f"{share:.0%} of the model's input lies outside the photo and is made up "
-            "(a photo with more room around the face does better)"
-        ]
-        if share > MADE_UP_WARN
-        else []
-    )
-    frame = warp_to_frame(photo, M)
-    return center_crop_resize(frame, size, crop, resize_filter), warnings
+            f"no face found in {what} (try without face alignment, or a larger, frontal photo)",
+        ) from err
+    # the page's own wording for the made-up share (the note names no file)
+    notes = [w.split(": ", 1)[1] if w.startswith("warning: ") else w for w in warnings]
+    return faces[0].image, [n for n in notes if not n.startswith("note: ")]
 
 
 def _align_note() -> str | None:

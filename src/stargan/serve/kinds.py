@@ -1,13 +1,14 @@
 """What the page offers for each kind of model, and how a request becomes its outputs.
 
 A model kind (``config.json``'s ``kind``) maps to a ``ModelKind`` in ``KINDS``: it loads the
-folder, describes the controls the page draws (``GET /api/model``), checks a request's form
-fields before any work (``parse``), and turns one preprocessed image into named outputs
-(``outputs``, run in a worker thread). The page draws every control from that description,
-by its ``type``; StarGAN v1 needs only ``choice`` controls (radio buttons). A later kind adds
-its own entry here and its own control types (StarGAN v2: a ``domain`` choice plus a ``seed``
-number or a ``reference`` image upload, in ``extra_controls``) and a renderer for each type in
-page.html's ``RENDERERS``; nothing else in the server changes.
+folder, describes the controls the page draws (``GET /api/model``), names the aligned layout
+its photos are warped into (``frame``) and the extra image uploads it takes (``uploads``),
+checks a request's form fields before any work (``parse``), and turns one preprocessed image
+(plus any extra uploads, preprocessed alike) into named outputs (``outputs``, run in a worker
+thread). The page draws every control from that description, by its ``type``; StarGAN v1
+needs only ``choice`` controls (radio buttons); StarGAN v2 adds a ``seeds`` text field and a
+``reference`` image upload (``extra_controls``), each with a renderer in page.html's
+``RENDERERS``; nothing else in the server changes.
 
 Choice controls (v1):
 
@@ -35,24 +36,31 @@ from typing import Any, Protocol
 import torch
 from PIL import Image
 
+from stargan.align import CELEBA, CELEBA_HQ, Frame
 from stargan.data.labels import parse_pairs
 from stargan.errors import StarGANError
-from stargan.model_folder import declared_kind
+from stargan.model_folder import V1_KIND, V2_KIND, declared_kind
+from stargan.sample_files import parse_seeds
 from stargan.serve.uploads import UploadError
-from stargan.translate import KIND as V1_KIND
+from stargan.stylemodel import StyleModel
 from stargan.translate import Translator
 
 Outputs = list[tuple[str, torch.Tensor]]  # [(column name, [1, 3, S, S] in [-1, 1])]
 
 
 class ModelKind(Protocol):
+    frame: Frame  # the aligned layout photos are warped into (the page's face alignment)
+    uploads: tuple[str, ...]  # file fields besides "image" that a request may carry
+
     def load(self, path: Path, device: str) -> Any: ...
     def image_size(self, model: Any) -> int: ...
     def crop(self, model: Any) -> int: ...
     def resize_filter(self, model: Any) -> str: ...
     def describe(self, model: Any) -> dict[str, Any]: ...
-    def parse(self, model: Any, form: Mapping[str, str]) -> Any: ...
-    def outputs(self, model: Any, x: torch.Tensor, request: Any) -> Outputs: ...
+    def parse(self, model: Any, form: Mapping[str, str], uploads: set[str]) -> Any: ...
+    def outputs(
+        self, model: Any, x: torch.Tensor, request: Any, extra: Mapping[str, torch.Tensor]
+    ) -> Outputs: ...
     def quantize(self, model: Any, images: list[Image.Image]) -> None: ...
 
 
@@ -64,6 +72,9 @@ class V1Request:
 
 class V1:
     """StarGAN v1: G(x, c) with a label vector c (``stargan.translate.Translator``)."""
+
+    frame = CELEBA
+    uploads: tuple[str, ...] = ()
 
     def load(self, path: Path, device: str) -> Translator:
         return Translator.from_pretrained(path, device=device)
@@ -119,7 +130,7 @@ class V1:
             "domains": layout.domain_names(),
         }
 
-    def parse(self, tr: Translator, form: Mapping[str, str]) -> V1Request:
+    def parse(self, tr: Translator, form: Mapping[str, str], uploads: set[str]) -> V1Request:
         if flag(form, "all_domains"):
             if tr.D is None:
                 raise UploadError(
@@ -148,7 +159,9 @@ class V1:
         tr.quantize(images, c_org=c_org)
 
     @torch.no_grad()  # no_grad is per thread: this runs in a worker thread
-    def outputs(self, tr: Translator, x: torch.Tensor, req: V1Request) -> Outputs:
+    def outputs(
+        self, tr: Translator, x: torch.Tensor, req: V1Request, extra: Mapping[str, torch.Tensor]
+    ) -> Outputs:
         if req.target is None:
             return tr.all_domains(x)
         c_org = None
@@ -159,7 +172,113 @@ class V1:
         return [(name, tr.apply(x, req.target, c_org))]
 
 
-KINDS: dict[str, ModelKind] = {V1_KIND: V1()}
+MAX_PAGE_SEEDS = 16  # latent-guided outputs per domain in one request
+
+
+@dataclass(frozen=True)
+class V2Request:
+    domains: tuple[int, ...]  # target domains (every one for "all domains")
+    seeds: tuple[int, ...]  # latent-guided styles; unused with a reference
+    reference: bool  # reference-guided: the style of the uploaded reference image
+
+
+class V2:
+    """StarGAN v2: G(x, s) with a style from a seed (F(z, y)) or a reference image
+    (E(x_ref, y)); ``stargan.stylemodel.StyleModel``."""
+
+    frame = CELEBA_HQ
+    uploads = ("reference",)
+
+    def load(self, path: Path, device: str) -> StyleModel:
+        return StyleModel.from_pretrained(path, device=device)
+
+    def image_size(self, model: StyleModel) -> int:
+        return model.image_size
+
+    def crop(self, model: StyleModel) -> int:
+        return model.crop
+
+    def resize_filter(self, model: StyleModel) -> str:
+        return model.resize_filter
+
+    def describe(self, model: StyleModel) -> dict[str, Any]:
+        options = [_option(n, _label(n), {n: 1}) for n in model.domains]
+        domain = _choice("domain", "domain", options, "radio", options[0]["value"])
+        return {
+            "about": model.describe(),
+            "datasets": [
+                {"name": "", "title": "Target", "kind": "categorical", "controls": [domain]}
+            ],
+            "extra_controls": [
+                {
+                    "type": "seeds",
+                    "id": "seeds",
+                    "label": "Style seeds (latent-guided): e.g. 0-3 or 1,5,9",
+                    "default": "0-3",
+                    "max": MAX_PAGE_SEEDS,
+                },
+                {
+                    "type": "reference",
+                    "id": "reference",
+                    "label": "… or the style of a reference image of the domain (reference-guided)",
+                },
+            ],
+            "keeps_own_labels": False,
+            "target_hint": "The photo becomes the chosen domain, in the style of each seed or "
+            "of the reference image.",
+            "all_domains": True,
+            "all_domains_label": "Every domain instead",
+            "domains": list(model.domains),
+        }
+
+    def parse(self, model: StyleModel, form: Mapping[str, str], uploads: set[str]) -> V2Request:
+        reference = "reference" in uploads
+        if flag(form, "all_domains"):
+            domains = tuple(range(len(model.domains)))
+        else:
+            raw = (form.get("target") or "").strip()
+            if not raw:
+                raise UploadError(400, f"no target: choose a domain (e.g. {model.domains[0]})")
+            names = list(_json_target(raw) if raw.startswith("{") else _pairs_v2(raw))
+            if len(names) != 1:
+                raise UploadError(400, "choose one target domain (or 'every domain')")
+            domains = (model.domain_index(names[0]),)  # StarGANError: unknown, close matches
+        seeds: tuple[int, ...] = ()
+        if not reference:
+            try:
+                seeds = tuple(parse_seeds(form.get("seeds") or "0"))
+            except StarGANError as err:
+                raise UploadError(400, str(err)) from err
+            if len(seeds) > MAX_PAGE_SEEDS:
+                raise UploadError(400, f"at most {MAX_PAGE_SEEDS} seeds in one request")
+        return V2Request(domains, seeds, reference)
+
+    def quantize(self, model: StyleModel, images: list[Image.Image]) -> None:
+        raise StarGANError("int8 inference is for StarGAN v1 models only")
+
+    @torch.no_grad()  # no_grad is per thread: this runs in a worker thread
+    def outputs(
+        self, model: StyleModel, x: torch.Tensor, req: V2Request, extra: Mapping[str, torch.Tensor]
+    ) -> Outputs:
+        out: Outputs = []
+        for d in req.domains:
+            name = model.domains[d]
+            if req.reference:
+                s = model.E(extra["reference"], torch.tensor([d], device=x.device))
+                out.append((f"{name}, reference", model.generate(x, s)))
+                continue
+            styles = model.latent_styles(d, seeds=req.seeds)  # [seeds, style_dim]
+            for seed, s in zip(req.seeds, styles, strict=True):
+                out.append((f"{name}, seed {seed}", model.generate(x, s[None])))
+        return out
+
+
+def _pairs_v2(raw: str) -> dict[str, float]:
+    """``male`` or ``male=1``: the domain named (a v2 target is one domain)."""
+    return {raw: 1.0} if "=" not in raw else parse_pairs(raw, example="male=1")
+
+
+KINDS: dict[str, ModelKind] = {V1_KIND: V1(), V2_KIND: V2()}
 
 
 def kind_of(path: Path) -> str:

@@ -21,20 +21,28 @@ from stargan.serve.server import is_loopback
 
 
 def multipart(
-    fields: dict[str, str], image: bytes | None, filename: str = "input.png"
+    fields: dict[str, str],
+    image: bytes | None,
+    filename: str = "input.png",
+    files: dict[str, bytes] | None = None,
 ) -> tuple[bytes, str]:
     """(body, content type) of a multipart/form-data request: ``fields`` as text fields, the
-    image (when given) as the file field 'image'."""
+    image (when given) as the file field 'image', and ``files`` as further file fields (a
+    StarGAN v2 model's 'reference')."""
     boundary = uuid.uuid4().hex
     parts = [
         f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
         for k, v in fields.items()
     ]
-    if image is not None:
+    uploads = {"image": image, **(files or {})}
+    for name, data in uploads.items():
+        if data is None:
+            continue
         parts.append(
-            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; '
-            f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'.encode()
-            + image
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
+            f'filename="{filename if name == "image" else name + ".png"}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n".encode()
+            + data
             + b"\r\n"
         )
     parts.append(f"--{boundary}--\r\n".encode())
