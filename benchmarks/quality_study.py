@@ -47,7 +47,7 @@ from stargan.images import make_grid, save_png
 from stargan.presets import get_preset
 from stargan.train.memory import keep_freed_memory
 from stargan.train.run import load_splits, prepare_config
-from stargan.train.v1 import Trainer
+from stargan.train.v1 import V1Trainer
 from stargan.translate import Translator
 
 # one change each: name -> (overrides on the base preset, what it tests, where it is from);
@@ -176,7 +176,7 @@ def run_cell(
     cfg = prepare_config(get_preset(base), overrides)
     run_dir = out / "runs" / f"{variant}-s{seed}"
     run_dir.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(
+    trainer = V1Trainer(
         cfg, run_dir, load_splits(cfg, "train", False), load_splits(cfg, "test", False)
     )
     test_set = _changed_test_set(cfg, n)
@@ -196,14 +196,14 @@ def run_cell(
         start = clock()
 
 
-def translator(trainer: Trainer, cfg: Config) -> Translator:
+def translator(trainer: V1Trainer, cfg: Config) -> Translator:
     """The model the trainer would export now (G's running average where kept)."""
     G = trainer.G_sample
     meta = {"dataset": cfg.data.dataset, "data_seed": cfg.data.seed, "crop": 0}
     return Translator(copy.deepcopy(G), cfg.model, trainer.layout, copy.deepcopy(trainer.D), meta)
 
 
-def score_cell(trainer: Trainer, cfg: Config, test_set, n: int) -> dict:
+def score_cell(trainer: V1Trainer, cfg: Config, test_set, n: int) -> dict:
     tr = translator(trainer, cfg)
     result = score_model(tr, n=n, progress=False, lpips_model=_lpips(cfg.model.image_size))
     overall, per = result["overall"], result["per_domain"]
@@ -274,7 +274,7 @@ def _u8(x: torch.Tensor) -> torch.Tensor:
     return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
 
-def _save_grid(trainer: Trainer, path: Path) -> None:
+def _save_grid(trainer: V1Trainer, path: Path) -> None:
     images, nrow = trainer.sample_grids()[""]
     save_png(make_grid(images, nrow=nrow), path)
 

@@ -28,7 +28,7 @@ from _report import print_report
 from stargan.config import PRECISIONS, Config, DataConfig, ModelConfig, TrainConfig
 from stargan.data.builtin import load_builtin
 from stargan.train.memory import keep_freed_memory
-from stargan.train.v1 import Trainer
+from stargan.train.v1 import V1Trainer
 
 
 def main() -> None:
@@ -132,7 +132,7 @@ def main() -> None:
     )
 
 
-def warmed_trainer(tmp: Path, args: argparse.Namespace) -> Trainer:
+def warmed_trainer(tmp: Path, args: argparse.Namespace) -> V1Trainer:
     """:func:`build_trainer` from the command line's options, after ``--warmup-cycles``
     whole n_critic cycles (memory, oneDNN's primitive caches)."""
     trainer = build_trainer(
@@ -157,7 +157,7 @@ def build_trainer(
     device: str,
     plain: bool,
     precision: str = "fp32",
-) -> Trainer:
+) -> V1Trainer:
     """The benchmark's trainer: v1 at ``image_size`` on built-in faces, c_dim 5."""
     cfg = Config(
         name="bench",
@@ -181,14 +181,14 @@ def build_trainer(
     data = load_builtin("faces-attr", "train", image_size, cfg.data.num_train, cache_dir=tmp)
     if not plain:
         keep_freed_memory()  # as run_training does (process-wide: stays on afterwards)
-    return Trainer(cfg, tmp, data)
+    return V1Trainer(cfg, tmp, data)
 
 
 def _minor_faults() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
-def _cycle_flops(trainer: Trainer, n_critic: int) -> float:
+def _cycle_flops(trainer: V1Trainer, n_critic: int) -> float:
     """FLOPs per iteration, averaged over one whole n_critic cycle, by torch's per-op
     formulas. (FlopCounterMode itself fails here: its module hooks do not support the
     autograd.grad of the gradient penalty.)"""

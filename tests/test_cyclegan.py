@@ -15,7 +15,6 @@ from PIL import Image
 from safetensors.torch import load_file
 from torch import nn
 
-from stargan import losses_cyclegan as losses
 from stargan.config import DataConfig
 from stargan.cyclegan import PairwiseGenerator, PairwiseModel, pairwise_parameters
 from stargan.cyclegan_config import (
@@ -26,6 +25,7 @@ from stargan.cyclegan_config import (
 )
 from stargan.data.labels import LabelSpec
 from stargan.errors import StarGANError
+from stargan.losses import cyclegan as losses
 from stargan.models import count_parameters
 from stargan.models.cyclegan import PatchDiscriminator, ResnetGenerator, receptive_field
 from stargan.train.image_pool import ImagePool

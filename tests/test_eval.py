@@ -425,4 +425,4 @@ def test_from_translates_only_test_images_of_the_source_domain(tmp_path: Path) -
 def test_official_v2_fid_is_for_v2_models(tmp_path: Path) -> None:
     said: list[str] = []
     assert evaluate_model(_context("multi", True, tmp_path), ["fid-v2-official"], said.append) == []
-    assert "skipped (the StarGAN v2 protocol: v2 models only)" in said[0]
+    assert "skipped (StarGAN v2 models only)" in said[0]

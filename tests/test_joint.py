@@ -14,7 +14,7 @@ from stargan.data.joint import LabelLayout
 from stargan.data.labels import LabelSpec
 from stargan.errors import StarGANError
 from stargan.presets import get_preset
-from stargan.train import Trainer, prepare_config, run_training
+from stargan.train import V1Trainer, prepare_config, run_training
 from stargan.train.base import dataset_at
 from stargan.train.checkpoint import list_checkpoints
 from stargan.train.run import data_assignments, load_splits
@@ -132,9 +132,11 @@ def test_data_arguments_name_each_dataset_of_a_joint_run() -> None:
 
 
 # ---------------------------------------------------------------- training
-def _trainer(cfg: Config, run_dir: Path) -> Trainer:
+def _trainer(cfg: Config, run_dir: Path) -> V1Trainer:
     run_dir.mkdir(parents=True, exist_ok=True)
-    return Trainer(cfg, run_dir, load_splits(cfg, "train", False), load_splits(cfg, "test", False))
+    return V1Trainer(
+        cfg, run_dir, load_splits(cfg, "train", False), load_splits(cfg, "test", False)
+    )
 
 
 def test_d_classification_loss_uses_only_the_batch_dataset_slice(tmp_path: Path) -> None:

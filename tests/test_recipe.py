@@ -16,6 +16,7 @@ from stargan import losses
 from stargan.config import ModelConfig
 from stargan.errors import StarGANError
 from stargan.export import export_model
+from stargan.losses import v1 as losses_v1
 from stargan.models.v1 import Generator, generator
 from stargan.presets import get_preset
 from stargan.quantize import Int8Generator
@@ -194,13 +195,13 @@ def test_classifier_gradient_penalty_makes_d_cls_robust(tmp_path: Path) -> None:
 def test_lazy_classifier_gradient_penalty(tmp_path: Path, monkeypatch) -> None:
     """cls_grad_every=3: the penalty on D steps 0, 3, 6, ... only, weighted 3 times."""
     weights = []
-    d_loss = losses.d_loss
+    d_loss = losses_v1.d_loss
 
     def spy(*args, **kwargs):
         weights.append(kwargs["lambda_cls_grad"] if kwargs["cls_grad"] is not None else None)
         return d_loss(*args, **kwargs)
 
-    monkeypatch.setattr(losses, "d_loss", spy)
+    monkeypatch.setattr(losses_v1, "d_loss", spy)
     cfg = _recipe_cfg(
         loss={"adv": "wgan-gp", "lambda_mask": 0.1, "lambda_cls_grad": 2.0, "cls_grad_every": 3},
         optim={"n_critic": 5},

@@ -15,7 +15,7 @@ import torch
 from stargan.data import load_dataset
 from stargan.errors import StarGANError
 from stargan.presets import get_preset
-from stargan.train import Trainer, prepare_config, run_training
+from stargan.train import V1Trainer, prepare_config, run_training
 from stargan.train.checkpoint import list_checkpoints
 
 
@@ -24,13 +24,13 @@ def _tiny_cfg(**train):
     return replace(cfg, train=replace(cfg.train, **train))
 
 
-def _trainer(cfg, run_dir: Path) -> Trainer:
+def _trainer(cfg, run_dir: Path) -> V1Trainer:
     run_dir.mkdir(parents=True, exist_ok=True)
     data = load_dataset(cfg.data, cfg.model.image_size, "train")
-    return Trainer(cfg, run_dir, data, data)
+    return V1Trainer(cfg, run_dir, data, data)
 
 
-def _weights(tr: Trainer) -> dict[str, torch.Tensor]:
+def _weights(tr: V1Trainer) -> dict[str, torch.Tensor]:
     out = {f"G.{k}": v.clone() for k, v in tr.G.state_dict().items()}
     out |= {f"D.{k}": v.clone() for k, v in tr.D.state_dict().items()}
     for name, opt in tr.optims.items():
@@ -39,7 +39,7 @@ def _weights(tr: Trainer) -> dict[str, torch.Tensor]:
     return out
 
 
-def straight_and_resumed(cfg, tmp_path: Path, until: int) -> tuple[Trainer, Trainer]:
+def straight_and_resumed(cfg, tmp_path: Path, until: int) -> tuple[V1Trainer, V1Trainer]:
     """A run trained straight through, and one stopped at ``until`` and resumed from disk."""
     straight = _trainer(cfg, tmp_path / "a")
     straight.fit(progress=False)
@@ -243,7 +243,7 @@ def _official_gradient_penalty(y, x) -> torch.Tensor:
     return torch.mean((dydx_l2norm - 1) ** 2)
 
 
-def _official_order_step(tr: Trainer) -> None:
+def _official_order_step(tr: V1Trainer) -> None:
     """One iteration of the official solver's train(), its lines transcribed (nothing from
     stargan.losses); only the batch, the targets and alpha's random numbers come from our
     trainer, so both see the same data."""

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from stargan import losses_v2
 from stargan.config import validate
 from stargan.data import load_dataset
 from stargan.data.sampling import DomainIndex, random_resized_crop
 from stargan.errors import StarGANError
+from stargan.losses import v2 as losses_v2
 from stargan.models.v2 import he_init_
 from stargan.presets import get_preset
 from stargan.train import prepare_config, run_training

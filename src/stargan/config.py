@@ -24,7 +24,7 @@ ARCHS = ("v1", "v2")
 G_OUTPUTS = ("image", "residual", "mask")  # v1 G's output (models/v1.py)
 G_UPSAMPLES = ("deconv", "resize")  # v1 G's up-sampling (models/v1.py)
 G_CONDITIONS = ("target", "difference")  # v1 G's label input (models/v1.label_input)
-ADV_LOSSES = ("wgan-gp", "ns-r1")  # v1 adversarial loss (losses.py)
+ADV_LOSSES = ("wgan-gp", "ns-r1")  # v1 adversarial loss (losses/v1.py)
 # Pillow filters for resizing source images to the model's size (images.py). bilinear is
 # the official loaders' (torchvision's Resize of a PIL image: Pillow's antialiased
 # BILINEAR); bicubic, a little sharper, stays the default where no official code is matched.

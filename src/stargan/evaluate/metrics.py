@@ -42,11 +42,32 @@ class EvalSettings:
 
 @dataclass(frozen=True)
 class Metric:
+    """One ``stargan eval`` metric with its behaviour for each model family: ``run`` for
+    StarGAN v1 models (and CycleGAN pair sets), ``run_v2`` for StarGAN v2 models (the v2
+    paper's protocol, :mod:`stargan.evaluate.style_protocol`); None where the family has
+    no such metric. ``applies`` / ``applies_v2`` say why a metric cannot measure a model
+    (None: it can); ``about_v2`` describes the v2 version where it differs."""
+
     name: str
     about: str
-    run: Callable[[EvalContext], dict[str, Any]]
+    run: Callable[[EvalContext], dict[str, Any]] | None
     applies: Callable[[EvalContext], str | None] = lambda ctx: None  # why not, or None
     formats: dict[str, str] = field(default_factory=dict)  # summary key -> percent|int|float
+    run_v2: Callable[[EvalContext], dict[str, Any]] | None = None
+    applies_v2: Callable[[EvalContext], str | None] = lambda ctx: None
+    about_v2: str = ""
+
+    def behaviour(self, ctx: EvalContext) -> tuple[Callable | None, str | None, str]:
+        """(run, why it does not apply or None, what it measures) for ``ctx``'s model."""
+        from stargan.stylemodel import StyleModel
+
+        if isinstance(ctx.tr, StyleModel):
+            if self.run_v2 is None:
+                return None, "not defined for StarGAN v2 models", self.about
+            return self.run_v2, self.applies_v2(ctx), self.about_v2 or self.about
+        if self.run is None:
+            return None, "StarGAN v2 models only", self.about
+        return self.run, self.applies(ctx), self.about
 
 
 @dataclass

@@ -2,8 +2,9 @@
 
 A metric module defines its :class:`~stargan.evaluate.metrics.Metric` (``METRIC``) on the
 base types of :mod:`stargan.evaluate.metrics`; adding one is a module and one line in
-``METRICS`` here. A v2 model (``StyleModel``) is measured by the v2 protocol's version of a
-metric (:mod:`stargan.evaluate.style_protocol`), where it has one.
+``METRICS`` here. Each metric carries its behaviour for both families: the v2 protocol's
+version (:mod:`stargan.evaluate.style_protocol`) is attached by ``with_v2``, and metrics
+of the v2 protocol alone (diversity, the official FID) have no v1 behaviour.
 """
 
 from __future__ import annotations
@@ -24,19 +25,18 @@ from stargan.evaluate import (
     translation_fid,
 )
 from stargan.evaluate.metrics import EvalContext, Metric, append_record
-from stargan.evaluate.style_protocol import STYLE_ABOUT, STYLE_RUNS, is_style_model
 
 METRICS: dict[str, Metric] = {
     metric.name: metric
     for metric in (
-        counterfactual.METRIC,
-        classification.METRIC,
-        multi_attribute.METRIC,
-        reconstruction.METRIC,
-        translation_fid.METRIC,
-        model_stats.PARAMS,
-        model_stats.SPEED,
-        style_protocol.METRIC,
+        style_protocol.with_v2(counterfactual.METRIC),
+        style_protocol.with_v2(classification.METRIC),
+        style_protocol.with_v2(multi_attribute.METRIC),
+        style_protocol.with_v2(reconstruction.METRIC),
+        style_protocol.with_v2(translation_fid.METRIC),
+        style_protocol.with_v2(model_stats.PARAMS),
+        style_protocol.with_v2(model_stats.SPEED),
+        style_protocol.DIVERSITY,
         style_protocol.OFFICIAL_FID,
     )
 }
@@ -66,11 +66,11 @@ def evaluate_model(
     metrics = METRICS
     records = []
     for name in names:
-        run, why_not = _runner(ctx, metrics[name])
-        if why_not:
+        run, why_not, about = metrics[name].behaviour(ctx)
+        if why_not or run is None:
             log(f"{name}: skipped ({why_not})")
             continue
-        log(f"{name}: {describe(ctx, metrics[name])}")
+        log(f"{name}: {about}")
         start = time.time()
         result = run(ctx)
         record = _header(ctx, name, time.time() - start) | result
@@ -80,19 +80,9 @@ def evaluate_model(
     return records
 
 
-def _runner(ctx: EvalContext, metric: Metric) -> tuple[Callable, str | None]:
-    """The metric's function for this kind of model, or why it does not apply: v2 models
-    (``StyleModel``) are measured by the v2 protocol's version of a metric."""
-    if not is_style_model(ctx):
-        return metric.run, metric.applies(ctx)
-    if metric.name not in STYLE_RUNS:
-        return metric.run, "not defined for StarGAN v2 models"
-    return STYLE_RUNS[metric.name], metric.applies(ctx) if metric.name == "diversity" else None
-
-
 def describe(ctx: EvalContext, metric: Metric) -> str:
     """What ``metric`` measures for this model (v2 models: the v2 protocol's wording)."""
-    return STYLE_ABOUT.get(metric.name, metric.about) if is_style_model(ctx) else metric.about
+    return metric.behaviour(ctx)[2]
 
 
 def _header(ctx: EvalContext, name: str, elapsed: float) -> dict[str, Any]:

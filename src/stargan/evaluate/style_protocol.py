@@ -34,7 +34,6 @@ from stargan.images import make_grid, save_png
 K = 10  # outputs per source image and pair (official num_outs_per_domain)
 ALL = 10**9  # EvalSettings.n that takes every test image
 MODES = ("latent", "reference")
-STYLE_RUNS: dict[str, Callable[[EvalContext], dict[str, Any]]] = {}
 
 
 def is_style_model(ctx: EvalContext) -> bool:
@@ -134,8 +133,6 @@ def run_diversity(ctx: EvalContext) -> dict[str, Any]:
 def _diversity_applies(ctx: EvalContext) -> str | None:
     from stargan.evaluate.lpips import MIN_SIZE
 
-    if not is_style_model(ctx):
-        return "StarGAN v2 models only (style diversity)"
     if ctx.tr.image_size < MIN_SIZE:
         return f"LPIPS needs images of at least {MIN_SIZE} px"
     return None
@@ -236,10 +233,6 @@ def run_official_fid(ctx: EvalContext) -> dict[str, Any]:
     return result
 
 
-def _official_fid_applies(ctx: EvalContext) -> str | None:
-    return None if is_style_model(ctx) else "the StarGAN v2 protocol: v2 models only"
-
-
 # ---------------------------------------------------------------- classification
 def run_classification(ctx: EvalContext) -> dict[str, Any]:
     from stargan.evaluate.classification import classifier_for
@@ -299,16 +292,14 @@ def run_speed(ctx: EvalContext) -> dict[str, Any]:
     }
 
 
-STYLE_RUNS |= {
+# The v2 version of each metric both families have, and what it measures where that differs
+# from the v1 description.
+STYLE_RUNS: dict[str, Callable[[EvalContext], dict[str, Any]]] = {
     "fid": run_fid,
-    "fid-v2-official": run_official_fid,
     "classification": run_classification,
-    "diversity": run_diversity,
     "params": run_params,
     "speed": run_speed,
 }
-
-# What the v2 version of a metric measures, where it differs from the v1 description.
 STYLE_ABOUT = {
     "fid": "FID of 10 latent- and reference-guided outputs per source, per (source, "
     "target) pair, against real target images (StarGAN v2 protocol)",
@@ -316,18 +307,29 @@ STYLE_ABOUT = {
     "on real images reads as the target domain",
 }
 
+
+def with_v2(metric: Metric) -> Metric:
+    """``metric`` with its StarGAN v2 behaviour attached, where the v2 protocol has one."""
+    if metric.name not in STYLE_RUNS:
+        return metric
+    return replace(
+        metric, run_v2=STYLE_RUNS[metric.name], about_v2=STYLE_ABOUT.get(metric.name, "")
+    )
+
+
 OFFICIAL_FID = Metric(
     "fid-v2-official",
     "FID by the official StarGAN v2 protocol (torchvision Inception; every training image "
     "of the target, every test image as a source; weights by --inception-torchvision PATH)",
-    run_official_fid,
-    _official_fid_applies,
+    None,
     formats={"fid_official_latent": "float", "fid_official_reference": "float"},
+    run_v2=run_official_fid,
 )
 
-METRIC = Metric(
+DIVERSITY = Metric(
     "diversity",
     "LPIPS among 10 latent- and reference-guided outputs per source (StarGAN v2)",
-    run_diversity,
-    _diversity_applies,
+    None,
+    run_v2=run_diversity,
+    applies_v2=_diversity_applies,
 )

@@ -19,7 +19,6 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from stargan import losses_cyclegan as losses
 from stargan.cyclegan_config import CycleGANConfig
 from stargan.data.dataset import (
     ImageLabelDataset,
@@ -29,6 +28,7 @@ from stargan.data.dataset import (
     to_uint8,
 )
 from stargan.images import make_grid, save_png
+from stargan.losses import cyclegan as losses_cyclegan
 from stargan.models.cyclegan import build_pair
 from stargan.train.base import frozen, step_generator
 from stargan.train.checkpoint import TrainState, load_checkpoint, save_checkpoint
@@ -140,7 +140,7 @@ class PairTrainer:
         if self.cfg.loss.identity_ratio > 0:
             identities = (x_real, self.F(x_real), y_real, self.G(y_real))
         with frozen(self.D_X, self.D_Y):  # gradients reach G and F, not the Ds' weights
-            loss, parts = losses.g_loss(
+            loss, parts = losses_cyclegan.g_loss(
                 self.D_Y(y_fake),
                 self.D_X(x_fake),
                 cycles,
@@ -161,8 +161,8 @@ class PairTrainer:
     ) -> dict[str, torch.Tensor]:
         """Each D's halved LSGAN loss (fakes drawn through its pool), one Adam step."""
         x_seen, y_seen = self.pool_X.query(x_fake, gen), self.pool_Y.query(y_fake, gen)
-        loss_x, parts_x = losses.d_loss(self.D_X(x_real), self.D_X(x_seen))
-        loss_y, parts_y = losses.d_loss(self.D_Y(y_real), self.D_Y(y_seen))
+        loss_x, parts_x = losses_cyclegan.d_loss(self.D_X(x_real), self.D_X(x_seen))
+        loss_y, parts_y = losses_cyclegan.d_loss(self.D_Y(y_real), self.D_Y(y_seen))
         _step(self.optims["D"], loss_x + loss_y)
         return {f"D_X/{k}": v for k, v in parts_x.items()} | {
             f"D_Y/{k}": v for k, v in parts_y.items()

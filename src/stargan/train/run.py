@@ -26,10 +26,10 @@ from stargan.train.distributed import (
 from stargan.train.memory import keep_freed_memory
 from stargan.train.precision import cuda_math
 from stargan.train.rundir import list_runs, new_run_dir
-from stargan.train.v1 import Trainer
+from stargan.train.v1 import V1Trainer
 from stargan.train.v2 import V2Trainer
 
-TRAINERS = {"v1": Trainer, "v2": V2Trainer}
+TRAINERS = {"v1": V1Trainer, "v2": V2Trainer}
 
 
 def label_layout(cfg: Config) -> LabelLayout:

@@ -12,7 +12,6 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from stargan import losses
 from stargan.config import Config
 from stargan.data.dataset import (
     ImageLabelDataset,
@@ -21,6 +20,8 @@ from stargan.data.dataset import (
     to_model_range,
     to_uint8,
 )
+from stargan.losses import terms
+from stargan.losses import v1 as losses_v1
 from stargan.models.layers import use_matmul_convs
 from stargan.models.v1 import WithMask, label_input
 from stargan.train.base import (
@@ -44,14 +45,14 @@ MATMUL_MAX_OUT = 4
 
 
 @dataclass
-class Batch:
+class V1Batch:
     x_real: torch.Tensor  # [N, 3, H, W] in [-1, 1]
     c_org: torch.Tensor  # [N, c] original labels (joint: with the mask vector)
     c_trg: torch.Tensor  # [N, c] target labels, same dataset as c_org
     part: int = 0  # the dataset the batch comes from
 
 
-class Trainer(TrainerBase):
+class V1Trainer(TrainerBase):
     """Trains G and D on one dataset, or on several with the mask vector (paper 3.2):
     batches come from one dataset at a time, following ``train.dataset_schedule``.
 
@@ -129,7 +130,7 @@ class Trainer(TrainerBase):
         return torch.cat(xs).to(self.device), torch.cat(cs).to(self.device)
 
     # ----------------------------------------------------------------- one step
-    def make_batch(self, step: int) -> tuple[Batch, torch.Generator]:
+    def make_batch(self, step: int) -> tuple[V1Batch, torch.Generator]:
         gen = step_generator(self.cfg.train.seed, step)
         part, own_step, _ = dataset_at(self.schedule, step)
         data, data_cfg = self.datas[part], self.cfg.datasets[part]
@@ -147,12 +148,12 @@ class Trainer(TrainerBase):
         x_real = to_model_range(x_uint8.to(self.device, non_blocking=True))
         x_real = x_real.contiguous(memory_format=self.memory_format)
         c_org, c_trg = c_org.to(self.device), c_trg.to(self.device)
-        return Batch(
+        return V1Batch(
             x_real, self.layout.encode(part, c_org), self.layout.encode(part, c_trg), part
         ), gen
 
     def d_step(
-        self, b: Batch, x_fake: torch.Tensor, gen: torch.Generator
+        self, b: V1Batch, x_fake: torch.Tensor, gen: torch.Generator
     ) -> dict[str, torch.Tensor]:
         """L_D on real images, detached fakes and their interpolates (eqs. 6, 8)."""
         cfg = self.cfg
@@ -172,10 +173,10 @@ class Trainer(TrainerBase):
         kind = self.layout.specs[b.part].kind
         cls_grad = None
         if penalise_cls:
-            cls_grad = losses.classifier_gradient_penalty(
+            cls_grad = terms.classifier_gradient_penalty(
                 d_cls_real[:, own], b.c_org[:, own], kind, x_real, penalty_scale(self.scalers["D"])
             )
-        loss, parts = losses.d_loss(
+        loss, parts = losses_v1.d_loss(
             d_src_real,
             d_cls_real[:, own],
             b.c_org[:, own],
@@ -199,7 +200,7 @@ class Trainer(TrainerBase):
             d_src_real, d_cls_real = _fp32(*self.d_train(x_real))
             d_src_fake = _fp32(self.d_train(x_fake)[0])[0]
             d_src_hat = self.d_train(x_hat)[0]
-        gp = losses.gradient_penalty(d_src_hat, x_hat, penalty_scale(self.scalers["D"]))
+        gp = terms.gradient_penalty(d_src_hat, x_hat, penalty_scale(self.scalers["D"]))
         return d_src_real, d_cls_real, d_src_fake, gp
 
     def _d_outputs_r1(self, x_real: torch.Tensor, x_fake: torch.Tensor):
@@ -208,11 +209,11 @@ class Trainer(TrainerBase):
         with self.precision.autocast():
             d_src_real, d_cls_real = self.d_train(x_real)
             d_src_fake = _fp32(self.d_train(x_fake)[0])[0]
-        r1 = losses.r1_penalty(d_src_real, x_real, penalty_scale(self.scalers["D"]))
+        r1 = terms.r1_penalty(d_src_real, x_real, penalty_scale(self.scalers["D"]))
         return d_src_real.float(), d_cls_real.float(), d_src_fake, r1
 
     def g_step(
-        self, b: Batch, x_fake: torch.Tensor, mask: torch.Tensor | None = None
+        self, b: V1Batch, x_fake: torch.Tensor, mask: torch.Tensor | None = None
     ) -> dict[str, torch.Tensor]:
         """L_G (eq. 7) for x_fake = G(x_real, c_trg), still attached to G's graph (and its
         attention mask, for ``model.g_output=mask``)."""
@@ -223,7 +224,7 @@ class Trainer(TrainerBase):
         with self.precision.autocast():
             x_rec = self.g_train(x_fake, self.label_input(b.c_org, b.c_trg))[0]
         own = self.layout.part(b.part)
-        loss, parts = losses.g_loss(
+        loss, parts = losses_v1.g_loss(
             d_src_fake,
             d_cls_fake[:, own],
             b.c_trg[:, own],
@@ -293,6 +294,9 @@ class Trainer(TrainerBase):
     def _labels(self, x: torch.Tensor, c: torch.Tensor) -> list[torch.Tensor]:
         logits = _once(lambda: self.D(x)[1])
         return [self.layout.known_or_estimated(c, logits, i) for i in range(len(self.layout.specs))]
+
+
+Trainer = V1Trainer  # its name before StarGAN v2's V2Trainer came beside it
 
 
 def relu_out_of_place(net: nn.Module) -> None:

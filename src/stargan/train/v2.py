@@ -28,11 +28,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from stargan import losses, losses_v2, synthesis
+from stargan import synthesis
 from stargan.config import Config
 from stargan.data.dataset import ImageLabelDataset, random_flip, to_model_range
 from stargan.data.sampling import DomainIndex, random_resized_crop
 from stargan.errors import StarGANError
+from stargan.losses import terms
+from stargan.losses import v2 as losses_v2
 from stargan.models.v2 import he_init_
 from stargan.train.base import (
     N_SAMPLE,
@@ -156,7 +158,7 @@ class V2Trainer(TrainerBase):
             with torch.no_grad():
                 x_fake = self.G(b.x_real, s_trg, masks=masks)
             d_fake = D(x_fake, b.y_trg)
-        r1 = losses.r1_penalty(d_real, x_real, penalty_scale(scaler))
+        r1 = terms.r1_penalty(d_real, x_real, penalty_scale(scaler))
         loss, parts = losses_v2.d_loss(
             d_real=d_real.float(), d_fake=d_fake.float(), r1=r1, lambda_r1=self.cfg.loss.lambda_r1
         )

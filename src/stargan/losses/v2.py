@@ -1,7 +1,7 @@
 """StarGAN v2 losses as plain functions (paper section 2, eqs. 1-5; appendix B).
 
 Adversarial: non-saturating, on the logit of the target domain's head; R1 penalty on
-real images (``losses.r1_penalty``, shared with v1's ns-r1). Each ``*_loss`` returns
+real images (``losses.terms.r1_penalty``, shared with v1's ns-r1). Each ``*_loss`` returns
 ``(loss, parts)`` with detached parts for logging.
 """
 
