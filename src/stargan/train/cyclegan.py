@@ -141,12 +141,12 @@ class PairTrainer:
             identities = (x_real, self.F(x_real), y_real, self.G(y_real))
         with frozen(self.D_X, self.D_Y):  # gradients reach G and F, not the Ds' weights
             loss, parts = losses_cyclegan.g_loss(
-                self.D_Y(y_fake),
-                self.D_X(x_fake),
-                cycles,
-                identities,
-                self.cfg.loss.lambda_cyc,
-                self.cfg.loss.identity_ratio,
+                d_y_fake=self.D_Y(y_fake),
+                d_x_fake=self.D_X(x_fake),
+                cycles=cycles,
+                identities=identities,
+                lambda_cyc=self.cfg.loss.lambda_cyc,
+                identity_ratio=self.cfg.loss.identity_ratio,
             )
         _step(self.optims["G"], loss)
         return {f"G/{k}": v for k, v in parts.items()}, x_fake, y_fake
@@ -161,8 +161,8 @@ class PairTrainer:
     ) -> dict[str, torch.Tensor]:
         """Each D's halved LSGAN loss (fakes drawn through its pool), one Adam step."""
         x_seen, y_seen = self.pool_X.query(x_fake, gen), self.pool_Y.query(y_fake, gen)
-        loss_x, parts_x = losses_cyclegan.d_loss(self.D_X(x_real), self.D_X(x_seen))
-        loss_y, parts_y = losses_cyclegan.d_loss(self.D_Y(y_real), self.D_Y(y_seen))
+        loss_x, parts_x = losses_cyclegan.d_loss(d_real=self.D_X(x_real), d_fake=self.D_X(x_seen))
+        loss_y, parts_y = losses_cyclegan.d_loss(d_real=self.D_Y(y_real), d_fake=self.D_Y(y_seen))
         _step(self.optims["D"], loss_x + loss_y)
         return {f"D_X/{k}": v for k, v in parts_x.items()} | {
             f"D_Y/{k}": v for k, v in parts_y.items()
