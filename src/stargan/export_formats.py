@@ -70,18 +70,18 @@ def export_onnx(
             _onnx_export(module, example, tmp, names, opset, dynamo)
 
     start = time.perf_counter()
-    if is_style_model(Path(model_dir)) and dynamo and opset < 18:
-        # measured with torch 2.13: its conversion down from opset 18 leaves AdaIN's Split
-        # without its output count, a graph onnxruntime refuses
-        raise StarGANError(
-            f"the dynamo ONNX exporter writes StarGAN v2 models at opset 18 or later (got "
-            f"{opset}): pass --opset 18, or use the default exporter"
-        )
-    if is_style_model(Path(model_dir)):  # each entry's networks, its checks left out
-        model, files = export_v2.export_entries(
+    if is_style_model(Path(model_dir)):
+        if dynamo and opset < 18:
+            # measured with torch 2.13: its conversion down from opset 18 leaves AdaIN's
+            # Split without its output count, a graph onnxruntime refuses
+            raise StarGANError(
+                f"the dynamo ONNX exporter writes StarGAN v2 models at opset 18 or later "
+                f"(got {opset}): pass --opset 18, or use the default exporter"
+            )
+        model, files = export_v2.export_entries(  # each entry's networks, checks left out
             Path(model_dir),
             out_file,
-            lambda m, ex, path: write(m.net, ex, path, _v2_names(path, out_file)),
+            lambda entry, m, ex, path: write(m.net, ex, path, export_v2.ENTRY_INPUTS[entry]),
         )
     else:
         model = Translator.from_pretrained(model_dir)
@@ -127,11 +127,6 @@ def _onnx_export(
     )
 
 
-def _v2_names(path: Path, out_file: Path) -> tuple[str, ...]:
-    entry = "latent" if path == out_file else "reference"
-    return export_v2.ENTRY_INPUTS[entry]
-
-
 def export_torchscript(model_dir: str | Path, out_file: str | Path) -> dict[str, Any]:
     """Write G of ``model_dir`` as a scripted TorchScript archive (``torch.jit.load``;
     ``forward(image, labels) -> translated``, shapes checked) plus ``<out_file>.json``.
@@ -148,7 +143,7 @@ def export_torchscript(model_dir: str | Path, out_file: str | Path) -> dict[str,
         model, files = export_v2.export_entries(
             Path(model_dir),
             out_file,
-            lambda m, ex, path: write(_quietly(export_v2.scripted, m, ex), path),
+            lambda entry, m, ex, path: write(_quietly(export_v2.scripted, m, ex), path),
         )
     else:
         model = Translator.from_pretrained(model_dir)
@@ -348,7 +343,7 @@ def run_onnx(
     session: Any, x: torch.Tensor | np.ndarray, c: torch.Tensor | np.ndarray
 ) -> np.ndarray:
     """translated [N, 3, S, S] = the ONNX G(image x [N, 3, S, S], labels c [N, dim])."""
-    feed = {name: _as_numpy(v) for name, v in zip(INPUTS, (x, c), strict=True)}
+    feed = {name: _as_feed(v) for name, v in zip(INPUTS, (x, c), strict=True)}
     return session.run([OUTPUT], feed)[0]
 
 
@@ -363,22 +358,28 @@ def load_torchscript(path: str | Path) -> torch.jit.ScriptModule:
 
 
 def _runner(
-    exported_file: Path, threads: int | None
-) -> Callable[[torch.Tensor, torch.Tensor], np.ndarray]:
-    """x, c -> the exported model's output as numpy, by the file's kind (suffix .onnx:
-    ONNX, else TorchScript)."""
+    exported_file: Path, threads: int | None, names: Sequence[str] = INPUTS
+) -> Callable[..., np.ndarray]:
+    """The exported file as a function of its inputs (in the order of ``names``, the
+    graph's input names) returning numpy, by the file's kind (suffix .onnx: ONNX, else
+    TorchScript)."""
     if not exported_file.exists():
         raise StarGANError(f"{exported_file} does not exist")
     if exported_file.suffix.lower() == ".onnx":
         session = open_onnx(exported_file, threads)
-        return lambda x, c: run_onnx(session, x, c)
+
+        def run_file(*inputs: torch.Tensor | np.ndarray) -> np.ndarray:
+            feed = {n: _as_feed(v) for n, v in zip(names, inputs, strict=True)}
+            return session.run([OUTPUT], feed)[0]
+
+        return run_file
     module = load_torchscript(exported_file)
 
-    def run(x: torch.Tensor, c: torch.Tensor) -> np.ndarray:
+    def run_module(*inputs: torch.Tensor) -> np.ndarray:
         with torch.inference_mode():
-            return module(x, c).numpy()
+            return module(*inputs).numpy()
 
-    return run
+    return run_module
 
 
 # ---------------------------------------------------------------------- checks
@@ -395,8 +396,7 @@ def check_parity(
     against its eager entry point. Raises StarGANError past ``tolerance``."""
     exported_file = Path(exported_file)
     if is_style_model(Path(model_dir)):
-        files = export_v2.entry_files(exported_file)
-        per_batch = export_v2.check_parity(Path(model_dir), files, _v2_runner, batch_sizes, seed)
+        per_batch = _v2_parity(Path(model_dir), exported_file, batch_sizes, seed)
     else:
         per_batch = _v1_parity(Path(model_dir), exported_file, batch_sizes, seed)
     result = {
@@ -424,43 +424,35 @@ def _v1_parity(
         x, c = _example_inputs(translator, n, seed + n)
         with torch.inference_mode():
             expected = translator.G(x, c).numpy()
-        got = run(x, c)
-        if got.shape != expected.shape:
-            raise StarGANError(
-                f"{exported_file}: output {list(got.shape)} at batch {n}, "
-                f"eager G gives {list(expected.shape)}"
-            )
-        per_batch[n] = float(np.abs(got - expected).max())
+        per_batch[n] = _max_abs_diff(run(x, c), expected, exported_file, n)
     return per_batch
 
 
-def _v2_runner(path: Path, entry: str) -> Callable[..., np.ndarray]:
-    """A StarGAN v2 entry point's file as a function of its inputs, returning numpy."""
-    if not path.exists():
-        raise StarGANError(f"{path} does not exist")
-    if path.suffix.lower() == ".onnx":
-        session = open_onnx(path, torch.get_num_threads())
-        names = export_v2.ENTRY_INPUTS[entry]
-
-        def run_file(*inputs: torch.Tensor) -> np.ndarray:
-            feed = {n: _feed(v) for n, v in zip(names, inputs, strict=True)}
-            return session.run([OUTPUT], feed)[0]
-
-        return run_file
-    module = load_torchscript(path)
-
-    def run_module(*inputs: torch.Tensor) -> np.ndarray:
-        with torch.inference_mode():
-            return module(*inputs).numpy()
-
-    return run_module
+def _v2_parity(
+    model_dir: Path, exported_file: Path, batch_sizes: Sequence[int], seed: int
+) -> dict[str, float]:
+    """Each of a v2 export's two files against its eager entry point, per batch size."""
+    model = export_v2.load_exportable(model_dir)
+    files = export_v2.entry_files(exported_file)
+    per_batch = {}
+    for entry, module in export_v2.entry_modules(model).items():
+        run = _runner(files[entry], torch.get_num_threads(), export_v2.ENTRY_INPUTS[entry])
+        for n in batch_sizes:
+            inputs = export_v2.example_inputs(model, entry, n, seed + n)
+            with torch.inference_mode():
+                expected = module(*inputs).numpy()
+            per_batch[f"{entry}/{n}"] = _max_abs_diff(run(*inputs), expected, files[entry], n)
+    return per_batch
 
 
-def _feed(v: torch.Tensor) -> np.ndarray:
-    """An input as onnxruntime takes it: float32, or int64 for domain indices."""
-    if v.dtype == torch.int64:
-        return np.ascontiguousarray(v.numpy())
-    return _as_numpy(v)
+def _max_abs_diff(got: np.ndarray, expected: np.ndarray, file: Path, n: int) -> float:
+    """The largest difference of an exported file's output from eager's, at batch ``n``;
+    a different shape is an error naming the file."""
+    if got.shape != expected.shape:
+        raise StarGANError(
+            f"{file}: output {list(got.shape)} at batch {n}, eager G gives {list(expected.shape)}"
+        )
+    return float(np.abs(got - expected).max())
 
 
 def time_exported(
@@ -525,10 +517,13 @@ def _example_inputs(translator: Translator, n: int, seed: int) -> tuple[torch.Te
     return x, torch.cat(rows)
 
 
-def _as_numpy(v: torch.Tensor | np.ndarray) -> np.ndarray:
+def _as_feed(v: torch.Tensor | np.ndarray) -> np.ndarray:
+    """An input as onnxruntime takes it: int64 stays int64 (StarGAN v2's domain
+    indices), everything else float32."""
     if isinstance(v, torch.Tensor):
         v = v.detach().cpu().numpy()
-    return np.ascontiguousarray(v, dtype=np.float32)
+    dtype = np.int64 if v.dtype == np.int64 else np.float32
+    return np.ascontiguousarray(v, dtype=dtype)
 
 
 def _require(module: str, what: str) -> Any:

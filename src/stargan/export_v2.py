@@ -20,12 +20,11 @@ which are not exported: they are refused with that reason.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -170,13 +169,14 @@ def example_inputs(model: StyleModel, entry: str, n: int, seed: int) -> tuple[to
 
 
 def export_entries(
-    model_dir: Path, out_file: Path, write: Callable[[nn.Module, tuple, Path], None]
+    model_dir: Path, out_file: Path, write: Callable[[str, nn.Module, tuple, Path], None]
 ) -> tuple[StyleModel, dict[str, Path]]:
-    """Write both entry points of ``model_dir`` with ``write(module, example, path)``."""
+    """Write both entry points of ``model_dir`` with ``write(entry, module, example,
+    path)``."""
     model = load_exportable(model_dir)
     files = entry_files(out_file)
     for entry, module in entry_modules(model).items():
-        write(module, example_inputs(model, entry, TRACE_BATCH, seed=0), files[entry])
+        write(entry, module, example_inputs(model, entry, TRACE_BATCH, seed=0), files[entry])
     return model, files
 
 
@@ -230,31 +230,3 @@ def describe(
             "config": read_style_config(model_dir),
         },
     }
-
-
-def check_parity(
-    model_dir: Path,
-    files: dict[str, Path],
-    run: Callable[[Path, str], Callable[..., np.ndarray]],
-    batch_sizes: Sequence[int],
-    seed: int,
-) -> dict[str, float]:
-    """Max abs difference of each exported entry point from the eager one, over seeded
-    inputs at each batch size; ``run(file, entry)`` calls an exported file."""
-    model = load_exportable(model_dir)
-    modules = entry_modules(model)
-    diffs: dict[str, float] = {}
-    for entry, module in modules.items():
-        call = run(files[entry], entry)
-        for n in batch_sizes:
-            inputs = example_inputs(model, entry, n, seed + n)
-            with torch.inference_mode():
-                expected = module(*inputs).numpy()
-            got = call(*inputs)
-            if got.shape != expected.shape:
-                raise StarGANError(
-                    f"{files[entry]}: output {list(got.shape)} at batch {n}, eager gives "
-                    f"{list(expected.shape)}"
-                )
-            diffs[f"{entry}/{n}"] = float(np.abs(got - expected).max())
-    return diffs
