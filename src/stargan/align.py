@@ -62,14 +62,13 @@ class Frame:
     eyes sit in it. Photos are warped into it, then centre-cropped and resized as a model's
     training images were."""
 
-    name: str
+    title: str  # the dataset whose layout it is, as users know it
     size: tuple[int, int]
     eyes: tuple[tuple[float, float], tuple[float, float]]
 
 
-CELEBA = Frame("celeba", FRAME_SIZE, TEMPLATE_EYES)  # img_align_celeba: StarGAN v1 models
-CELEBA_HQ = Frame("celeba-hq", (1024, 1024), TEMPLATE_EYES_HQ)  # StarGAN v2's CelebA-HQ models
-FRAMES = {frame.name: frame for frame in (CELEBA, CELEBA_HQ)}
+CELEBA = Frame("CelebA", FRAME_SIZE, TEMPLATE_EYES)  # img_align_celeba: StarGAN v1 models
+CELEBA_HQ = Frame("CelebA-HQ", (1024, 1024), TEMPLATE_EYES_HQ)  # StarGAN v2's CelebA-HQ models
 
 # Where the eyes sit inside a Haar face box, as fractions (x of the width, y of the height),
 # measured on the same images in the same run. Used when the eye cascade does not find both
@@ -512,6 +511,7 @@ class AlignedFace:
     index: int  # the face's rank in the photo (0: the largest)
     image: Image.Image  # size x size: the aligned frame, centre-cropped and resized
     M: np.ndarray  # photo -> frame (paste_back's transform)
+    made_up: float  # the share of the model input outside the photo (made_up_share)
 
 
 def align_photo(
@@ -551,5 +551,6 @@ def align_photo(
                 "the photo and is made up (a photo with more room around the face does better)"
             )
         aligned = warp_to_frame(photo, M, frame=frame)
-        out.append(AlignedFace(i, center_crop_resize(aligned, size, crop, resize_filter), M))
+        image = center_crop_resize(aligned, size, crop, resize_filter)
+        out.append(AlignedFace(i, image, M, share))
     return out

@@ -202,7 +202,7 @@ def is_pairwise_model(path: str | Path) -> bool:
 
 def read_pairs_config(path: Path) -> dict[str, Any]:
     """config.json of a pairwise model set, checked for kind, format version and keys."""
-    return read_config(path, KIND, FORMAT_VERSION, ("model", "labels"), run_marker=PAIRS_FILE)
+    return read_config(path, KIND, FORMAT_VERSION, ("model", "labels"), run_markers=(PAIRS_FILE,))
 
 
 def _checked(path: Path, config: dict[str, Any]) -> tuple[CycleModelConfig, LabelSpec]:

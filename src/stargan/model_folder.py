@@ -59,16 +59,21 @@ def declared_kind(path: str | Path) -> str | None:
 
 
 def read_config(
-    path: Path, kind: str, newest: int, required: Sequence[str], run_marker: str = "checkpoints"
+    path: Path,
+    kind: str,
+    newest: int,
+    required: Sequence[str],
+    run_markers: Sequence[str] = ("checkpoints", "state.json"),
 ) -> dict[str, Any]:
     """config.json of a model folder of ``kind``, checked: the folder exists, the file is a
     JSON object of that kind (a folder of another kind is named, with the command for it),
     ``format_version`` an integer no newer than ``newest``, every key of ``required`` there.
-    A run folder (it holds ``run_marker``) is named as one, with the export command."""
+    A run or checkpoint folder (it holds one of ``run_markers``) is named as one, with the
+    export command."""
     if not path.is_dir():
         raise StarGANError(f"model folder {path} does not exist")
     file = path / "config.json"
-    is_run = (path / run_marker).exists()
+    is_run = any((path / marker).exists() for marker in run_markers)
     if not file.is_file():
         hint = f" (a run folder? export it first: {EXPORT[kind]} RUN -o MODEL)" if is_run else ""
         raise StarGANError(f"{path} has no config.json: not a stargan model folder{hint}")

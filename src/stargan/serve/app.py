@@ -51,7 +51,7 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from stargan.align import CELEBA, Frame, NoFaceError, align_photo, opencv
+from stargan.align import CELEBA, MADE_UP_WARN, Frame, NoFaceError, align_photo, opencv
 from stargan.bundled import first_line
 from stargan.data.dataset import to_model_range, to_uint8
 from stargan.data.faces import params_for, render
@@ -122,8 +122,8 @@ def create_app(
     kind_name = kind_of(path)
     kind = KINDS[kind_name]
     model = kind.load(path, device)
-    size, crop = kind.image_size(model), kind.crop(model)
-    resize_filter = kind.resize_filter(model)  # as the model's training data were resized
+    # every inference class has these (model_folder): the size, crop and filter of training
+    size, crop, resize_filter = model.image_size, model.crop, model.resize_filter
     seed = getattr(model, "meta", {}).get("data_seed", 0)
     sample_size = min(max(size, SAMPLE_SIZE[0]), SAMPLE_SIZE[1])
     samples = _own_samples(path) or [
@@ -154,7 +154,7 @@ def create_app(
         "align": {
             "available": align_note is None,
             "note": align_note or "",
-            "label": f"Find the face and align it like {_FRAME_NAMES[kind.frame.name]}",
+            "label": f"Find the face and align it like {kind.frame.title}",
         },
         **kind.describe(model),
     }
@@ -406,9 +406,6 @@ def _host(request: Request) -> str:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
-_FRAME_NAMES = {"celeba": "CelebA", "celeba-hq": "CelebA-HQ"}
-
-
 def _aligned(
     photo: Image.Image,
     size: int,
@@ -419,20 +416,23 @@ def _aligned(
 ) -> tuple[Image.Image, list[str]]:
     """The largest face of ``photo`` in the model's aligned layout (``frame``), as a model
     input, and a warning when much of that input lies outside the photo (made up)."""
-    warnings: list[str] = []
     try:
         with _DETECT_LOCK:
-            faces = align_photo(
-                photo, what, size, crop, resize_filter, frame=frame, note=warnings.append
-            )
+            face = align_photo(photo, what, size, crop, resize_filter, frame=frame)[0]
     except NoFaceError as err:
         raise UploadError(
             422,
             f"no face found in {what} (try without face alignment, or a larger, frontal photo)",
         ) from err
-    # the page's own wording for the made-up share (the note names no file)
-    notes = [w.split(": ", 1)[1] if w.startswith("warning: ") else w for w in warnings]
-    return faces[0].image, [n for n in notes if not n.startswith("note: ")]
+    warnings = (
+        [
+            f"{face.made_up:.0%} of the model's input lies outside the photo and is made up "
+            "(a photo with more room around the face does better)"
+        ]
+        if face.made_up > MADE_UP_WARN
+        else []
+    )
+    return face.image, warnings
 
 
 def _align_note() -> str | None:

@@ -53,9 +53,6 @@ class ModelKind(Protocol):
     uploads: tuple[str, ...]  # file fields besides "image" that a request may carry
 
     def load(self, path: Path, device: str) -> Any: ...
-    def image_size(self, model: Any) -> int: ...
-    def crop(self, model: Any) -> int: ...
-    def resize_filter(self, model: Any) -> str: ...
     def describe(self, model: Any) -> dict[str, Any]: ...
     def parse(self, model: Any, form: Mapping[str, str], uploads: set[str]) -> Any: ...
     def outputs(
@@ -78,15 +75,6 @@ class V1:
 
     def load(self, path: Path, device: str) -> Translator:
         return Translator.from_pretrained(path, device=device)
-
-    def image_size(self, model: Translator) -> int:
-        return model.image_size
-
-    def crop(self, model: Translator) -> int:
-        return model.crop
-
-    def resize_filter(self, model: Translator) -> str:
-        return model.resize_filter
 
     def describe(self, tr: Translator) -> dict[str, Any]:
         keep = tr.D is not None
@@ -191,15 +179,6 @@ class V2:
 
     def load(self, path: Path, device: str) -> StyleModel:
         return StyleModel.from_pretrained(path, device=device)
-
-    def image_size(self, model: StyleModel) -> int:
-        return model.image_size
-
-    def crop(self, model: StyleModel) -> int:
-        return model.crop
-
-    def resize_filter(self, model: StyleModel) -> str:
-        return model.resize_filter
 
     def describe(self, model: StyleModel) -> dict[str, Any]:
         options = [_option(n, _label(n), {n: 1}) for n in model.domains]
