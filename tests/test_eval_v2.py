@@ -138,10 +138,11 @@ def test_metrics_without_a_v2_version_are_skipped_with_the_reason(tmp_path: Path
 
 
 def test_v2_metrics_describe_the_v2_protocol(tmp_path: Path) -> None:
-    from stargan.evaluate.registry import METRICS, describe
+    from stargan.evaluate.registry import METRICS
 
     classification = METRICS["classification"]
-    assert "reads as the target domain" in describe(_context(True, tmp_path), classification)
+    about = classification.behaviour(_context(True, tmp_path))[2]
+    assert "reads as the target domain" in about
     assert "Table 3" in classification.about  # what v1 models are told
 
 

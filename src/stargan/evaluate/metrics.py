@@ -59,15 +59,20 @@ class Metric:
 
     def behaviour(self, ctx: EvalContext) -> tuple[Callable | None, str | None, str]:
         """(run, why it does not apply or None, what it measures) for ``ctx``'s model."""
-        from stargan.stylemodel import StyleModel
-
-        if isinstance(ctx.tr, StyleModel):
+        if is_style_model(ctx):
             if self.run_v2 is None:
                 return None, "not defined for StarGAN v2 models", self.about
             return self.run_v2, self.applies_v2(ctx), self.about_v2 or self.about
         if self.run is None:
             return None, "StarGAN v2 models only", self.about
         return self.run, self.applies(ctx), self.about
+
+
+def is_style_model(ctx: EvalContext) -> bool:
+    """Whether the model under evaluation is a StarGAN v2 ``StyleModel``."""
+    from stargan.stylemodel import StyleModel
+
+    return isinstance(ctx.tr, StyleModel)
 
 
 @dataclass

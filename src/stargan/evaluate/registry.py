@@ -80,11 +80,6 @@ def evaluate_model(
     return records
 
 
-def describe(ctx: EvalContext, metric: Metric) -> str:
-    """What ``metric`` measures for this model (v2 models: the v2 protocol's wording)."""
-    return metric.behaviour(ctx)[2]
-
-
 def _header(ctx: EvalContext, name: str, elapsed: float) -> dict[str, Any]:
     source = {"source": ctx.settings.source} if ctx.settings.source else {}
     return source | {

@@ -36,12 +36,6 @@ ALL = 10**9  # EvalSettings.n that takes every test image
 MODES = ("latent", "reference")
 
 
-def is_style_model(ctx: EvalContext) -> bool:
-    from stargan.stylemodel import StyleModel
-
-    return isinstance(ctx.tr, StyleModel)
-
-
 def pairs(ctx: EvalContext) -> list[tuple[int, int]]:
     n = len(ctx.tr.domains)
     return [(s, t) for t in range(n) for s in range(n) if s != t]
