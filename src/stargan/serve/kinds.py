@@ -243,7 +243,7 @@ class V2:
         for d in req.domains:
             name = model.domains[d]
             if req.reference:
-                s = model.E(extra["reference"], torch.tensor([d], device=x.device))
+                s = model.reference_styles(extra["reference"], d)
                 out.append((f"{name}, reference", model.generate(x, s)))
                 continue
             styles = model.latent_styles(d, seeds=req.seeds)  # [seeds, style_dim]
