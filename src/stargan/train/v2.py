@@ -133,17 +133,11 @@ class V2Trainer(TrainerBase):
             x = random_flip(x, gen)
         y = c.argmax(1)
         z = torch.randn(2, n, cfg.model.latent_dim, generator=gen)
-        x, y, z = x.to(self.device), y.to(self.device), z.to(self.device)
-        rows = self.rows
-        return V2Batch(
-            x[:n][rows],
-            y[:n][rows],
-            x[n : 2 * n][rows],
-            x[2 * n :][rows],
-            y[n : 2 * n][rows],
-            z[0][rows],
-            z[1][rows],
-        )
+        # this rank's rows of each part, and only those moved to the device
+        x_src, x_ref, x_ref2 = (part[self.rows].to(self.device) for part in x.split(n))
+        y_src, y_trg, _ = (part[self.rows].to(self.device) for part in y.split(n))
+        z_trg, z_trg2 = (part[self.rows].to(self.device) for part in z)
+        return V2Batch(x_src, y_src, x_ref, x_ref2, y_trg, z_trg, z_trg2)
 
     def _masks(self, x: torch.Tensor):
         return None if self.fan is None else self.fan.get_heatmap(x)
