@@ -3,6 +3,7 @@
     python benchmarks/infer_speed.py --image-size 128 --batch-size 16
 
     python benchmarks/infer_speed.py --image-size 128 --batch-size 16 --threads 2 --int8
+    python benchmarks/infer_speed.py --image-size 128 --threads 2 --bf16
 
 "ms per image translation": a batch translated to every one of c_dim target domains,
 time divided by batch_size * c_dim. "batch-1 latency": one image, one target. Prints a
@@ -12,7 +13,9 @@ table, then the same figures as one JSON object on the last line.
 calibrated on another random batch, with fp32 and int8 runs alternating so that load
 from other jobs hits both alike; ``int8_psnr_db`` compares its outputs with fp32's
 (outputs mapped to [0, 255]). A randomly initialised G is a harder case than a trained
-one: measure PSNR on a real model too (see stargan.quantize).
+one: measure PSNR on a real model too (see stargan.quantize). ``--bf16`` times the bf16
+path of ``stargan translate`` (``stargan.inference_precision``: autocast, float32 out) the
+same way, with ``bf16_psnr_db``.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import time
 import torch
 
 from _report import print_report
+from stargan.inference_precision import InferencePrecision
 from stargan.models.v1 import Generator
 
 
@@ -55,15 +59,20 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--int8", action="store_true", help="also time the int8 generator")
+    ap.add_argument("--bf16", action="store_true", help="also time G under bf16 autocast")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     G = Generator(args.c_dim, args.conv_dim).eval()
     x = torch.rand(args.batch_size, 3, args.image_size, args.image_size) * 2 - 1
     labels = torch.eye(args.c_dim)
-    nets = [G]
+    nets, names = [G], ["fp32"]
     if args.int8:
         nets.append(int8_generator(G, args))
+        names.append("int8")
+    if args.bf16:
+        nets.append(lambda x, c: InferencePrecision("bf16")(G, x, c))
+        names.append("bf16")
 
     def all_domains(net) -> None:
         for c in labels:
@@ -78,9 +87,8 @@ def main() -> None:
         # seconds per call, one per net: [fp32] or [fp32, int8]
         batch_s = timed_alternating([lambda n=n: all_domains(n) for n in nets], args.repeats)
         single_s = timed_alternating([lambda n=n: single(n) for n in nets], args.repeats * 4)
-        if args.int8:
-            c = labels[torch.arange(args.batch_size) % args.c_dim]
-            int8_psnr = psnr_db(nets[1](x, c), G(x, c))
+        c = labels[torch.arange(args.batch_size) % args.c_dim]
+        psnrs = {name: psnr_db(net(x, c), G(x, c)) for name, net in zip(names, nets, strict=True)}
     result = {
         "image_size": args.image_size,
         "batch_size": args.batch_size,
@@ -97,18 +105,18 @@ def main() -> None:
         ("ms per image translation", f"{result['ms_per_image']:.1f}"),
         ("batch-1 latency (ms)", f"{result['batch1_ms']:.1f}"),
     ]
-    if args.int8:
+    for k, name in enumerate(names[1:], start=1):
         result |= {
-            "int8_ms_per_image": 1000 * batch_s[1] / (args.batch_size * args.c_dim),
-            "int8_batch1_ms": 1000 * single_s[1],
-            "int8_speedup": batch_s[0] / batch_s[1],
-            "int8_batch1_speedup": single_s[0] / single_s[1],
-            "int8_psnr_db": int8_psnr,
+            f"{name}_ms_per_image": 1000 * batch_s[k] / (args.batch_size * args.c_dim),
+            f"{name}_batch1_ms": 1000 * single_s[k],
+            f"{name}_speedup": batch_s[0] / batch_s[k],
+            f"{name}_batch1_speedup": single_s[0] / single_s[k],
+            f"{name}_psnr_db": psnrs[name],
         }
         rows += [
-            ("int8 ms per image translation", f"{result['int8_ms_per_image']:.1f}"),
-            ("int8 batch-1 latency (ms)", f"{result['int8_batch1_ms']:.1f}"),
-            ("int8 PSNR vs fp32 (dB)", f"{int8_psnr:.1f}"),
+            (f"{name} ms per image translation", f"{result[f'{name}_ms_per_image']:.1f}"),
+            (f"{name} batch-1 latency (ms)", f"{result[f'{name}_batch1_ms']:.1f}"),
+            (f"{name} PSNR vs fp32 (dB)", f"{psnrs[name]:.1f}"),
         ]
     print_report(rows, result)
 

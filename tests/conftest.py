@@ -47,6 +47,17 @@ def _one_thread() -> None:
     torch.set_num_threads(old)
 
 
+@pytest.fixture(autouse=True)
+def _fp32_inference_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``precision="auto"`` (the loaders' default) runs bf16 on CPUs with native bf16, and many
+    tests compare a model folder's outputs with its G called directly: here auto resolves to
+    fp32 as on a CPU without bf16. tests/test_inference_precision.py tests the bf16 path and
+    auto's choice (patching this back)."""
+    import stargan.inference_precision
+
+    monkeypatch.setattr(stargan.inference_precision, "native_bf16", lambda device: False)
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished 10-iteration run of the ``tiny`` preset (16 px faces)."""

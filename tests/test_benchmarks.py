@@ -48,6 +48,17 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
                 int8_unsupported_reason() is not None, reason="int8 needs x86 with VNNI"
             ),
         ),
+        (
+            "infer_speed.py",
+            ["--image-size", "16", "--batch-size", "2", "--conv-dim", "8", "--repeats", "1"]
+            + ["--bf16"],
+            {"bf16_ms_per_image", "bf16_batch1_ms", "bf16_psnr_db"},
+        ),
+        (
+            "counterfactual_ceiling.py",
+            ["--size", "16", "--n", "3", "--tries", "2"],
+            {"overall_input", "overall_sample"},
+        ),
         ("render_speed.py", ["--size", "32", "--n", "20"], {"images_per_s", "ms_per_image"}),
         (
             "train_speed.py",
@@ -66,6 +77,11 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
             ["--image-size", "16", "--batch-size", "2", "--conv-dim", "8", "--threads", "1"]
             + ["--warmup-cycles", "0", "--top", "5"],
             {"image_size"},
+        ),
+        (
+            "profile_train_v2.py",
+            ["--image-size", "32", "--batch-size", "2", "--iters", "1", "--threads", "1"],
+            {"sec_per_iter"},
         ),
         ("matmul_peak.py", ["--size", "256", "--repeats", "2"], {"gflops_best", "gflops_median"}),
         (
@@ -214,3 +230,24 @@ def test_import_graph_has_no_private_imports_and_one_known_cycle() -> None:
     result = json.loads(out.strip().splitlines()[-1])
     assert result == {"cycles": 1, "in_cycles": 2, "private": 0}, out
     assert "config, presets" in out
+
+
+def test_side_by_side_without_the_official_copy_says_how_to_make_it(tmp_path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "side_by_side.py"), "--anchors", str(tmp_path / "none")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode != 0
+    assert "setup.sh" in proc.stderr
+
+
+def test_side_by_side_rejects_unknown_parts(tmp_path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "side_by_side.py"), "--parts", "train,speed"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode != 0 and "speed" in proc.stderr

@@ -20,6 +20,8 @@ from stargan.errors import StarGANError
 
 TARGET_SAMPLINGS = ("permute", "single", "mixed")  # train.targets (LabelSpec.training_targets)
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")  # auto: bf16 where native (train/precision.py)
+# inference (inference_precision.py): auto = bf16 where native and within 35 dB of fp32
+INFERENCE_PRECISIONS = ("auto", "fp32", "bf16")
 ARCHS = ("v1", "v2")
 G_OUTPUTS = ("image", "residual", "mask")  # v1 G's output (models/v1.py)
 G_UPSAMPLES = ("deconv", "resize")  # v1 G's up-sampling (models/v1.py)

@@ -21,10 +21,14 @@ LOADERS: dict[str, Callable[..., Any]] = {
 }
 
 
-def load_model(path: str | Path, device: str = "cpu") -> Any:
+def load_model(path: str | Path, device: str = "cpu", precision: str = "auto") -> Any:
     """A model folder as its family's inference class: a v1 ``Translator``, a v2
     ``StyleModel`` or a ``PairwiseModel``; folders of no known kind go to the v1 loader,
-    whose errors name what is wrong."""
+    whose errors name what is wrong. ``precision``: the generator's arithmetic for v1 and
+    v2 (:mod:`stargan.inference_precision`); the CycleGAN baseline runs in fp32."""
     path = Path(path)
-    load = LOADERS.get(declared_kind(path) or V1_KIND, Translator.from_pretrained)
-    return load(path, device=device)
+    kind = declared_kind(path) or V1_KIND
+    load = LOADERS.get(kind, Translator.from_pretrained)
+    if kind == PAIRS_KIND:
+        return load(path, device=device)
+    return load(path, device=device, precision=precision)

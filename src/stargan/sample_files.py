@@ -35,6 +35,7 @@ from stargan.align import CELEBA_HQ, AlignedFace, NoFaceError, align_photo, open
 from stargan.data import builtin, faces
 from stargan.errors import StarGANError
 from stargan.images import center_crop_resize, find_images, load_rgb, make_grid, save_png
+from stargan.inference_precision import InferencePrecision
 from stargan.outputs import check_device, check_unique_stems, ensure_writable
 from stargan.stylemodel import StyleModel
 
@@ -84,13 +85,18 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def load_model(path: Path, device: str = "cpu", fan_path: str | None = None) -> StyleModel:
-    """A v2 model folder, or a run / checkpoint folder (its running-average networks)."""
+def load_model(
+    path: Path, device: str = "cpu", fan_path: str | None = None, precision: str = "auto"
+) -> StyleModel:
+    """A v2 model folder, or a run / checkpoint folder (its running-average networks);
+    ``precision``: G's arithmetic (:mod:`stargan.inference_precision`)."""
     if (path / "state.json").is_file() or (path / "checkpoints").is_dir():
         from stargan.export import style_model_from_checkpoint
 
-        return style_model_from_checkpoint(path, check_device(device), fan_path)
-    return StyleModel.from_pretrained(path, check_device(device), fan_path)
+        model = style_model_from_checkpoint(path, check_device(device), fan_path)
+        model.precision = InferencePrecision(precision)
+        return model
+    return StyleModel.from_pretrained(path, check_device(device), fan_path, precision)
 
 
 def sample_files(

@@ -32,6 +32,7 @@ from stargan.config import ModelConfig, from_dict
 from stargan.data.joint import LabelLayout
 from stargan.data.labels import LabelSpec
 from stargan.errors import StarGANError
+from stargan.inference_precision import InferencePrecision
 from stargan.model_folder import (
     MAX_IMAGE,
     MAX_WIDTH,
@@ -61,7 +62,9 @@ Domains = Domain | Sequence[Domain] | torch.Tensor
 class StyleModel:
     """G, F and E of a StarGAN v2 model with the preprocessing of training. Batch in,
     batch out; inputs as :func:`stargan.model_folder.preprocess` takes them (PIL,
-    uint8 numpy or tensors, float tensors in [-1, 1]) and outputs of the same kind."""
+    uint8 numpy or tensors, float tensors in [-1, 1]) and outputs of the same kind.
+    ``precision``: G's arithmetic, ``fp32``, ``bf16`` or ``auto``
+    (:mod:`stargan.inference_precision`); F, E, D and the FAN run in fp32."""
 
     def __init__(
         self,
@@ -73,6 +76,7 @@ class StyleModel:
         D: nn.Module | None = None,
         meta: dict[str, Any] | None = None,
         fan: nn.Module | None = None,
+        precision: str = "fp32",
     ) -> None:
         if model_cfg.arch != "v2" or spec.dim != model_cfg.c_dim:
             raise StarGANError(
@@ -88,6 +92,7 @@ class StyleModel:
         self.resize_filter = model_resize_filter(self.meta)
         self.fan = fan.eval() if fan is not None else None
         self._centres: dict[int, torch.Tensor] = {}  # domain -> mean style (psi < 1)
+        self.precision = InferencePrecision(precision)
 
     @property
     def device(self) -> torch.device:
@@ -158,6 +163,7 @@ class StyleModel:
         path: str | Path,
         device: str | torch.device = "cpu",
         fan_path: str | Path | None = None,
+        precision: str = "auto",
     ) -> StyleModel:
         """Load a model folder. w_hpf > 0 models also load the FAN, from ``fan_path``, else
         the folder's fan.safetensors, else the path the model was trained with."""
@@ -176,7 +182,7 @@ class StyleModel:
             D = nets["D"]
             load_weights(D, path / f"{FILES['D']}.safetensors")
         meta = {k: v for k, v in config.items() if k not in RESERVED}
-        model = cls(nets["G"], nets["F"], nets["E"], model_cfg, spec, D, meta, fan)
+        model = cls(nets["G"], nets["F"], nets["E"], model_cfg, spec, D, meta, fan, precision)
         return model.to(device)
 
     def use_fan(self, fan_path: str | Path | None = None) -> StyleModel:
@@ -285,7 +291,9 @@ class StyleModel:
         s = s.to(self.device)
         if s.dim() != 2 or s.size(0) not in (1, x.size(0)):
             raise StarGANError(f"styles must be [1 or {x.size(0)}, style_dim], got {list(s.shape)}")
-        return self.G(x, s.expand(x.size(0), -1), masks=self.masks(x))
+        masks = self.masks(x) or []
+        run_g = lambda x, s, *masks: self.G(x, s, masks=list(masks) or None)  # noqa: E731
+        return self.precision(run_g, x, s.expand(x.size(0), -1), *masks)
 
     @torch.no_grad()
     def latent(

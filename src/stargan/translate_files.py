@@ -79,13 +79,14 @@ def translate_files(
     alignment: Alignment | None = None,
     int8: bool = False,
     log=lambda text: None,
+    precision: str = "auto",
 ) -> tuple[int, int]:
     """Translate every readable input; returns (translated, failed). Unreadable inputs (and,
     with several inputs, photos where ``alignment`` finds no face) are reported one line each
     and skipped, the rest still processed. ``int8``: G runs in int8 (``_quantize``)."""
     if int8:
         require_int8(device, model)  # v1 folder, CPU, VNNI: one error before any loading
-    tr = Translator.from_pretrained(model, device=check_device(device))
+    tr = Translator.from_pretrained(model, device=check_device(device), precision=precision)
     targets = _checked(tr, request)  # unknown or mixed domains: one error before any work
     created = not out.exists()
     ensure_writable(out)
@@ -97,6 +98,8 @@ def translate_files(
         if created and out.is_dir() and not any(out.iterdir()):
             out.rmdir()  # a run that wrote nothing leaves no empty folder behind
     log(tr.describe())  # what the model is for, beside what it did (not before an error)
+    if not int8:
+        log(f"precision: {tr.precision.describe()}")
     return done, failed
 
 

@@ -33,6 +33,7 @@ def run_eval(
     data_args: tuple[str, ...] = (),
     device: str = "cpu",
     log: Callable[[str], None] = print,
+    precision: str = "auto",
 ) -> tuple[list[dict[str, Any]], Path | None]:
     """Evaluate each model; returns this call's records and the HTML report's path."""
     from stargan.evaluate.report import read_records, write_report
@@ -40,7 +41,7 @@ def run_eval(
     _check_out_dir(out_dir)
     records = []
     for model in models:
-        tr = load_model(model, device)
+        tr = load_model(model, device, precision)
         ctx = EvalContext(model, tr, source_configs(tr, data_args), settings, out_dir)
         log(f"== {model}")
         records += evaluate_model(ctx, metric_names, log)

@@ -99,6 +99,7 @@ def create_app(
     max_pending: int = 32,
     device: str = "cpu",
     int8: bool = False,
+    precision: str = "auto",
     allowed_hosts: list[str] | None = None,
     body_idle_s: float = BODY_IDLE_S,
     max_per_client: int | None = None,
@@ -113,7 +114,9 @@ def create_app(
     accepted at once from one client address (more get 429; None: no per-client limit, right
     when every client shares one address, as on loopback or behind a proxy); ``int8``: G runs in
     int8 (CPU, x86 with VNNI; v1), calibrated at start on the built-in sample faces, as the
-    page sends them, with every single-domain change; ``allowed_hosts``: the Host header
+    page sends them, with every single-domain change; ``precision``: G's arithmetic
+    otherwise (:mod:`stargan.inference_precision`; auto decides at the first request);
+    ``allowed_hosts``: the Host header
     names answered (None: any; ``server.serve`` sets the loopback names when bound to
     loopback, against DNS rebinding)."""
     path = Path(model_dir)
@@ -121,7 +124,7 @@ def create_app(
         require_int8(device, path)  # v1 folder, CPU, VNNI: one error before any loading
     kind_name = kind_of(path)
     kind = KINDS[kind_name]
-    model = kind.load(path, device)
+    model = kind.load(path, device, precision)
     # every inference class has these (model_folder): the size, crop and filter of training
     size, crop, resize_filter = model.image_size, model.crop, model.resize_filter
     seed = getattr(model, "meta", {}).get("data_seed", 0)

@@ -52,7 +52,7 @@ class ModelKind(Protocol):
     frame: Frame  # the aligned layout photos are warped into (the page's face alignment)
     uploads: tuple[str, ...]  # file fields besides "image" that a request may carry
 
-    def load(self, path: Path, device: str) -> Any: ...
+    def load(self, path: Path, device: str, precision: str = "auto") -> Any: ...
     def describe(self, model: Any) -> dict[str, Any]: ...
     def parse(self, model: Any, form: Mapping[str, str], uploads: set[str]) -> Any: ...
     def outputs(
@@ -73,8 +73,8 @@ class V1:
     frame = CELEBA
     uploads: tuple[str, ...] = ()
 
-    def load(self, path: Path, device: str) -> Translator:
-        return Translator.from_pretrained(path, device=device)
+    def load(self, path: Path, device: str, precision: str = "auto") -> Translator:
+        return Translator.from_pretrained(path, device=device, precision=precision)
 
     def describe(self, tr: Translator) -> dict[str, Any]:
         keep = tr.D is not None
@@ -177,8 +177,8 @@ class V2:
     frame = CELEBA_HQ
     uploads = ("reference",)
 
-    def load(self, path: Path, device: str) -> StyleModel:
-        return StyleModel.from_pretrained(path, device=device)
+    def load(self, path: Path, device: str, precision: str = "auto") -> StyleModel:
+        return StyleModel.from_pretrained(path, device=device, precision=precision)
 
     def describe(self, model: StyleModel) -> dict[str, Any]:
         options = [_option(n, _label(n), {n: 1}) for n in model.domains]

@@ -94,12 +94,13 @@ def serve(
     max_upload_mb: float = 10,
     device: str = "cpu",
     int8: bool = False,
+    precision: str = "auto",
     log_level: str = "info",
     echo: Callable[[str], Any] = print,
 ) -> None:
     """Serve the page for ``model_dir`` until interrupted. Loopback by default; any other
-    address exposes the page (no authentication) to everyone who can reach it. ``int8``:
-    see ``app.create_app``."""
+    address exposes the page (no authentication) to everyone who can reach it. ``int8``,
+    ``precision``: see ``app.create_app``."""
     loopback = is_loopback(host)
     sock = bind(host, port)  # a busy port fails at once, before the model loads
     try:
@@ -109,6 +110,7 @@ def serve(
             workers=workers,
             device=device,
             int8=int8,
+            precision=precision,
             allowed_hosts=LOOPBACK_NAMES if loopback else None,
             max_per_client=None if loopback else PER_CLIENT,  # loopback: one user, one address
         )
@@ -120,7 +122,7 @@ def serve(
             f"warning: serving on {host}: anyone who can reach this machine on port "
             f"{sock.getsockname()[1]} can use the page (there is no authentication)"
         )
-    mode = ", int8 G" if int8 else ""
+    mode = ", int8 G" if int8 else f", G in {precision}"
     echo(f"stargan serve: {Path(model_dir)}{mode} at {url_of(sock)} (Ctrl-C stops)")
     config = uvicorn_config(app, log_level=log_level, timeout_keep_alive=5)
     try:

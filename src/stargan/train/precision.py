@@ -16,6 +16,7 @@ from contextlib import contextmanager
 import torch
 
 from stargan.config import Config
+from stargan.inference_precision import native_bf16
 
 # The gradient penalty's own loss scale never exceeds this: its seed gradient must fit
 # fp16 (max 65504) whatever the loss scale has grown to. It is divided out at once, so it need
@@ -25,18 +26,6 @@ INIT_LOSS_SCALE = 2.0**13
 
 # config.PRECISIONS, less "auto" (resolve_precision)
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def native_bf16(device: torch.device) -> bool:
-    """Whether ``device`` computes bf16 natively: a CUDA GPU that supports it, or a CPU with
-    AVX512-BF16 or AMX (where bf16 autocast measured 2x fp32's training speed; elsewhere
-    bf16 is emulated and slower than fp32)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type != "cpu":
-        return False
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
 def resolve_precision(name: str, device: torch.device) -> str:
