@@ -206,10 +206,11 @@ def main() -> None:
 
 
 def _training(name: str, official: list[dict], ours: dict[str, list[dict]]) -> tuple[list, dict]:
+    key = name.replace(" ", "_")  # JSON keys: train_128px_official_s ...
     base, lo, hi = median_spread(official, "sec_per_iter")
     rss = statistics.median(r["rss_gib"] for r in official)
     rows = [(f"{name} official s/iter", f"{base:.3f} ({lo:.3f}-{hi:.3f}), peak RSS {rss:.2f} GiB")]
-    result = {f"{name}_official_s": base, f"{name}_official_rss_gib": rss}
+    result = {f"{key}_official_s": base, f"{key}_official_rss_gib": rss}
     for precision, runs in ours.items():
         mid, lo, hi = median_spread(runs, "sec_per_iter")
         rss = statistics.median(r["rss_gib"] for r in runs)
@@ -220,9 +221,9 @@ def _training(name: str, official: list[dict], ours: dict[str, list[dict]]) -> t
             )
         )
         result |= {
-            f"{name}_ours_{precision}_s": mid,
-            f"{name}_ours_{precision}_ratio": base / mid,
-            f"{name}_ours_{precision}_rss_gib": rss,
+            f"{key}_ours_{precision}_s": mid,
+            f"{key}_ours_{precision}_ratio": base / mid,
+            f"{key}_ours_{precision}_rss_gib": rss,
         }
     return rows, result
 

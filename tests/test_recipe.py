@@ -372,3 +372,31 @@ def test_auto_precision_is_bf16_only_where_the_cpu_has_it(monkeypatch) -> None:
         assert Precision("auto", cpu).dtype == (torch.bfloat16 if flag else None)
     assert resolve_precision("fp16", cpu) == "fp16"
     assert resolve_precision("auto", torch.device("meta")) == "fp32"
+
+
+def test_v1_presets_train_in_auto_precision_tiny_and_v2_in_fp32() -> None:
+    from stargan.presets import PRESETS
+
+    for name in PRESETS:
+        cfg = get_preset(name)
+        keep_fp32 = name.startswith("tiny") or cfg.model.arch == "v2"
+        assert cfg.train.precision == ("fp32" if keep_fp32 else "auto"), name
+
+
+def test_deterministic_trains_in_fp32_unless_told(tmp_path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from stargan.cli import cli
+
+    def resolved(*flags: str) -> dict:
+        args = ["train", "--preset", "tiny", "--set", "train.precision=auto", "--dry-run"]
+        result = CliRunner().invoke(cli, [*args, "--outdir", str(tmp_path), *flags])
+        assert result.exit_code == 0, result.output
+        config, _ = json.JSONDecoder().raw_decode(result.output)  # the config, then reports
+        return config["train"]
+
+    assert resolved()["precision"] == "auto"
+    assert resolved("--deterministic") == {**resolved(), "precision": "fp32", "fast_kernels": False}
+    assert resolved("--deterministic", "--precision", "bf16")["precision"] == "bf16"

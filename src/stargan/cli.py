@@ -112,14 +112,14 @@ def cli() -> None:
     default=None,
     help="Autocast the forward passes (sets train.precision): GPUs, and CPUs with "
     "AVX512-BF16 for bf16; auto: bf16 where the machine computes it natively, else fp32 "
-    "(the recipe presets' default). [default: the preset's]",
+    "(the StarGAN v1 presets' default; v2 and tiny: fp32). [default: the preset's]",
 )
 @click.option(
     "--deterministic",
     is_flag=True,
-    help="Stock convolution and Adam kernels (train.fast_kernels=false): on CPU "
-    "bit-identical to the official solver's arithmetic; on CUDA deterministic cuDNN, no "
-    "TF32. Slower.",
+    help="Stock convolution and Adam kernels (train.fast_kernels=false) in fp32 (unless "
+    "--precision says otherwise): on CPU bit-identical to the official solver's "
+    "arithmetic; on CUDA deterministic cuDNN, no TF32. Slower.",
 )
 @click.option("--dry-run", is_flag=True, help="Resolve the config, check the data, print both.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -187,8 +187,10 @@ def train(
         from stargan.config import overlay_config, read_config_file
 
         base = overlay_config(base, read_config_file(config_file), config_file)
-    overrides += (f"train.precision={precision}",) if precision else ()
-    overrides += ("train.fast_kernels=false",) if deterministic else ()
+    if deterministic:
+        overrides += ("train.fast_kernels=false", f"train.precision={precision or 'fp32'}")
+    elif precision:
+        overrides += (f"train.precision={precision}",)
     named = apply_overrides(base, list(overrides))  # --set may rename or swap datasets
     sets = list(overrides) + data_assignments(named, data_paths, on_bad_image)
     if dry_run:

@@ -167,7 +167,10 @@ def _train(cfg: Config, outdir: Path, ckpt: Path | None, progress: bool, world: 
         run_dir = broadcast_object(new_run_dir(outdir, cfg.name) if world.is_main else None, world)
     trainer = TRAINERS[cfg.model.arch](cfg, run_dir, train_sets, sample_sets, world)
     if progress and cfg.train.precision == "auto":
-        print(f"train.precision auto: {trainer.precision.name} on this {trainer.device.type}")
+        print(
+            f"train.precision auto: {trainer.precision.name} on this {trainer.device.type}"
+            + (" (--precision fp32 to opt out)" if trainer.precision.name != "fp32" else "")
+        )
     if progress and cfg.joint:
         print(joint_counting(cfg))
     if ckpt is not None:
