@@ -31,6 +31,7 @@ from stargan.config import PRECISIONS, DataConfig
 from stargan.data.builtin import load_builtin
 from stargan.presets import get_preset
 from stargan.train import V2Trainer, prepare_config
+from stargan.train.memory import keep_freed_memory
 
 PHASES = {"make_batch": "batch", "d_step": "D steps (2)", "update_ema": "EMA"}
 
@@ -76,6 +77,7 @@ def main() -> None:
     ap.add_argument("--top", type=int, default=12, help="ops listed")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    keep_freed_memory()  # as `stargan train` does: no page faults on every large block
     load_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         trainer = build(Path(tmp), args)

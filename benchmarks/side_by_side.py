@@ -135,6 +135,7 @@ class Contenders:
         a, out = self.args, self.tmp / self._tag(f"v2-{precision}")
         sets = {
             "model.image_size": a.v2_image_size,
+            "data.num_test": 30,  # the AFHQ sample links: 430 images (the official: val/)
             "train.batch_size": 8,
             "train.num_iters": a.v2_iters + 1,
             "train.num_iters_decay": 0,

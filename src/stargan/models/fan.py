@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from stargan.errors import StarGANError
+from stargan.models.layers import upsample_nearest2x
 
 FAN_SIZE = 256  # FAN sees 256x256 images (its first CoordConv is built for that size)
 NUM_LANDMARKS = 98
@@ -176,7 +177,7 @@ class HourGlass(nn.Module):
         else:
             low = self.get_submodule(f"b2_plus_{level}")(low)
         low = self.get_submodule(f"b3_{level}")(low)
-        return up + F.interpolate(low, scale_factor=2, mode="nearest")
+        return up + upsample_nearest2x(low)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._level(self.depth, self.coordconv(x))

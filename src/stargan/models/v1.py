@@ -10,7 +10,13 @@ import torch
 from torch import nn
 
 from stargan.config import G_CONDITIONS, G_OUTPUTS, G_UPSAMPLES, ModelConfig
-from stargan.models.layers import Conv2d, LeakyReLU, ResidualBlock, instance_norm
+from stargan.models.layers import (
+    Conv2d,
+    LeakyReLU,
+    ResidualBlock,
+    UpsampleNearest2x,
+    instance_norm,
+)
 
 
 class Generator(nn.Module):
@@ -118,7 +124,7 @@ class Generator(nn.Module):
 def _up_conv(ch_in: int, ch_out: int, upsample: str) -> list[nn.Module]:
     if upsample == "resize":
         return [
-            nn.Upsample(scale_factor=2, mode="nearest"),
+            UpsampleNearest2x(),
             nn.Conv2d(ch_in, ch_out, 3, 1, 1, bias=False),
         ]
     return [nn.ConvTranspose2d(ch_in, ch_out, 4, 2, 1, bias=False)]

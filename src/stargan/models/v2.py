@@ -29,7 +29,7 @@ from torch import nn
 
 from stargan.config import ModelConfig
 from stargan.errors import StarGANError
-from stargan.models.layers import instance_norm
+from stargan.models.layers import instance_norm, upsample_nearest2x
 
 LEAK = 0.2  # negative slope of every LeakyReLU in v2
 
@@ -156,13 +156,13 @@ class AdaINResBlock(nn.Module):
 
     def _shortcut(self, x: torch.Tensor) -> torch.Tensor:
         if self.upsample:
-            x = F.interpolate(x, scale_factor=2, mode="nearest")
+            x = upsample_nearest2x(x)
         return self.conv1x1(x) if self.conv1x1 is not None else x
 
     def _residual(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         x = F.leaky_relu(self.norm1(x, s), LEAK)
         if self.upsample:
-            x = F.interpolate(x, scale_factor=2, mode="nearest")
+            x = upsample_nearest2x(x)
         x = self.conv1(x)
         return self.conv2(F.leaky_relu(self.norm2(x, s), LEAK))
 
