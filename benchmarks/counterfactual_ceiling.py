@@ -36,28 +36,35 @@ import dataclasses
 import math
 
 import numpy as np
+import torch
 
 from _report import print_report
-from stargan.data import faces
+from stargan.data import builtin, faces
 
 LATENTS = tuple(f.name for f in dataclasses.fields(faces.FaceParams) if f.type in ("float", float))
 
 
+SPEC = builtin.label_spec("faces-attr")  # the demo's labels
+
+
 def targets(p: faces.FaceParams) -> dict[str, np.ndarray]:
-    """The demo's single changes of face ``p``: domain name -> target label vector."""
-    own = faces.attr_vector(p)
+    """The single changes ``stargan score`` makes to face ``p`` (those that change its
+    labels): domain name -> target label vector."""
+    own = torch.from_numpy(builtin.labels_of("faces-attr", SPEC, [p]))
     out = {}
-    for k, name in enumerate(faces.ATTR_NAMES):
-        c = own.copy()
-        if name in faces.HAIR_GROUP:
-            if own[k]:
-                continue  # already that colour: not scored
-            c[: len(faces.HAIR_GROUP)] = 0
-            c[k] = 1
-        else:
-            c[k] = 1 - c[k]
-        out[name] = c
+    for change in SPEC.changes("single"):
+        c_trg = SPEC.change(own, change)
+        if not torch.equal(c_trg, own):  # e.g. black hair for a black-haired face
+            out["+".join(change)] = c_trg[0].numpy()
     return out
+
+
+def ideal(p: faces.FaceParams, c_trg: np.ndarray) -> faces.FaceParams:
+    """The ground truth's parameters, as ``stargan score`` makes them."""
+    truth = builtin.counterfactual_params(p, SPEC, c_trg)
+    if truth is None:  # single changes of faces-attr always have one
+        raise ValueError(f"no ground truth for {c_trg.tolist()}")
+    return truth
 
 
 def accepted_values(p: faces.FaceParams, size: int, tries: int, rng) -> dict[str, list[float]]:
@@ -89,16 +96,14 @@ def score_face(p, size: int, tries: int, samples: int, rng) -> dict[str, dict[st
     x = faces.render(p, size)
     out = {}
     for domain, c_trg in targets(p).items():
-        truth = faces.render(faces.counterfactual(p, c_trg), size)
+        truth = faces.render(ideal(p, c_trg), size)
         draws = []
         for s in range(samples):
             guess = {
                 name: vals[(s + rng.integers(len(vals))) % len(vals)]
                 for name, vals in hidden.items()
             }
-            draws.append(
-                faces.render(faces.counterfactual(dataclasses.replace(p, **guess), c_trg), size)
-            )
+            draws.append(faces.render(ideal(dataclasses.replace(p, **guess), c_trg), size))
         mean = np.mean(np.stack(draws).astype(np.float64), 0)
         sample_mse = [mse(d, truth) for d in draws]
         out[domain] = {

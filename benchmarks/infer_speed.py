@@ -21,7 +21,6 @@ same way, with ``bf16_psnr_db``.
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
 import sys
 import time
@@ -29,7 +28,7 @@ import time
 import torch
 
 from _report import print_report
-from stargan.inference_precision import InferencePrecision
+from stargan.inference_precision import InferencePrecision, psnr_db
 from stargan.models.v1 import Generator
 
 
@@ -42,12 +41,6 @@ def timed_alternating(fns: list, repeats: int) -> list[float]:
             fn()
             ts.append(time.perf_counter() - start)
     return [statistics.median(ts) for ts in times]
-
-
-def psnr_db(a: torch.Tensor, b: torch.Tensor) -> float:
-    """PSNR of two outputs in [-1, 1], both mapped to [0, 255]."""
-    mse = ((a.clamp(-1, 1) - b.clamp(-1, 1)) * 127.5).pow(2).mean().item()
-    return 10 * math.log10(255**2 / mse) if mse > 0 else math.inf
 
 
 def main() -> None:

@@ -83,21 +83,28 @@ def _is_g_iteration(trainer, n_critic: int) -> bool:
 
 def _summary(averages, seconds: float, top: int) -> dict:
     """Wall time, total self CPU time, and the ``top`` ops by self CPU time."""
-    ops = sorted(averages, key=lambda e: e.self_cpu_time_total, reverse=True)
     total_us = sum(e.self_cpu_time_total for e in averages)
     return {
         "wall_sec": round(seconds, 3),
         "self_cpu_ms": round(total_us / 1e3, 1),
-        "top_ops": [
-            {
-                "name": e.key,
-                "self_cpu_ms": round(e.self_cpu_time_total / 1e3, 1),
-                "share": round(e.self_cpu_time_total / total_us, 4),
-                "calls": e.count,
-            }
-            for e in ops[:top]
-        ],
+        "top_ops": top_ops(averages, top),
     }
+
+
+def top_ops(averages, top: int) -> list[dict]:
+    """The ``top`` ops of a profile's ``key_averages()`` by self CPU time: name, self CPU
+    ms, share of the total, calls."""
+    ops = sorted(averages, key=lambda e: e.self_cpu_time_total, reverse=True)
+    total_us = sum(e.self_cpu_time_total for e in averages)
+    return [
+        {
+            "name": e.key,
+            "self_cpu_ms": round(e.self_cpu_time_total / 1e3, 1),
+            "share": round(e.self_cpu_time_total / total_us, 4),
+            "calls": e.count,
+        }
+        for e in ops[:top]
+    ]
 
 
 if __name__ == "__main__":

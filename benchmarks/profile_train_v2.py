@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 from torch.profiler import ProfilerActivity, profile
 
+from profile_train import top_ops
 from stargan.config import PRECISIONS, DataConfig
 from stargan.data.builtin import load_builtin
 from stargan.presets import get_preset
@@ -93,7 +94,7 @@ def main() -> None:
         with profile(activities=[ProfilerActivity.CPU]) as prof:  # one more, for the ops
             trainer.train_step()
     total = statistics.median(iter_s)
-    # per iteration: each phase's seconds summed over its calls, median over iterations
+    # per iteration: each phase's seconds summed over its calls, mean over iterations
     phases = {name: sum(values) / args.iters for name, values in per_phase_timed.items()}
     print(f"{'phase':<20}{'s/iter':>8}{'share':>8}")
     for name, sec in sorted(phases.items(), key=lambda kv: -kv[1]):
@@ -101,8 +102,6 @@ def main() -> None:
     print(f"{'iteration':<20}{total:>8.2f}")
     averages = prof.key_averages()
     print(averages.table(sort_by="self_cpu_time_total", row_limit=args.top))
-    ops = sorted(averages, key=lambda e: e.self_cpu_time_total, reverse=True)
-    total_us = sum(e.self_cpu_time_total for e in averages)
     print(
         json.dumps(
             {
@@ -112,15 +111,7 @@ def main() -> None:
                 "precision": args.precision,
                 "sec_per_iter": round(total, 3),
                 "phases_s": {k: round(v, 3) for k, v in phases.items()},
-                "top_ops": [
-                    {
-                        "name": e.key,
-                        "self_cpu_ms": round(e.self_cpu_time_total / 1e3, 1),
-                        "share": round(e.self_cpu_time_total / total_us, 4),
-                        "calls": e.count,
-                    }
-                    for e in ops[: args.top]
-                ],
+                "top_ops": top_ops(averages, args.top),
                 "load_avg_1min": round(load_start, 2),
                 "torch": torch.__version__,
             }

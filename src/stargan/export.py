@@ -21,12 +21,16 @@ from stargan.translate import Translator
 
 
 def style_model_from_checkpoint(
-    path: Path, device: str = "cpu", fan_path: str | Path | None = None
+    path: Path,
+    device: str = "cpu",
+    fan_path: str | Path | None = None,
+    precision: str = "fp32",
 ) -> StyleModel:
     """A v2 run's latest checkpoint (or a given checkpoint folder) as a StyleModel: the
     running-average networks G_ema, F_ema, E_ema (what the official code samples with) and
-    D. w_hpf > 0: with the FAN of ``fan_path``, else of the run's ``model.fan_path``."""
-    return _style_model(*_checkpoint(path), device, fan_path)
+    D. w_hpf > 0: with the FAN of ``fan_path``, else of the run's ``model.fan_path``.
+    ``precision``: G's arithmetic (:mod:`stargan.inference_precision`)."""
+    return _style_model(*_checkpoint(path), device, fan_path, precision)
 
 
 def export_model(path: Path, out: Path, with_discriminator: bool = True) -> Path:
@@ -49,7 +53,11 @@ def _translator(ckpt: Path, cfg: Config, device: str = "cpu") -> Translator:
 
 
 def _style_model(
-    ckpt: Path, cfg: Config, device: str = "cpu", fan_path: str | Path | None = None
+    ckpt: Path,
+    cfg: Config,
+    device: str = "cpu",
+    fan_path: str | Path | None = None,
+    precision: str = "fp32",
 ) -> StyleModel:
     if cfg.model.arch != "v2":
         raise StarGANError(
@@ -62,7 +70,9 @@ def _style_model(
     state = load_checkpoint(ckpt, ema, None, torch.device(device))
     spec = _layout(ckpt, cfg).specs[0]
     meta = _meta(cfg, state, ckpt)
-    model = StyleModel(nets["G"], nets["F"], nets["E"], cfg.model, spec, nets["D"], meta)
+    model = StyleModel(
+        nets["G"], nets["F"], nets["E"], cfg.model, spec, nets["D"], meta, precision=precision
+    )
     return model.use_fan(fan_path)
 
 

@@ -17,7 +17,6 @@ import torch
 
 from stargan.config import INFERENCE_PRECISIONS
 
-PRECISIONS = INFERENCE_PRECISIONS
 MIN_PSNR_DB = 35.0
 
 
@@ -43,8 +42,8 @@ class InferencePrecision:
     """Runs a network call in the chosen precision; ``auto`` decides at the first call."""
 
     def __init__(self, requested: str = "fp32") -> None:
-        if requested not in PRECISIONS:
-            choices = ", ".join(PRECISIONS)
+        if requested not in INFERENCE_PRECISIONS:
+            choices = ", ".join(INFERENCE_PRECISIONS)
             raise ValueError(f"precision must be one of {choices} (got {requested!r})")
         self.requested = requested
         self.resolved: str | None = None if requested == "auto" else requested

@@ -35,7 +35,6 @@ from stargan.align import CELEBA_HQ, AlignedFace, NoFaceError, align_photo, open
 from stargan.data import builtin, faces
 from stargan.errors import StarGANError
 from stargan.images import center_crop_resize, find_images, load_rgb, make_grid, save_png
-from stargan.inference_precision import InferencePrecision
 from stargan.outputs import check_device, check_unique_stems, ensure_writable
 from stargan.stylemodel import StyleModel
 
@@ -93,9 +92,7 @@ def load_model(
     if (path / "state.json").is_file() or (path / "checkpoints").is_dir():
         from stargan.export import style_model_from_checkpoint
 
-        model = style_model_from_checkpoint(path, check_device(device), fan_path)
-        model.precision = InferencePrecision(precision)
-        return model
+        return style_model_from_checkpoint(path, check_device(device), fan_path, precision)
     return StyleModel.from_pretrained(path, check_device(device), fan_path, precision)
 
 
