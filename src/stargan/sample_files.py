@@ -238,7 +238,7 @@ def _latent(
     rows, written = [], 0
     for names, x, masks in _chunks(model, sources, options.batch_size):
         cells, cols = synthesis.latent_grid(
-            model.G, model.F, x, len(model.domains), z, options.psi, masks,
+            model.run_g, model.F, x, len(model.domains), z, options.psi, masks,
             domains=domains, centres=centres,
         )  # fmt: skip
         cells = cells.view(len(names), cols, *cells.shape[1:])
@@ -261,7 +261,9 @@ def _interpolation(
         s = model.latent_styles(d, seeds=options.seeds[:2], psi=options.psi)  # [2, style_dim]
         rows = []
         for names, x, masks in _chunks(model, sources, options.batch_size):
-            cells, cols = synthesis.interpolation_grid(model.G, s[0], s[1], x, options.steps, masks)
+            cells, cols = synthesis.interpolation_grid(
+                model.run_g, s[0], s[1], x, options.steps, masks
+            )
             rows.append(cells.view(len(names), cols, *cells.shape[1:]))
         grids.append(_save_grid(rows, out / f"interpolation_{model.domains[d]}.png"))
     return grids
@@ -274,7 +276,7 @@ def _reference(
     y_ref = torch.tensor(refs.domains, device=model.device)
     rows, written = [], 0
     for names, x, masks in _chunks(model, sources, batch_size):
-        cells, cols = synthesis.reference_grid(model.G, model.E, x, x_ref, y_ref, masks)
+        cells, cols = synthesis.reference_grid(model.run_g, model.E, x, x_ref, y_ref, masks)
         cells = cells.view(1 + len(names), cols, *cells.shape[1:])
         for i, name in enumerate(names):
             for j, ref in enumerate(refs.names):

@@ -291,9 +291,15 @@ class StyleModel:
         s = s.to(self.device)
         if s.dim() != 2 or s.size(0) not in (1, x.size(0)):
             raise StarGANError(f"styles must be [1 or {x.size(0)}, style_dim], got {list(s.shape)}")
-        masks = self.masks(x) or []
-        run_g = lambda x, s, *masks: self.G(x, s, masks=list(masks) or None)  # noqa: E731
-        return self.precision(run_g, x, s.expand(x.size(0), -1), *masks)
+        return self.run_g(x, s.expand(x.size(0), -1), masks=self.masks(x))
+
+    def run_g(
+        self, x: torch.Tensor, s: torch.Tensor, masks: list[torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """``G(x, s, masks=masks)`` in this model's precision: what ``generate`` and the
+        sample grids (``stargan.synthesis``, called with it in place of G) run."""
+        call = lambda x, s, *masks: self.G(x, s, masks=list(masks) or None)  # noqa: E731
+        return self.precision(call, x, s, *(masks or []))
 
     @torch.no_grad()
     def latent(

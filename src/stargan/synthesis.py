@@ -3,12 +3,14 @@
 Latent-guided: s = F(z, y), optionally truncated toward the domain's mean style (``psi``);
 reference-guided: s = E(x_ref, y_ref); the output is G(x, s). The grid builders return
 uint8 image stacks laid out like the paper's figures, for training samples and
-``stargan sample`` alike. Masks (w_hpf > 0) are passed through as ``masks``.
+``stargan sample`` alike. Masks (w_hpf > 0) are passed through as ``masks``. ``G`` is the
+generator or anything called like it, ``G(x, s, masks=...)`` (``StyleModel.run_g``: G in
+the model's inference precision).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -59,7 +61,7 @@ def latent_styles(
 
 @torch.no_grad()
 def latent_grid(
-    G: nn.Module,
+    G: Callable[..., torch.Tensor],
     mapping: nn.Module,
     x_src: torch.Tensor,
     num_domains: int,
@@ -86,7 +88,7 @@ def latent_grid(
 
 @torch.no_grad()
 def interpolation_grid(
-    G: nn.Module,
+    G: Callable[..., torch.Tensor],
     s_from: torch.Tensor,
     s_to: torch.Tensor,
     x_src: torch.Tensor,
@@ -108,7 +110,7 @@ def interpolation_grid(
 
 @torch.no_grad()
 def reference_grid(
-    G: nn.Module,
+    G: Callable[..., torch.Tensor],
     style_encoder: nn.Module,
     x_src: torch.Tensor,
     x_ref: torch.Tensor,
@@ -132,7 +134,7 @@ def reference_grid(
 
 @torch.no_grad()
 def cycle_grid(
-    G: nn.Module,
+    G: Callable[..., torch.Tensor],
     style_encoder: nn.Module,
     x_src: torch.Tensor,
     y_src: torch.Tensor,
