@@ -3,6 +3,7 @@ ideal change touches, or in the rest of the image.
 
     python benchmarks/counterfactual_regions.py runs/00001-demo/model
     python benchmarks/counterfactual_regions.py MODEL --n 300 --grid regions.png
+    python benchmarks/counterfactual_regions.py MODEL --n 500 --by-source
 
 For each domain of a model trained on ``faces-attr``: the share of pixels the ideal
 translation changes (any channel moved by more than ``--threshold`` of 255), the mean
@@ -10,7 +11,9 @@ squared error (0-255 scale) of the translation to the truth inside and outside t
 region (the unchanged input's beside it), and the PSNR the translation would have if
 either region were exact. Also G asked to keep every label (the identity) against the
 input. ``--grid`` writes 8 rows per domain of input | translation | truth | |error|,
-upscaled 3x. Prints a table, then one JSON line.
+upscaled 3x. ``--by-source`` adds, per target, the mean per-image PSNR (as ``stargan
+score`` averages it) of the inputs of each hair colour and age group, the unchanged
+input's beside it. Prints a table, then one JSON line.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import torch
 
 from _report import print_report
 from stargan.data.builtin import load_builtin, split_labels
+from stargan.data.faces import params_for
 from stargan.evaluate.score import changed_with_truth, translate_batched
 from stargan.images import save_png
 from stargan.translate import Translator
@@ -56,6 +60,21 @@ def measure(x, fake, truth, threshold: int) -> dict[str, float]:
     }
 
 
+def per_image_db(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    mse = (a.float() - b.float()).pow(2).mean((1, 2, 3)).clamp_min(1e-10)
+    return 10 * torch.log10(255**2 / mse)
+
+
+def by_source(groups: list[str], x, fake, truth) -> dict[str, tuple[int, float, float]]:
+    """{input group: (n, mean PSNR of the translations, of the unchanged inputs)}."""
+    fake_db, input_db = per_image_db(fake, truth), per_image_db(x, truth)
+    out = {}
+    for group in sorted(set(groups)):
+        rows = torch.tensor([k for k, g in enumerate(groups) if g == group])
+        out[group] = (len(rows), float(fake_db[rows].mean()), float(input_db[rows].mean()))
+    return out
+
+
 def grid_rows(x, fake, truth) -> torch.Tensor:
     error = (fake.float() - truth.float()).abs().to(torch.uint8)
     tiles = [torch.cat(list(t), 2) for t in zip(x, fake, truth, error, strict=True)]
@@ -68,6 +87,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=300, help="test images")
     ap.add_argument("--threshold", type=int, default=8, help="changed: moved by more than this")
     ap.add_argument("--grid", type=Path, help="write input | fake | truth | error rows here")
+    ap.add_argument("--by-source", action="store_true", help="PSNR per input hair colour, age")
     args = ap.parse_args()
     tr = Translator.from_pretrained(args.model)
     if tr.meta.get("dataset") != "faces-attr" or tr.layout.joint:
@@ -79,6 +99,8 @@ def main() -> None:
     own = tr.layout.encode(0, c_own)
     identity = db(sq_error(translate_batched(tr, x_u8, own, 100, own), x_u8, x_u8 >= 0))
     rows = [("G keeping every label, PSNR to the input", f"{identity:.2f} dB")]
+    params = [params_for(seed, "test", i) for i in range(args.n)]
+    source = [p.hair_colour + ("" if p.young else ", old") for p in params]
     result, pictures = {}, []
     for name, c_trg in spec.single_changes(c_own):
         changed, fake, truth = changed_with_truth(tr, x_u8, seed, c_own, c_trg)
@@ -94,6 +116,14 @@ def main() -> None:
                 f"exact rest {m['psnr_if_rest_exact']:.2f} dB",
             )
         )
+        if args.by_source:
+            groups = by_source([source[i] for i in changed.tolist()], x, fake, truth)
+            for group, (n, fake_db, input_db) in groups.items():
+                rows.append(
+                    (f"  {name} from {group} (n={n})", f"{fake_db:.2f} dB (input {input_db:.2f})")
+                )
+                key = group.replace(", ", "_")
+                m[f"psnr_from_{key}"], m[f"n_from_{key}"] = fake_db, n
         if args.grid:
             pictures.append(grid_rows(*(t[:8] for t in (x, fake, truth))))
     if args.grid:

@@ -160,7 +160,10 @@ def test_counterfactual_regions_splits_the_error(tiny_model: Path, tmp_path: Pat
     grid = tmp_path / "regions.png"
     cmd = [sys.executable, str(BENCH / "counterfactual_regions.py"), str(tiny_model)]
     proc = subprocess.run(
-        [*cmd, "--n", "16", "--grid", str(grid)], capture_output=True, text=True, timeout=300
+        [*cmd, "--n", "16", "--grid", str(grid), "--by-source"],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -170,6 +173,10 @@ def test_counterfactual_regions_splits_the_error(tiny_model: Path, tmp_path: Pat
     pooled = share * result["Black_Hair_mse_changed"] + (1 - share) * result["Black_Hair_mse_rest"]
     assert abs(10 * math.log10(255**2 / pooled) - result["Black_Hair_psnr"]) < 0.05
     assert grid.stat().st_size > 0
+    # --by-source: every changed input in one group; black hair is never a source of black
+    sources = {k: v for k, v in result.items() if k.startswith("Black_Hair_n_from_")}
+    assert sum(sources.values()) == result["Black_Hair_n"]
+    assert sources and not any(k.endswith(("from_black", "from_black_old")) for k in sources)
 
 
 def test_joint_vs_single_trains_both_and_scores_the_wrong_mask(tmp_path: Path) -> None:

@@ -340,10 +340,13 @@ def test_label_differences_where_measured() -> None:
 
 
 def test_demo_trains_on_mixed_targets_and_fits_its_budget() -> None:
-    """The demo: half its training targets single changes, lambda_rec 10, 5,000 iterations
-    (docs/quality.md); every other preset keeps the paper's permuted targets."""
+    """The demo: half its training targets single changes, lambda_rec 10, a G step every 3rd
+    of 10,000 iterations, the second half decayed (docs/quality.md); every other preset
+    keeps the paper's permuted targets."""
     demo = get_preset("demo")
-    assert (demo.train.targets, demo.loss.lambda_rec, demo.train.num_iters) == ("mixed", 10.0, 5000)
+    got = (demo.train.targets, demo.loss.lambda_rec, demo.train.num_iters, demo.optim.n_critic)
+    assert got == ("mixed", 10.0, 10000, 3)
+    assert demo.train.num_iters_decay == demo.train.num_iters // 2
     others = ("faces-v1", "celeba-v1", "celeba-rafd-v1", "faces-joint-v1", "celeba-bundled-v1")
     for name in others:
         assert get_preset(name).train.targets == "permute", name

@@ -164,7 +164,8 @@ def train(
     the change c_trg - c_org instead of the target, model.g_condition=difference
     (STGAN; translate and serve then read the input's labels with D_cls); the demo
     trains half its targets as single changes (train.targets=mixed; paper: permute) with
-    loss.lambda_rec=10. The paper presets keep the paper's G and losses; other options of
+    loss.lambda_rec=10 and a G step every 3rd iteration (optim.n_critic=3; paper: 5).
+    The paper presets keep the paper's G and losses; other options of
     the study: model.g_output=residual, model.g_skip=true, loss.adv=ns-r1,
     loss.lambda_mask_tv, train.targets=single.
     """
