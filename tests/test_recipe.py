@@ -350,6 +350,8 @@ def test_demo_trains_on_mixed_targets_and_fits_its_budget() -> None:
     others = ("faces-v1", "celeba-v1", "celeba-rafd-v1", "faces-joint-v1", "celeba-bundled-v1")
     for name in others:
         assert get_preset(name).train.targets == "permute", name
+    for name in (*others, "celeba-subset-v1", "joint-celeba-ckplus-v1", "ckplus-v1"):
+        assert get_preset(name).optim.n_critic == 5, name
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])

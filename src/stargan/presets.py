@@ -224,11 +224,13 @@ def _ckplus_v1() -> Config:
 def _faces_joint_v1() -> Config:
     """Built-in faces-attr + faces-expr jointly (mask vector), demo-sized at 32 px; the
     recipe as the demo had it before the robust D_cls (ROBUST_CLS), ``g_condition=difference``,
-    lambda_rec 10 and ``train.targets=mixed``: none is measured on joint data yet."""
+    lambda_rec 10, ``train.targets=mixed`` and n_critic 3: none is measured on joint data
+    yet."""
     demo = _demo()
     demo = replace(
         demo,
         model=replace(demo.model, g_condition="target"),
+        optim=replace(demo.optim, n_critic=5),
         loss=replace(
             demo.loss, lambda_rec=30.0, lambda_cls=1.0, lambda_cls_grad=0.0, cls_grad_every=1
         ),
