@@ -28,6 +28,7 @@ import torch
 from _report import print_report
 from stargan.data.builtin import load_builtin, split_labels
 from stargan.data.faces import params_for
+from stargan.evaluate.image_metrics import psnr
 from stargan.evaluate.score import changed_with_truth, translate_batched
 from stargan.images import save_png
 from stargan.translate import Translator
@@ -60,14 +61,9 @@ def measure(x, fake, truth, threshold: int) -> dict[str, float]:
     }
 
 
-def per_image_db(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    mse = (a.float() - b.float()).pow(2).mean((1, 2, 3)).clamp_min(1e-10)
-    return 10 * torch.log10(255**2 / mse)
-
-
 def by_source(groups: list[str], x, fake, truth) -> dict[str, tuple[int, float, float]]:
     """{input group: (n, mean PSNR of the translations, of the unchanged inputs)}."""
-    fake_db, input_db = per_image_db(fake, truth), per_image_db(x, truth)
+    fake_db, input_db = psnr(fake, truth), psnr(x, truth)
     out = {}
     for group in sorted(set(groups)):
         rows = torch.tensor([k for k, g in enumerate(groups) if g == group])
