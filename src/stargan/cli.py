@@ -159,12 +159,12 @@ def train(
     faces-joint-v1) train with the quality recipe (docs/quality.md): model.g_output=mask,
     loss.lambda_mask=0.1, model.g_upsample=resize, optim.g_ema_beta=0.99,
     train.precision=auto; celeba-subset-v1 and demo also loss.lambda_cls=2 and
-    loss.lambda_cls_grad=2 (D_cls made robust to specks of colour; the demo computes
-    that penalty every 4th D step, loss.cls_grad_every=4); both give G
-    the change c_trg - c_org instead of the target, model.g_condition=difference
-    (STGAN; translate and serve then read the input's labels with D_cls); the demo
-    trains half its targets as single changes (train.targets=mixed; paper: permute) with
-    loss.lambda_rec=10 and a G step every 3rd iteration (optim.n_critic=3; paper: 5).
+    loss.lambda_cls_grad=2 computed every 4th D step, loss.cls_grad_every=4 (D_cls made
+    robust to specks of colour); both give G the change c_trg - c_org instead of the
+    target, model.g_condition=difference (STGAN; translate and serve then read the
+    input's labels with D_cls), train half their targets as single changes
+    (train.targets=mixed; paper: permute) with loss.lambda_rec=10 and take a G step
+    every 3rd iteration (optim.n_critic=3; paper: 5).
     The paper presets keep the paper's G and losses; other options of
     the study: model.g_output=residual, model.g_skip=true, loss.adv=ns-r1,
     loss.lambda_mask_tv, train.targets=single.
