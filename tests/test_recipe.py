@@ -356,9 +356,22 @@ def test_demo_trains_on_mixed_targets_and_fits_its_budget() -> None:
 
 
 def test_bundled_preset_still_makes_the_shipped_model() -> None:
-    """celeba-bundled-v1 is the command on the bundled model's card: its schedule stays the
-    one the shipped weights were trained with, whatever the other CelebA presets become."""
+    """celeba-bundled-v1 is the command on the bundled model's card: its network and
+    schedule stay the ones the shipped weights were trained with (read from the shipped
+    config.json), whatever the other CelebA presets become."""
+    import json
+    from dataclasses import asdict
+
+    from stargan.bundled import bundled_root
+
+    shipped = json.loads((bundled_root() / "celeba" / "config.json").read_text())
     cfg = get_preset("celeba-bundled-v1")
+    assert asdict(replace(cfg.model, c_dim=shipped["model"]["c_dim"])) == shipped["model"]
+    assert shipped["run_name"] == cfg.name
+    assert (cfg.train.num_iters, cfg.train.num_iters // cfg.optim.n_critic) == (
+        shipped["step"],
+        shipped["g_updates"],
+    )
     train = (cfg.train.num_iters, cfg.train.num_iters_decay, cfg.train.targets)
     assert train == (18000, 9000, "permute")
     assert (cfg.optim.n_critic, cfg.optim.g_lr, cfg.model.image_size) == (5, 2e-4, 64)
