@@ -184,3 +184,90 @@ def test_a_wrong_mask_keeps_the_targets_dataset_as_the_source() -> None:
     assert torch.equal(named, labels)
     assert named[:, -2:].tolist() == [[1.0, 0.0]] * 3  # the wrong mask reaches G
     assert named[:, :2].abs().sum() == 0  # the attributes: no change asked
+
+
+# ------------------------------------------------ strength: the change scaled at test time
+def test_label_input_scales_the_change_not_the_mask() -> None:
+    c_org = torch.tensor([[0.0, 1.0, 0.0, 0.0, 1.0, 0.0]])
+    c_trg = torch.tensor([[1.0, 0.0, 0.0, 0.0, 1.0, 0.0]])
+    change = label_input(c_trg, c_org, "difference", mask_dim=2, strength=1.5)
+    assert torch.equal(change, torch.tensor([[1.5, -1.5, 0.0, 0.0, 1.0, 0.0]]))
+    assert torch.equal(label_input(c_trg, c_org, "target", strength=1.5), c_trg)
+
+
+def test_strength_scales_what_translate_gives_g(diff_model: Path) -> None:
+    tr = Translator.from_pretrained(diff_model)
+    x = tr.preprocess(torch.randint(0, 256, (2, 3, 16, 16), dtype=torch.uint8))
+    c_org = torch.zeros(2, tr.layout.dim)
+    c_trg = c_org.clone()
+    c_trg[:, tr.spec.index("Male")] = 1.0
+    assert tr.strength == 1.0
+    tr.strength = 2.0
+    torch.testing.assert_close(tr.apply(x, "Male=1", c_org), tr.G(x, 2.0 * (c_trg - c_org)))
+    assert not torch.allclose(tr.apply(x, "Male=1", c_org), tr.G(x, c_trg - c_org))
+    assert tr.describe().endswith("; strength 2")
+    for bad in (0.0, -1.0, float("nan"), 4.5):
+        with pytest.raises(StarGANError, match="must be above 0"):
+            tr.strength = bad
+    assert tr.strength == 2.0  # a refused value leaves the last one
+
+
+def test_strength_is_refused_for_a_target_conditioned_g(tiny_model: Path) -> None:
+    tr = Translator.from_pretrained(tiny_model)
+    assert tr.model_cfg.g_condition == "target"
+    tr.strength = 1.0  # as trained: always fine
+    with pytest.raises(StarGANError, match="only a model trained with model.g_condition"):
+        tr.strength = 1.5
+
+
+def test_cli_strength_in_translate_and_eval_refused_by_target_models(
+    diff_model: Path, tiny_model: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    from PIL import Image
+
+    from stargan.cli import main
+    from stargan.data.faces import params_for, render
+
+    photo = tmp_path / "face.png"
+    Image.fromarray(render(params_for(0, "test", 3), 16)).save(photo)
+
+    def cli(*args) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["stargan", *map(str, args)])
+        with pytest.raises(SystemExit) as exit_info:
+            main()
+        out, err = capsys.readouterr()
+        return exit_info.value.code, out, err
+
+    outputs = {}
+    for strength in (1, 2):
+        folder = tmp_path / f"out{strength}"
+        args = ["--from", "Male=0", "--to", "Male=1", "-o", folder, "--strength", strength]
+        code, out, err = cli("translate", diff_model, photo, *args)
+        assert code == 0, err
+        outputs[strength] = next(folder.glob("face_*.png")).read_bytes()
+    assert outputs[1] != outputs[2]
+    assert "strength 2" in out
+    code, out, err = cli(
+        "translate", tiny_model, photo, "--to", "Male=1", "-o", tmp_path / "t", "--strength", 1.5
+    )
+    assert code == 2 and "model.g_condition=difference" in err and not (tmp_path / "t").exists()
+    code, out, err = cli(
+        "translate", diff_model, photo, "--to", "Male=1", "-o", tmp_path / "z", "--strength", 0
+    )
+    assert code == 2 and "--strength" in err
+    psnr = {}
+    for strength in (1, 1.5):
+        folder = tmp_path / f"eval{strength}"
+        args = ["--metrics", "reconstruction", "--n", 8, "-o", folder, "--strength", strength]
+        code, out, err = cli("eval", diff_model, *args)
+        assert code == 0, err
+        record = json.loads((folder / "metrics.jsonl").read_text().splitlines()[0])
+        assert record.get("strength", 1) == strength
+        psnr[strength] = record["summary"]["rec_psnr"]
+    assert psnr[1] != psnr[1.5]  # G got the scaled change
+    args = ["--metrics", "reconstruction", "-o", tmp_path / "e", "--strength", 1.5]
+    code, out, err = cli("eval", diff_model, tiny_model, *args)
+    assert code == 2 and "model.g_condition=difference" in err  # before any model ran
+    assert not (tmp_path / "e").exists()
+    code, out, err = cli("score", tiny_model, "--n", 8, "--strength", 1.5, "--quiet")
+    assert code == 2 and "model.g_condition=difference" in err

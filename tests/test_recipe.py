@@ -314,6 +314,7 @@ def test_paper_presets_keep_the_paper_recipe() -> None:
         cfg = get_preset(name)
         m = cfg.model
         assert (m.g_skip, m.g_output, m.g_upsample) == (False, "image", "deconv"), name
+        assert not m.g_cond_norm, name
         assert (cfg.loss.adv, cfg.optim.n_critic, cfg.optim.g_ema_beta) == ("wgan-gp", 5, 0.0)
         assert (cfg.loss.lambda_cls, cfg.loss.lambda_cls_grad) == (1.0, 0.0), name
 
@@ -322,7 +323,7 @@ def test_cpu_presets_make_d_cls_robust() -> None:
     """celeba-subset-v1, the bundled model's preset and demo: the recipe, with D_cls's input
     gradient penalised lazily (every 4th D step) and the classification loss doubled
     (docs/quality.md)."""
-    for name in ("celeba-subset-v1", "celeba-bundled-v1", "demo"):
+    for name in ("celeba-subset-v1", "celeba-bundled-v1", "demo", "faces-joint-v1"):
         cfg = get_preset(name)
         assert (cfg.model.g_output, cfg.optim.g_ema_beta) == ("mask", 0.99), name
         loss = cfg.loss
@@ -332,10 +333,10 @@ def test_cpu_presets_make_d_cls_robust() -> None:
 def test_label_differences_where_measured() -> None:
     """celeba-subset-v1, the bundled model's preset and demo tell G the change (measured
     better, docs/quality.md); the paper presets and the unmeasured ones keep target labels."""
-    for name in ("celeba-subset-v1", "celeba-bundled-v1", "demo"):
+    for name in ("celeba-subset-v1", "celeba-bundled-v1", "demo", "faces-joint-v1"):
         assert get_preset(name).model.g_condition == "difference", name
     paper = ("faces-v1", "celeba-v1", "celeba-rafd-v1", "faces-expr-v1")
-    for name in (*paper, "tiny", "faces-joint-v1", "joint-celeba-ckplus-v1", "ckplus-v1"):
+    for name in (*paper, "tiny", "joint-celeba-ckplus-v1", "ckplus-v1"):
         assert get_preset(name).model.g_condition == "target", name
 
 
@@ -343,12 +344,12 @@ def test_demo_trains_on_mixed_targets_and_fits_its_budget() -> None:
     """The demo and celeba-subset-v1: half their training targets single changes, lambda_rec
     10, a G step every 3rd iteration, the second half decayed (docs/quality.md); every
     other preset keeps the paper's permuted targets and n_critic 5."""
-    for name, iters in (("demo", 10000), ("celeba-subset-v1", 18000)):
+    for name, iters in (("demo", 10000), ("celeba-subset-v1", 18000), ("faces-joint-v1", 16000)):
         cfg = get_preset(name)
         got = (cfg.train.targets, cfg.loss.lambda_rec, cfg.train.num_iters, cfg.optim.n_critic)
         assert got == ("mixed", 10.0, iters, 3), name
         assert cfg.train.num_iters_decay == cfg.train.num_iters // 2, name
-    others = ("faces-v1", "celeba-v1", "celeba-rafd-v1", "faces-joint-v1", "celeba-bundled-v1")
+    others = ("faces-v1", "celeba-v1", "celeba-rafd-v1", "celeba-bundled-v1")
     for name in others:
         assert get_preset(name).train.targets == "permute", name
     for name in (*others, "joint-celeba-ckplus-v1", "ckplus-v1"):
@@ -366,7 +367,12 @@ def test_bundled_preset_still_makes_the_shipped_model() -> None:
 
     shipped = json.loads((bundled_root() / "celeba" / "config.json").read_text())
     cfg = get_preset("celeba-bundled-v1")
-    assert asdict(replace(cfg.model, c_dim=shipped["model"]["c_dim"])) == shipped["model"]
+    model = asdict(replace(cfg.model, c_dim=shipped["model"]["c_dim"]))
+    assert {k: v for k, v in model.items() if k in shipped["model"]} == shipped["model"]
+    newer = asdict(ModelConfig())  # options added since: at the value the model was made with
+    assert {k: v for k, v in model.items() if k not in shipped["model"]} == {
+        k: newer[k] for k in model if k not in shipped["model"]
+    }
     assert shipped["run_name"] == cfg.name
     assert (cfg.train.num_iters, cfg.train.num_iters // cfg.optim.n_critic) == (
         shipped["step"],

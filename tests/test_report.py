@@ -224,6 +224,17 @@ def test_rerun_supersedes_and_other_data_gets_its_own_rows(tmp_path: Path) -> No
     assert "1 earlier record(s)" in text and "90.0%" not in text
 
 
+def test_another_strength_is_another_model_not_a_rerun(tmp_path: Path) -> None:
+    plain = _classification("/runs/a/final", 0.2, "2026-12-01T19:00:00+00:00")
+    strong = _classification("/runs/a/final", 0.3, "2026-12-01T20:00:00+00:00")
+    strong["strength"] = 1.5
+    md, _ = write_report([plain, strong], tmp_path)
+    text = md.read_text(encoding="utf-8")
+    header = _cells(_md_section(text, "Summary")[0])
+    assert header[1:] == ["final", "final @ strength 1.5"]
+    assert "20.0%" in text and "30.0%" in text and "earlier record" not in text
+
+
 def test_bad_tables_are_reported(tmp_path: Path) -> None:
     rec = _classification("/m", 0.1, "t")
     rec["tables"][0]["format"] = "percentage"

@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from stargan.atomic import write_text
-from stargan.config import INFERENCE_PRECISIONS, PRECISIONS
+from stargan.config import INFERENCE_PRECISIONS, MAX_STRENGTH, PRECISIONS
 from stargan.cyclegan_cli import cyclegan as cyclegan_group
 from stargan.errors import StarGANError
 from stargan.presets import PRESETS, get_preset
@@ -28,6 +28,16 @@ precision_option = click.option(
     help="The generator's arithmetic. auto: bf16 where this CPU or GPU computes it natively "
     "(AVX512-BF16, AMX, bf16 GPUs) and its output stays within 35 dB PSNR of fp32's (checked "
     "once, on the first image), else fp32.",
+)
+strength_option = click.option(
+    "--strength",
+    type=click.FloatRange(0.0, MAX_STRENGTH, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Scale of the change G is given (models trained with model.g_condition=difference, "
+    "e.g. the bundled celeba): STRENGTH x (c_trg - c_org), AttGAN's and STGAN's test-time "
+    "intensity. Measured on celeba-subset-v1: 1.5 carries fewer targets than 1 "
+    "(docs/quality.md).",
 )
 SET_HELP = "Override a config value, e.g. --set train.num_iters=1000 (repeatable)."
 # Where bundled models are looked up instead of the package's own folder (tests, packagers);
@@ -158,16 +168,17 @@ def train(
     The CPU presets (demo, celeba-subset-v1, ckplus-v1, joint-celeba-ckplus-v1,
     faces-joint-v1) train with the quality recipe (docs/quality.md): model.g_output=mask,
     loss.lambda_mask=0.1, model.g_upsample=resize, optim.g_ema_beta=0.99,
-    train.precision=auto; celeba-subset-v1 and demo also loss.lambda_cls=2 and
-    loss.lambda_cls_grad=2 computed every 4th D step, loss.cls_grad_every=4 (D_cls made
-    robust to specks of colour); both give G the change c_trg - c_org instead of the
-    target, model.g_condition=difference (STGAN; translate and serve then read the
-    input's labels with D_cls), train half their targets as single changes
+    train.precision=auto; celeba-subset-v1, demo and faces-joint-v1 also
+    loss.lambda_cls=2 and loss.lambda_cls_grad=2 computed every 4th D step,
+    loss.cls_grad_every=4 (D_cls made robust to specks of colour); all three give G the
+    change c_trg - c_org instead of the target, model.g_condition=difference (STGAN;
+    translate and serve then read the input's labels with D_cls), train half their
+    targets as single changes
     (train.targets=mixed; paper: permute) with loss.lambda_rec=10 and take a G step
     every 3rd iteration (optim.n_critic=3; paper: 5).
     The paper presets keep the paper's G and losses; other options of
     the study: model.g_output=residual, model.g_skip=true, loss.adv=ns-r1,
-    loss.lambda_mask_tv, train.targets=single.
+    loss.lambda_mask_tv, train.targets=single, model.g_cond_norm=true.
     """
     from stargan.config import apply_overrides
     from stargan.data import summarize
@@ -450,6 +461,7 @@ def _names(text: str, flag: str) -> list[str]:
     "images). Outputs close to, not equal to, float32's.",
 )
 @precision_option
+@strength_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def translate(
     model: str,
@@ -468,6 +480,7 @@ def translate(
     paste_back: bool,
     int8: bool,
     precision: str,
+    strength: float,
     quiet: bool,
 ) -> None:
     """Translate images or folders of images with an exported model (a folder, or a
@@ -507,6 +520,7 @@ def translate(
         int8=int8,
         log=click.echo,
         precision=precision,
+        strength=strength,
     )
     if failed and not done:
         raise StarGANError(f"none of the {failed} input(s) could be translated (see above)")
@@ -659,6 +673,7 @@ FROM_HELP = (
 )
 @click.option("--from", "source", default=None, metavar="ATTR=VAL[,...]", help=FROM_HELP)
 @precision_option
+@strength_option
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def score(
     model: str,
@@ -667,6 +682,7 @@ def score(
     changes: str,
     source: str | None,
     precision: str,
+    strength: float,
     quiet: bool,
 ) -> None:
     """Quick counterfactual scores of a model trained on built-in faces: its translations
@@ -683,7 +699,10 @@ def score(
     from stargan.translate import Translator
 
     tr = Translator.from_pretrained(_model(model), precision=precision)
+    tr.strength = strength
     result = score_model(tr, n_test, progress=not quiet, changes=changes, source=source)
+    if strength != 1.0:
+        result["strength"] = strength
     click.echo(format_table(result))
     if json_path:
         _write_json(Path(json_path), result)
@@ -749,6 +768,7 @@ class MetricsOption(click.Option):
 @click.option("--batch-size", type=click.IntRange(1, 4096), default=50)
 @click.option("--device", default="cpu", help="cpu, cuda or cuda:N.")
 @precision_option
+@strength_option
 @click.option(
     "-o",
     "--out",
@@ -771,6 +791,7 @@ def evaluate(
     batch_size,
     device,
     precision,
+    strength,
     out,
     quiet,
 ) -> None:
@@ -813,6 +834,7 @@ def evaluate(
         device,
         log=click.echo,
         precision=precision,
+        strength=strength,
     )
     click.echo(format_summary(records))
     if html:

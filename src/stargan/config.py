@@ -33,6 +33,11 @@ ADV_LOSSES = ("wgan-gp", "ns-r1")  # v1 adversarial loss (losses/v1.py)
 RESIZE_FILTERS = ("bicubic", "bilinear")
 
 
+# Translator.strength's bound: AttGAN and STGAN edit at up to 2x the trained change; a
+# bound on what is accepted, not a measured limit (docs/quality.md measured 1.5 worse).
+MAX_STRENGTH = 4.0
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """The networks. ``arch``: ``v1`` (StarGAN, paper Tables 4-5) or ``v2`` (StarGAN v2,
@@ -50,7 +55,10 @@ class ModelConfig:
     (``target``, the paper) or their ``difference`` from the input's own, c_trg - c_org
     (STGAN, Liu et al. 2019): zero means "keep", and the cycle's second pass is told
     exactly what to undo; inference then needs the input's labels (given, or D_cls's
-    estimate). The paper: false, image, deconv, target.
+    estimate). ``g_cond_norm`` (v1): the label also sets the scale and bias after each of
+    G's instance norms (conditional instance norm, Dumoulin et al. 2017; FiLM), since an
+    instance norm right after the first conv removes most of what a label tiled over the
+    image adds there. The paper: false, image, deconv, target, false.
     v2 only: ``latent_dim`` (z), ``style_dim`` (s), ``mapping_dim`` (F's hidden width),
     ``max_conv_dim``, ``base_dim`` (width after the first conv; 0: the official
     2**14 / image_size), ``w_hpf`` (high-pass skips, CelebA-HQ: 1; needs ``fan_path``,
@@ -69,6 +77,7 @@ class ModelConfig:
     g_output: str = "image"
     g_upsample: str = "deconv"
     g_condition: str = "target"
+    g_cond_norm: bool = False
     latent_dim: int = 16
     style_dim: int = 64
     mapping_dim: int = 512
@@ -352,9 +361,11 @@ def _check_v2(cfg: Config) -> None:
         raise StarGANError("v2 trains on one dataset (joint datasets are a v1 feature)")
     v1_recipe = m.g_skip or m.g_output != "image" or m.g_upsample != "deconv"
     v1_recipe = v1_recipe or m.g_condition != "target" or cfg.train.targets != "permute"
+    v1_recipe = v1_recipe or m.g_cond_norm
     if v1_recipe or loss.adv != "wgan-gp" or o.g_ema_beta or loss.lambda_cls_grad:
         raise StarGANError(
-            "model.g_skip, g_output, g_upsample, g_condition, loss.adv, loss.lambda_cls_grad, "
+            "model.g_skip, g_output, g_upsample, g_condition, g_cond_norm, loss.adv, "
+            "loss.lambda_cls_grad, "
             "optim.g_ema_beta and train.targets are StarGAN v1 options (v2 has its own skips, "
             "losses, EMA and target domains)"
         )

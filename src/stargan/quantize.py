@@ -144,7 +144,7 @@ class Int8Generator(nn.Module):
         if not getattr(G, "is_paper", True):  # anything else fails the layer check below
             raise StarGANError(
                 "int8 covers the paper's generator only, not one with model.g_skip, "
-                "g_output or g_upsample (the quality recipe): translate in float"
+                "g_output, g_upsample or g_cond_norm (the quality recipe): translate in float"
             )
         layers = list(getattr(G, "main", []))
         n_res = sum(isinstance(m, ResidualBlock) for m in layers)

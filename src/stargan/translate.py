@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from stargan.atomic import write_text
-from stargan.config import G_CONDITIONS, ModelConfig, from_dict
+from stargan.config import G_CONDITIONS, MAX_STRENGTH, ModelConfig, from_dict
 from stargan.data.joint import LabelLayout
 from stargan.data.labels import LabelSpec, parse_pairs
 from stargan.errors import StarGANError
@@ -56,7 +56,11 @@ class Translator:
 
     ``precision``: G's arithmetic, ``fp32``, ``bf16`` (autocast) or ``auto``
     (:mod:`stargan.inference_precision`: bf16 where native and within 35 dB of fp32);
-    D (label estimates) always runs in fp32."""
+    D (label estimates) always runs in fp32.
+
+    ``strength``: how hard a difference-conditioned G (``model.g_condition=difference``)
+    pushes the change: G gets ``strength * (c_trg - c_org)`` (AttGAN's and STGAN's
+    test-time intensity); 1, as trained, by default."""
 
     def __init__(
         self,
@@ -75,6 +79,29 @@ class Translator:
         self.meta = dict(meta or {})
         self.crop = int(self.meta.get("crop", 0))
         self.resize_filter = model_resize_filter(self.meta)
+        self._strength = 1.0
+
+    @property
+    def strength(self) -> float:
+        """The scale of G's label difference (1: as trained); see the class docstring."""
+        return self._strength
+
+    @strength.setter
+    def strength(self, value: float) -> None:
+        if not 0.0 < float(value) <= MAX_STRENGTH:  # also refuses nan
+            raise StarGANError(f"strength {value}: must be above 0 and at most {MAX_STRENGTH:g}")
+        if self.int8 and float(value) != self._strength:
+            raise StarGANError(
+                "this translator's int8 G was calibrated at strength "
+                f"{self._strength:g}: set the strength before quantize()"
+            )
+        if float(value) != 1.0 and self.model_cfg.g_condition != "difference":
+            raise StarGANError(
+                "strength scales the change c_trg - c_org, which only a model trained with "
+                f"model.g_condition=difference is given; this one was trained with "
+                f"{self.model_cfg.g_condition!r}"
+            )
+        self._strength = float(value)
 
     @property
     def spec(self) -> LabelSpec:
@@ -91,8 +118,9 @@ class Translator:
 
     def describe(self) -> str:
         """One line: what the model was trained on and at what size
-        (:func:`stargan.model_folder.describe_model`)."""
-        return describe_model(self.meta, self.image_size)
+        (:func:`stargan.model_folder.describe_model`), and the strength when not 1."""
+        line = describe_model(self.meta, self.image_size)
+        return line if self._strength == 1.0 else f"{line}; strength {self._strength:g}"
 
     @property
     def int8(self) -> bool:
@@ -247,7 +275,7 @@ class Translator:
         """G's label input (models/v1.label_input): the targets, or their difference from
         the inputs' own labels."""
         m = self.model_cfg
-        return label_input(c_trg, c_org, m.g_condition, m.mask_dim)
+        return label_input(c_trg, c_org, m.g_condition, m.mask_dim, self._strength)
 
     @torch.no_grad()
     def generate(

@@ -80,6 +80,7 @@ def translate_files(
     int8: bool = False,
     log=lambda text: None,
     precision: str = "auto",
+    strength: float = 1.0,
 ) -> tuple[int, int]:
     """Translate every readable input; returns (translated, failed). Unreadable inputs (and,
     with several inputs, photos where ``alignment`` finds no face) are reported one line each
@@ -87,6 +88,7 @@ def translate_files(
     if int8:
         require_int8(device, model)  # v1 folder, CPU, VNNI: one error before any loading
     tr = Translator.from_pretrained(model, device=check_device(device), precision=precision)
+    tr.strength = strength  # a model that cannot take it: one error before any work
     targets = _checked(tr, request)  # unknown or mixed domains: one error before any work
     created = not out.exists()
     ensure_writable(out)

@@ -82,6 +82,9 @@ def evaluate_model(
 
 def _header(ctx: EvalContext, name: str, elapsed: float) -> dict[str, Any]:
     source = {"source": ctx.settings.source} if ctx.settings.source else {}
+    strength = getattr(ctx.tr, "strength", 1.0)
+    if strength != 1.0:
+        source["strength"] = strength
     return source | {
         "metric": name,
         "model": str(ctx.model_path.resolve()),

@@ -106,19 +106,26 @@ def _sections(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for rec in records:
         if not isinstance(rec, dict) or "metric" not in rec or "model" not in rec:
             raise StarGANError("a metric record needs 'metric' and 'model'")
-        latest[(str(rec["metric"]), str(rec["model"]), _data_text(rec))] = rec
-    names = _short_names([str(rec["model"]) for rec in latest.values()])
+        latest[(str(rec["metric"]), _model_id(rec), _data_text(rec))] = rec
+    names = _short_names([_model_id(rec) for rec in latest.values()])
     labels = _labels(list(latest.values()))
     return [
         {
             "record": rec,
-            "model": str(rec["model"]),
-            "name": names[str(rec["model"])],
+            "model": _model_id(rec),
+            "name": names[_model_id(rec)],
             "label": label,
             "tables": [_checked(t, label) for t in rec.get("tables") or []],
         }
         for rec, label in zip(latest.values(), labels, strict=True)
     ]
+
+
+def _model_id(rec: dict[str, Any]) -> str:
+    """The model's path, with the test-time strength it ran at when not 1 (``--strength``):
+    the same weights at another strength are another model to compare."""
+    strength = rec.get("strength", 1.0)
+    return str(rec["model"]) + ("" if strength == 1.0 else f" @ strength {strength:g}")
 
 
 def _data_text(rec: dict[str, Any]) -> str:

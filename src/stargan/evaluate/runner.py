@@ -15,6 +15,8 @@ from stargan.errors import StarGANError
 from stargan.evaluate.metrics import EvalContext, EvalSettings, source_configs
 from stargan.evaluate.registry import evaluate_model, parse_metrics
 from stargan.loading import load_model
+from stargan.model_folder import V1_KIND, declared_kind
+from stargan.translate import read_model_config
 
 AUTO = ("counterfactual", "classification", "reconstruction", "diversity", "params", "speed")
 
@@ -34,14 +36,21 @@ def run_eval(
     device: str = "cpu",
     log: Callable[[str], None] = print,
     precision: str = "auto",
+    strength: float = 1.0,
 ) -> tuple[list[dict[str, Any]], Path | None]:
-    """Evaluate each model; returns this call's records and the HTML report's path."""
+    """Evaluate each model; returns this call's records and the HTML report's path.
+    ``strength``: a v1 difference-conditioned G's change scale (``Translator.strength``)."""
     from stargan.evaluate.report import read_records, write_report
 
+    if strength != 1.0:  # one error before any work
+        for model in models:
+            _check_strength(model, strength)
     _check_out_dir(out_dir)
     records = []
     for model in models:
         tr = load_model(model, device, precision)
+        if strength != 1.0:
+            tr.strength = strength
         ctx = EvalContext(model, tr, source_configs(tr, data_args), settings, out_dir)
         log(f"== {model}")
         records += evaluate_model(ctx, metric_names, log)
@@ -49,6 +58,18 @@ def run_eval(
         return records, None
     _, html = write_report(read_records(out_dir / "metrics.jsonl"), out_dir)
     return records, html
+
+
+def _check_strength(model: Path, strength: float) -> None:
+    """``--strength`` needs a v1 model told the label difference (``Translator.strength``)."""
+    if (declared_kind(model) or V1_KIND) != V1_KIND:
+        raise StarGANError(f"{model}: --strength is for StarGAN (v1) models")
+    condition = read_model_config(model)["model"].get("g_condition", "target")
+    if condition != "difference":
+        raise StarGANError(
+            f"{model}: --strength {strength:g} scales the change c_trg - c_org, which only a "
+            f"model trained with model.g_condition=difference is given (this one: {condition!r})"
+        )
 
 
 def _check_out_dir(out_dir: Path) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -49,6 +52,65 @@ class ResidualBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.main(x)
+
+
+class CondInstanceNorm(nn.Module):
+    """Instance norm whose scale and bias also depend on the label c (conditional instance
+    norm, Dumoulin et al. 2017; FiLM, Perez et al. 2018): ``IN(h) * (1 + gamma(c)) +
+    beta(c)``, gamma and beta linear in c and zero at start (the plain instance norm)."""
+
+    def __init__(self, channels: int, c_dim: int) -> None:
+        super().__init__()
+        self.norm = instance_norm(channels)
+        self.film = nn.Linear(c_dim, 2 * channels)
+        nn.init.zeros_(self.film.weight)
+        nn.init.zeros_(self.film.bias)
+
+    def forward(self, h: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        gamma, beta = self.film(c.to(h.dtype)).unsqueeze(-1).unsqueeze(-1).chunk(2, dim=1)
+        return self.norm(h) * (1 + gamma) + beta
+
+
+class CondResidualBlock(nn.Module):
+    """``ResidualBlock`` with conditional instance norms."""
+
+    def __init__(self, channels: int, c_dim: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, 1, 1, bias=False)
+        self.norm1 = CondInstanceNorm(channels, c_dim)
+        self.conv2 = nn.Conv2d(channels, channels, 3, 1, 1, bias=False)
+        self.norm2 = CondInstanceNorm(channels, c_dim)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.norm1(self.conv1(x), c))
+        return x + self.norm2(self.conv2(h), c)
+
+
+class LabelFree(nn.Module):
+    """A layer that does not use the label, called as the conditional ones: ``(h, c)``."""
+
+    def __init__(self, layer: nn.Module) -> None:
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, h: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return self.layer(h)
+
+
+class CondSequential(nn.Sequential):
+    """``nn.Sequential`` of layers called as ``layer(h, c)`` (``LabelFree`` wraps the others)."""
+
+    def __init__(self, *layers: Any) -> None:
+        if len(layers) == 1 and isinstance(layers[0], OrderedDict):  # a slice: already wrapped
+            super().__init__(layers[0])
+            return
+        conditioned = (CondInstanceNorm, CondResidualBlock, LabelFree)
+        super().__init__(*(m if isinstance(m, conditioned) else LabelFree(m) for m in layers))
+
+    def forward(self, h: torch.Tensor, c: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        for layer in self:
+            h = layer(h, c)
+        return h
 
 
 class LeakyReLU(nn.LeakyReLU):

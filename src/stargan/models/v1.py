@@ -11,6 +11,9 @@ from torch import nn
 
 from stargan.config import G_CONDITIONS, G_OUTPUTS, G_UPSAMPLES, ModelConfig
 from stargan.models.layers import (
+    CondInstanceNorm,
+    CondResidualBlock,
+    CondSequential,
     Conv2d,
     LeakyReLU,
     ResidualBlock,
@@ -38,7 +41,14 @@ class Generator(nn.Module):
     ``upsample``: ``deconv`` (paper: 4x4 stride-2 transposed convs) or ``resize``
     (nearest-neighbour x2, then a 3x3 conv: no checkerboard pattern from uneven kernel
     overlap; Odena et al., Distill 2016).
+
+    ``cond_norm``: every instance norm's scale and bias also depend on the label input
+    (``CondInstanceNorm``; zero at start, so G starts as the paper's). The tiled label
+    enters the first conv only, whose instance norm subtracts each channel's spatial
+    mean: a constant channel survives there only through the zero padding at the border.
     """
+
+    __constants__ = ["skip", "cond_norm"]  # TorchScript: compile the taken branch only
 
     def __init__(
         self,
@@ -48,36 +58,40 @@ class Generator(nn.Module):
         skip: bool = False,
         output: str = "image",
         upsample: str = "deconv",
+        cond_norm: bool = False,
     ) -> None:
         super().__init__()
         if output not in G_OUTPUTS or upsample not in G_UPSAMPLES:
             raise ValueError(f"output {output!r} / upsample {upsample!r}: unknown")
         self.c_dim, self.skip, self.output, self.upsample = c_dim, skip, output, upsample
+        self.cond_norm = cond_norm
+
+        def norm(channels: int) -> nn.Module:
+            return CondInstanceNorm(channels, c_dim) if cond_norm else instance_norm(channels)
+
         layers: list[nn.Module] = [
             nn.Conv2d(3 + c_dim, conv_dim, 7, 1, 3, bias=False),
-            instance_norm(conv_dim),
+            norm(conv_dim),
             nn.ReLU(inplace=True),
         ]
         ch = conv_dim
         for _ in range(2):  # down-sampling
-            layers += [
-                nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=False),
-                instance_norm(ch * 2),
-                nn.ReLU(inplace=True),
-            ]
+            layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=False), norm(ch * 2)]
+            layers += [nn.ReLU(inplace=True)]
             ch *= 2
-        layers += [ResidualBlock(ch) for _ in range(repeat_num)]  # bottleneck
+        block = (lambda: CondResidualBlock(ch, c_dim)) if cond_norm else (lambda: ResidualBlock(ch))
+        layers += [block() for _ in range(repeat_num)]  # bottleneck
         up_relus = []
         for _ in range(2):  # up-sampling
             layers += _up_conv(ch, ch // 2, upsample)
-            layers += [instance_norm(ch // 2), nn.ReLU(inplace=True)]
+            layers += [norm(ch // 2), nn.ReLU(inplace=True)]
             up_relus.append(len(layers) - 1)
             ch //= 2
         out_ch = 4 if output == "mask" else 3
         layers += [nn.Conv2d(ch, out_ch, 7, 1, 3, bias=False)]
         if output == "image":
             layers += [nn.Tanh()]
-        self.main = nn.Sequential(*layers)
+        self.main = (CondSequential if cond_norm else nn.Sequential)(*layers)
         if output == "residual":  # start as the identity: G(x, c) = x
             nn.init.zeros_(layers[-1].weight)
         # skip: the maps after the stem's ReLU (index 2, full size) and after the first
@@ -87,7 +101,8 @@ class Generator(nn.Module):
     @property
     def is_paper(self) -> bool:
         """Whether this is the paper's network (no option of the quality recipe)."""
-        return not self.skip and self.output == "image" and self.upsample == "deconv"
+        plain = not self.skip and not self.cond_norm
+        return plain and self.output == "image" and self.upsample == "deconv"
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         # x: [N, 3, H, W] in [-1, 1]; c: [N, c_dim] target label -> [N, 3, H, W]
@@ -96,7 +111,7 @@ class Generator(nn.Module):
     def outputs(self, x: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(G(x, c), and for output "mask" its mask a [N, 1, H, W], 1 = keep the input)."""
         c_map = c.to(x.dtype)[:, :, None, None].expand(-1, -1, x.size(2), x.size(3))
-        h = self._main(torch.cat([x, c_map], dim=1))
+        h = self._main(torch.cat([x, c_map], dim=1), c)
         if self.output == "image":
             return h, None
         if self.output == "residual":
@@ -104,12 +119,12 @@ class Generator(nn.Module):
         a = torch.sigmoid(h[:, 3:])
         return a * x + (1 - a) * torch.tanh(h[:, :3]), a
 
-    def _main(self, h: torch.Tensor) -> torch.Tensor:
+    def _main(self, h: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         if not self.skip:
-            return self.main(h)
+            return self.main(h, c) if self.cond_norm else self.main(h)
         full, half = h, h
         for i, layer in enumerate(self.main):
-            h = layer(h)
+            h = layer(h, c) if self.cond_norm else layer(h)
             if i == 2:
                 full = h
             elif i == 5:
@@ -167,7 +182,11 @@ class Discriminator(nn.Module):
 
 
 def label_input(
-    c_trg: torch.Tensor, c_org: torch.Tensor | None, condition: str, mask_dim: int = 0
+    c_trg: torch.Tensor,
+    c_org: torch.Tensor | None,
+    condition: str,
+    mask_dim: int = 0,
+    strength: float = 1.0,
 ) -> torch.Tensor:
     """G's label input for target labels ``c_trg`` of inputs whose own labels are ``c_org``
     (both [N, c_dim + mask_dim], encoded as in training).
@@ -177,14 +196,15 @@ def label_input(
     switched on, -1 where it is switched off, 0 where it is kept, so keeping is the
     zero input and the cycle's second pass gets exactly the negated change. The joint
     mask vector (last ``mask_dim`` columns) stays the target's: it says which dataset's
-    labels the rest are."""
+    labels the rest are. ``strength`` scales the difference (AttGAN's and STGAN's test-time
+    intensity, ``test_int``): training uses 1; above 1 pushes the change harder."""
     if condition not in G_CONDITIONS:
         raise ValueError(f"condition {condition!r}: unknown (one of {', '.join(G_CONDITIONS)})")
     if condition == "target":
         return c_trg
     if c_org is None:
         raise ValueError("a difference-conditioned G needs the inputs' own labels c_org")
-    c = c_trg - c_org
+    c = (c_trg - c_org) * strength
     if mask_dim:
         c = torch.cat([c[:, : c.size(1) - mask_dim], c_trg[:, c.size(1) - mask_dim :]], dim=1)
     return c
@@ -199,6 +219,7 @@ def generator(cfg: ModelConfig) -> Generator:
         cfg.g_skip,
         cfg.g_output,
         cfg.g_upsample,
+        cfg.g_cond_norm,
     )
 
 
