@@ -95,12 +95,7 @@ class Translator:
                 "this translator's int8 G was calibrated at strength "
                 f"{self._strength:g}: set the strength before quantize()"
             )
-        if float(value) != 1.0 and self.model_cfg.g_condition != "difference":
-            raise StarGANError(
-                "strength scales the change c_trg - c_org, which only a model trained with "
-                f"model.g_condition=difference is given; this one was trained with "
-                f"{self.model_cfg.g_condition!r}"
-            )
+        check_strength(float(value), self.model_cfg.g_condition)
         self._strength = float(value)
 
     @property
@@ -377,6 +372,15 @@ class Translator:
         joint models, D_cls estimates them."""
         changes = self.layout.changes_with_sources(self.dataset_labels(x, c_org), how)
         return [(name, self.generate(x, c_trg, c_src)) for name, c_src, c_trg in changes]
+
+
+def check_strength(strength: float, g_condition: str) -> None:
+    """A strength other than 1 needs a G told the change (``model.g_condition=difference``)."""
+    if strength != 1.0 and g_condition != "difference":
+        raise StarGANError(
+            "strength scales the change c_trg - c_org, which only a model trained with "
+            f"model.g_condition=difference is given; this one was trained with {g_condition!r}"
+        )
 
 
 def read_model_config(path: Path) -> dict[str, Any]:

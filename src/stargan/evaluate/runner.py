@@ -16,7 +16,7 @@ from stargan.evaluate.metrics import EvalContext, EvalSettings, source_configs
 from stargan.evaluate.registry import evaluate_model, parse_metrics
 from stargan.loading import load_model
 from stargan.model_folder import V1_KIND, declared_kind
-from stargan.translate import read_model_config
+from stargan.translate import check_strength, read_model_config
 
 AUTO = ("counterfactual", "classification", "reconstruction", "diversity", "params", "speed")
 
@@ -64,12 +64,10 @@ def _check_strength(model: Path, strength: float) -> None:
     """``--strength`` needs a v1 model told the label difference (``Translator.strength``)."""
     if (declared_kind(model) or V1_KIND) != V1_KIND:
         raise StarGANError(f"{model}: --strength is for StarGAN (v1) models")
-    condition = read_model_config(model)["model"].get("g_condition", "target")
-    if condition != "difference":
-        raise StarGANError(
-            f"{model}: --strength {strength:g} scales the change c_trg - c_org, which only a "
-            f"model trained with model.g_condition=difference is given (this one: {condition!r})"
-        )
+    try:
+        check_strength(strength, read_model_config(model)["model"].get("g_condition", "target"))
+    except StarGANError as err:
+        raise StarGANError(f"{model}: {err}") from err
 
 
 def _check_out_dir(out_dir: Path) -> None:
