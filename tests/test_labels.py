@@ -148,6 +148,32 @@ def test_single_targets_categorical_pick_another_class() -> None:
         assert (c_trg.argmax(1) != c_org.argmax(1)).all()
 
 
+def _changed_domain_counts(c_org: torch.Tensor, c_trg: torch.Tensor) -> torch.Tensor:
+    """How often each column of CELEBA was the one a single-change target altered."""
+    return (c_trg != c_org).float().sum(0)
+
+
+def test_single_targets_weights_shift_the_draw_towards_a_domain() -> None:
+    c_org = _t([[1, 0, 0, 1, 1]]).repeat(4000, 1)  # black-haired young men: 4 changes each
+    gen = torch.Generator().manual_seed(0)
+    plain = _changed_domain_counts(c_org, CELEBA.single_targets(c_org, gen))
+    gen = torch.Generator().manual_seed(0)
+    weighted = CELEBA.single_targets(c_org, gen, {"Young": 3.0})
+    assert _matches_a_single_change(CELEBA, c_org, weighted)
+    counts = _changed_domain_counts(c_org, weighted)
+    # uniform: each of blond / brown / sex / age 1/4 of rows; Young x3: age 3/6, others 1/6
+    assert abs(plain[4].item() / 4000 - 0.25) < 0.03
+    assert abs(counts[4].item() / 4000 - 0.5) < 0.03
+    assert abs(counts[3].item() / 4000 - 1 / 6) < 0.03
+    # a weight never makes a change a row cannot take (black hair is not a change here)
+    gen = torch.Generator().manual_seed(1)
+    only_black = CELEBA.single_targets(c_org, gen, {"Black_Hair": 100.0})
+    assert (only_black != c_org).any(1).all()
+    assert _matches_a_single_change(CELEBA, c_org, only_black)
+    with pytest.raises(StarGANError, match="unknown domain.*valid: Black_Hair"):
+        CELEBA.single_targets(c_org, gen, {"Old": 2.0})
+
+
 def test_training_targets_modes() -> None:
     c_org = torch.cat([_random_labels(64, 1), _random_labels(64, 2)[:, :2]], dim=1)
     permuted = CELEBA.training_targets(c_org, torch.Generator().manual_seed(3), "permute")

@@ -325,3 +325,22 @@ def test_single_targets_train_g_on_one_domain_changes(tmp_path: Path) -> None:
         prepare_config(get_preset("tiny"), ["train.targets=every"])
     with pytest.raises(StarGANError, match="StarGAN v1 options"):
         prepare_config(get_preset("tiny-v2"), ["train.targets=single"])
+
+
+def test_target_weights_reach_the_trainer_and_are_checked(tmp_path: Path) -> None:
+    sets = ["train.targets=single", "train.target_weights=Young=50, Male=1"]
+    tr = _trainer(prepare_config(get_preset("tiny"), sets), tmp_path / "run")
+    assert tr.target_weights == [{"Young": 50.0, "Male": 1.0}]
+    young = tr.layout.specs[0].index("Young")
+    batches = [tr.make_batch(step)[0] for step in range(4)]
+    changed = torch.cat([b.c_trg != b.c_org for b in batches])  # [rows, domains]
+    assert changed[:, young].float().mean() > 0.8  # 50 to 1 against each other change
+    bad = prepare_config(get_preset("tiny"), ["train.targets=single", "train.target_weights=Old=2"])
+    with pytest.raises(StarGANError, match="unknown domain.*Old.*valid: Black_Hair"):
+        _trainer(bad, tmp_path / "bad")
+    with pytest.raises(StarGANError, match="needs train.targets=single or mixed"):
+        prepare_config(get_preset("tiny"), ["train.target_weights=Young=2"])
+    for entry in ("Young", "Young=0", "Young=-1", "Young=x", "=2", "Young=inf"):
+        with pytest.raises(StarGANError, match="expected NAME=W with W > 0"):
+            sets = ["train.targets=mixed", f"train.target_weights={entry}"]
+            prepare_config(get_preset("tiny"), sets)

@@ -58,7 +58,11 @@ class ModelConfig:
     estimate). ``g_cond_norm`` (v1): the label also sets the scale and bias after each of
     G's instance norms (conditional instance norm, Dumoulin et al. 2017; FiLM), since an
     instance norm right after the first conv removes most of what a label tiled over the
-    image adds there. The paper: false, image, deconv, target, false.
+    image adds there. ``d_domain_heads`` (v1): D_src judges real against fake with one
+    map per label value (label on, label off) and averages the maps an image's labels
+    pick, so each domain has a critic of its own (StarGAN v2's multi-task D; its authors
+    credit it with the global changes, such as age and sex, an auxiliary classifier
+    alone does not push). The paper: false, image, deconv, target, false, false.
     v2 only: ``latent_dim`` (z), ``style_dim`` (s), ``mapping_dim`` (F's hidden width),
     ``max_conv_dim``, ``base_dim`` (width after the first conv; 0: the official
     2**14 / image_size), ``w_hpf`` (high-pass skips, CelebA-HQ: 1; needs ``fan_path``,
@@ -78,6 +82,7 @@ class ModelConfig:
     g_upsample: str = "deconv"
     g_condition: str = "target"
     g_cond_norm: bool = False
+    d_domain_heads: bool = False
     latent_dim: int = 16
     style_dim: int = 64
     mapping_dim: int = 512
@@ -205,7 +210,9 @@ class TrainConfig:
     ``targets`` (StarGAN v1): the target labels G is trained to reach: ``permute``, the
     batch's labels permuted, so most targets change several domains at once (the paper);
     ``single``, one domain changed per image, the translations the paper's figures and our
-    scores ask for; ``mixed``, each image one or the other.
+    scores ask for; ``mixed``, each image one or the other. ``target_weights``
+    (``single`` / ``mixed``): ``NAME=W`` entries, each domain's relative chance of being the
+    one changed (default 1), e.g. ``Young=2,Blond_Hair=2`` for the changes G finds hardest.
     """
 
     batch_size: int = 16
@@ -226,6 +233,7 @@ class TrainConfig:
     compile: bool = False
     tf32: bool = True
     targets: str = "permute"
+    target_weights: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -265,6 +273,12 @@ def validate(cfg: Config) -> Config:
     if t.targets not in TARGET_SAMPLINGS:
         raise StarGANError(
             f"train.targets must be one of {', '.join(TARGET_SAMPLINGS)} (got {t.targets!r})"
+        )
+    parse_target_weights(t.target_weights)
+    if t.target_weights and t.targets == "permute":
+        raise StarGANError(
+            "train.target_weights weighs the single-change targets: it needs train.targets="
+            "single or mixed (got permute)"
         )
     if m.arch == "v2" and (t.compile or t.channels_last):
         raise StarGANError("train.compile and train.channels_last are StarGAN v1 options so far")
@@ -311,6 +325,24 @@ def check_resize_filter(name: object, key: str = "data.resize_filter") -> str:
     if name not in RESIZE_FILTERS:
         raise StarGANError(f"{key} must be one of {', '.join(RESIZE_FILTERS)} (got {name!r})")
     return str(name)
+
+
+def parse_target_weights(entries: tuple[str, ...]) -> dict[str, float]:
+    """``train.target_weights`` as {domain: weight}; each entry ``NAME=W`` with W > 0."""
+    weights: dict[str, float] = {}
+    for entry in entries:
+        name, sep, raw = entry.partition("=")
+        try:
+            weight = float(raw) if sep and name.strip() else float("nan")
+        except ValueError:
+            weight = float("nan")
+        if not weight > 0 or weight == float("inf"):
+            raise StarGANError(
+                f"train.target_weights entry {entry!r}: expected NAME=W with W > 0, "
+                "e.g. Young=2,Blond_Hair=2"
+            )
+        weights[name.strip()] = weight
+    return weights
 
 
 def _check_v1(cfg: Config) -> None:
@@ -361,10 +393,11 @@ def _check_v2(cfg: Config) -> None:
         raise StarGANError("v2 trains on one dataset (joint datasets are a v1 feature)")
     v1_recipe = m.g_skip or m.g_output != "image" or m.g_upsample != "deconv"
     v1_recipe = v1_recipe or m.g_condition != "target" or cfg.train.targets != "permute"
-    v1_recipe = v1_recipe or m.g_cond_norm
+    v1_recipe = v1_recipe or m.g_cond_norm or m.d_domain_heads
     if v1_recipe or loss.adv != "wgan-gp" or o.g_ema_beta or loss.lambda_cls_grad:
         raise StarGANError(
-            "model.g_skip, g_output, g_upsample, g_condition, g_cond_norm, loss.adv, "
+            "model.g_skip, g_output, g_upsample, g_condition, g_cond_norm, d_domain_heads, "
+            "loss.adv, "
             "loss.lambda_cls_grad, "
             "optim.g_ema_beta and train.targets are StarGAN v1 options (v2 has its own skips, "
             "losses, EMA and target domains)"

@@ -39,7 +39,7 @@ from stargan.model_folder import (
     read_config,
     save_weights,
 )
-from stargan.models.v1 import Discriminator, Generator, generator, label_input
+from stargan.models.v1 import Discriminator, Generator, discriminator, generator, label_input
 from stargan.quantize import Int8Generator, calibration_set, quantize_generator, require_int8
 
 FORMAT_VERSION = 2  # the newest this code reads; single-dataset folders are still written as 1
@@ -159,9 +159,7 @@ class Translator:
         load_weights(G, path / "model.safetensors")
         D = None
         if (path / "discriminator.safetensors").exists():
-            D = Discriminator(
-                model_cfg.image_size, model_cfg.c_dim, model_cfg.d_conv_dim, model_cfg.d_repeat_num
-            )
+            D = discriminator(model_cfg)
             load_weights(D, path / "discriminator.safetensors")
         meta = {
             k: v

@@ -83,32 +83,55 @@ class LabelSpec:
             c_trg[:, cols] = _keep_one(c_trg[:, cols], generator)
         return c_trg
 
-    def single_targets(self, c_org: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Training targets that each change one domain of the row, drawn uniformly among the
-        domains whose single change (:meth:`single_changes`) changes that row: the task the
+    def single_targets(
+        self,
+        c_org: torch.Tensor,
+        generator: torch.Generator,
+        weights: dict[str, float] | None = None,
+    ) -> torch.Tensor:
+        """Training targets that each change one domain of the row, drawn among the domains
+        whose single change (:meth:`single_changes`) changes that row, uniformly or in
+        proportion to ``weights`` (domain name: relative chance, default 1): the task the
         paper's figures and our scores ask of G. A row no single change alters keeps its
         labels."""
         candidates = torch.stack([c for _, c in self.single_changes(c_org)], 1)  # [N, D, c]
         changes = (candidates != c_org.unsqueeze(1)).any(2).float()  # [N, D]
         rows = changes.sum(1) > 0
-        weights = torch.where(rows.unsqueeze(1), changes, torch.ones_like(changes))
-        pick = torch.multinomial(weights.cpu(), 1, generator=generator).flatten()
+        if weights:
+            self.check_names(weights)
+            scale = torch.tensor([weights.get(n, 1.0) for n in self.names], device=changes.device)
+            changes = changes * scale
+        weights_rows = torch.where(rows.unsqueeze(1), changes, torch.ones_like(changes))
+        pick = torch.multinomial(weights_rows.cpu(), 1, generator=generator).flatten()
         c_trg = candidates[torch.arange(c_org.size(0)), pick.to(c_org.device)]
         return torch.where(rows.unsqueeze(1), c_trg, c_org)
 
+    def check_names(self, names: dict[str, float] | tuple[str, ...]) -> None:
+        """StarGANError naming the valid domains unless every name is one of them."""
+        unknown = [n for n in names if n not in self.names]
+        if unknown:
+            raise StarGANError(
+                f"unknown domain(s) {', '.join(unknown)}; valid: {', '.join(self.names)}"
+            )
+
     def training_targets(
-        self, c_org: torch.Tensor, generator: torch.Generator, how: str = "permute"
+        self,
+        c_org: torch.Tensor,
+        generator: torch.Generator,
+        how: str = "permute",
+        weights: dict[str, float] | None = None,
     ) -> torch.Tensor:
         """Targets for a training batch (``train.targets``): ``permute``, the batch's labels
-        permuted (the paper); ``single``, one domain changed per row; ``mixed``, each row
-        one or the other with equal chance."""
+        permuted (the paper); ``single``, one domain changed per row (drawn with
+        ``weights``, see :meth:`single_targets`); ``mixed``, each row one or the other with
+        equal chance."""
         if how == "permute":
             return self.random_targets(c_org, generator)
         if how == "single":
-            return self.single_targets(c_org, generator)
+            return self.single_targets(c_org, generator, weights)
         if how == "mixed":
             permuted = self.random_targets(c_org, generator)
-            single = self.single_targets(c_org, generator)
+            single = self.single_targets(c_org, generator, weights)
             coin = torch.rand(c_org.size(0), 1, generator=generator).to(c_org.device) < 0.5
             return torch.where(coin, single, permuted)
         raise StarGANError(f"unknown target sampling {how!r}")

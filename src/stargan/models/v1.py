@@ -159,10 +159,20 @@ class WithMask(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """PatchGAN trunk of stride-2 4x4 convs with LeakyReLU(0.01); D_src and D_cls heads."""
+    """PatchGAN trunk of stride-2 4x4 convs with LeakyReLU(0.01); D_src and D_cls heads.
+
+    ``domain_heads`` (``model.d_domain_heads``): D_src has two real/fake maps per label,
+    one for images with the label on and one with it off (``2 * c_dim`` channels), and an
+    image is judged by the mean of the maps its labels pick (:func:`src_for_labels`):
+    StarGAN v2's multi-task D, one critic per domain, for multi-label attributes."""
 
     def __init__(
-        self, image_size: int = 128, c_dim: int = 5, conv_dim: int = 64, repeat_num: int = 6
+        self,
+        image_size: int = 128,
+        c_dim: int = 5,
+        conv_dim: int = 64,
+        repeat_num: int = 6,
+        domain_heads: bool = False,
     ) -> None:
         super().__init__()
         # layers.Conv2d / LeakyReLU: nn's, with faster kernels for the WGAN-GP (see there)
@@ -172,13 +182,33 @@ class Discriminator(nn.Module):
             layers += [Conv2d(ch, ch * 2, 4, 2, 1), LeakyReLU(0.01)]
             ch *= 2
         self.main = nn.Sequential(*layers)
-        self.conv_src = Conv2d(ch, 1, 3, 1, 1, bias=False)
+        self.conv_src = Conv2d(ch, 2 * c_dim if domain_heads else 1, 3, 1, 1, bias=False)
         self.conv_cls = Conv2d(ch, c_dim, image_size // 2**repeat_num, bias=False)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # x: [N, 3, H, W] -> out_src [N, 1, H/2^r, W/2^r], out_cls [N, c_dim]
+        # x: [N, 3, H, W] -> out_src [N, 1 or 2 c_dim, H/2^r, W/2^r], out_cls [N, c_dim]
         h = self.main(x)
         return self.conv_src(h), self.conv_cls(h).flatten(1)
+
+
+def src_for_labels(out_src: torch.Tensor, c: torch.Tensor, own: slice) -> torch.Tensor:
+    """D_src's verdict [N, 1, h, w] on images labelled ``c`` ([N, >= c_dim], 0/1 values):
+    ``out_src`` itself for one shared head; with per-label heads ([N, 2 c_dim, h, w]: the
+    "on" maps, then the "off" maps), the mean over the labels in ``own`` (the columns the
+    batch's dataset knows) of the map each label's value picks."""
+    if out_src.size(1) == 1:
+        return out_src
+    c_dim = out_src.size(1) // 2
+    on, off = out_src[:, :c_dim][:, own], out_src[:, c_dim:][:, own]
+    c_own = c[:, own].to(out_src.dtype)[:, :, None, None]
+    return (c_own * on + (1 - c_own) * off).mean(1, keepdim=True)
+
+
+def discriminator(cfg: ModelConfig) -> Discriminator:
+    """D of a v1 model config."""
+    return Discriminator(
+        cfg.image_size, cfg.c_dim, cfg.d_conv_dim, cfg.d_repeat_num, cfg.d_domain_heads
+    )
 
 
 def label_input(
@@ -226,5 +256,5 @@ def generator(cfg: ModelConfig) -> Generator:
 def build_v1(cfg: ModelConfig) -> dict[str, nn.Module]:
     return {
         "G": generator(cfg),
-        "D": Discriminator(cfg.image_size, cfg.c_dim, cfg.d_conv_dim, cfg.d_repeat_num),
+        "D": discriminator(cfg),
     }

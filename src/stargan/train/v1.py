@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from stargan.config import Config
+from stargan.config import Config, parse_target_weights
 from stargan.data.dataset import (
     ImageLabelDataset,
     epoch_batch_indices,
@@ -20,10 +20,11 @@ from stargan.data.dataset import (
     to_model_range,
     to_uint8,
 )
+from stargan.errors import StarGANError
 from stargan.losses import terms
 from stargan.losses import v1 as losses_v1
 from stargan.models.layers import use_matmul_convs
-from stargan.models.v1 import WithMask, label_input
+from stargan.models.v1 import WithMask, label_input, src_for_labels
 from stargan.train.base import (
     N_SAMPLE,
     TrainerBase,
@@ -106,6 +107,7 @@ class V1Trainer(TrainerBase):
         self.fixed = self._fixed_inputs(
             as_list(sample_sets) if sample_sets is not None else self.datas
         )
+        self.target_weights = self._target_weights()
 
     @property
     def G_sample(self) -> nn.Module:
@@ -118,6 +120,18 @@ class V1Trainer(TrainerBase):
         if self.fast_kernels and self.device.type in ("cpu", "cuda"):
             return {"fused": True}
         return {}
+
+    def _target_weights(self) -> list[dict[str, float]]:
+        """``train.target_weights`` split by dataset; a name no dataset has is an error."""
+        weights = parse_target_weights(self.cfg.train.target_weights)
+        every = [n for spec in self.layout.specs for n in spec.names]
+        unknown = [n for n in weights if n not in every]
+        if unknown:
+            raise StarGANError(
+                f"train.target_weights: unknown domain(s) {', '.join(unknown)}; "
+                f"valid: {', '.join(every)}"
+            )
+        return [{n: w for n, w in weights.items() if n in spec.names} for spec in self.layout.specs]
 
     def _fixed_inputs(self, sets: list[ImageLabelDataset]) -> tuple[torch.Tensor, torch.Tensor]:
         """The sample grid's rows: up to N_SAMPLE images shared among the datasets."""
@@ -140,7 +154,9 @@ class V1Trainer(TrainerBase):
         x_uint8, c_org = data.batch(idx)
         if data_cfg.flip:
             x_uint8 = random_flip(x_uint8, gen)
-        c_trg = self.layout.specs[part].training_targets(c_org, gen, self.cfg.train.targets)
+        c_trg = self.layout.specs[part].training_targets(
+            c_org, gen, self.cfg.train.targets, self.target_weights[part]
+        )
         # randomness drawn for the global batch above; this rank keeps its rows
         x_uint8, c_org, c_trg = x_uint8[self.rows], c_org[self.rows], c_trg[self.rows]
         if self.device.type == "cuda":  # page-locked: the copy below runs asynchronously
@@ -164,10 +180,12 @@ class V1Trainer(TrainerBase):
         if cfg.loss.adv == "ns-r1" or penalise_cls:
             x_real = x_real.detach().requires_grad_(True)
         if cfg.loss.adv == "ns-r1":
-            d_src_real, d_cls_real, d_src_fake, penalty = self._d_outputs_r1(x_real, x_fake)
+            d_src_real, d_cls_real, d_src_fake, penalty = self._d_outputs_r1(b, x_real, x_fake)
             lambda_penalty = cfg.loss.lambda_r1
         else:
-            d_src_real, d_cls_real, d_src_fake, penalty = self._d_outputs_gp(x_real, x_fake, alpha)
+            d_src_real, d_cls_real, d_src_fake, penalty = self._d_outputs_gp(
+                b, x_real, x_fake, alpha
+            )
             lambda_penalty = cfg.loss.lambda_gp
         own = self.layout.part(b.part)  # the classification loss sees the known labels only
         kind = self.layout.specs[b.part].kind
@@ -192,25 +210,39 @@ class V1Trainer(TrainerBase):
         backward_and_step(loss, self.d_opt, self.scalers["D"])
         return self._per_dataset(parts, b.part, "D/loss_cls")
 
-    def _d_outputs_gp(self, x_real: torch.Tensor, x_fake: torch.Tensor, alpha: torch.Tensor):
-        """D on real, fake and interpolated images, and the WGAN-GP penalty (eq. 8)."""
+    def _d_outputs_gp(
+        self, b: V1Batch, x_real: torch.Tensor, x_fake: torch.Tensor, alpha: torch.Tensor
+    ):
+        """D on real, fake and interpolated images, and the WGAN-GP penalty (eq. 8). With
+        per-label D_src heads, an interpolate is judged by the heads of the end it lies
+        nearer to (the real image's labels for alpha >= 1/2, else the fake's targets)."""
         alpha = alpha.to(self.device)
         x_hat = (alpha * x_real.detach() + (1 - alpha) * x_fake).requires_grad_(True)
+        c_hat = torch.where(alpha.flatten(1) >= 0.5, b.c_org, b.c_trg)
         with self.precision.autocast():  # losses below in fp32
             d_src_real, d_cls_real = _fp32(*self.d_train(x_real))
             d_src_fake = _fp32(self.d_train(x_fake)[0])[0]
-            d_src_hat = self.d_train(x_hat)[0]
+            d_src_hat = self.src_for_labels(self.d_train(x_hat)[0], c_hat, b.part)
         gp = terms.gradient_penalty(d_src_hat, x_hat, penalty_scale(self.scalers["D"]))
+        d_src_real = self.src_for_labels(d_src_real, b.c_org, b.part)
+        d_src_fake = self.src_for_labels(d_src_fake, b.c_trg, b.part)
         return d_src_real, d_cls_real, d_src_fake, gp
 
-    def _d_outputs_r1(self, x_real: torch.Tensor, x_fake: torch.Tensor):
+    def _d_outputs_r1(self, b: V1Batch, x_real: torch.Tensor, x_fake: torch.Tensor):
         """D on real and fake images, and the R1 penalty on the real ones (StarGAN v2);
         ``x_real`` requires grad."""
         with self.precision.autocast():
             d_src_real, d_cls_real = self.d_train(x_real)
+            d_src_real = self.src_for_labels(d_src_real, b.c_org, b.part)
             d_src_fake = _fp32(self.d_train(x_fake)[0])[0]
         r1 = terms.r1_penalty(d_src_real, x_real, penalty_scale(self.scalers["D"]))
+        d_src_fake = self.src_for_labels(d_src_fake, b.c_trg, b.part)
         return d_src_real.float(), d_cls_real.float(), d_src_fake, r1
+
+    def src_for_labels(self, out_src: torch.Tensor, c: torch.Tensor, part: int) -> torch.Tensor:
+        """D_src's verdict on images labelled ``c`` (``model.d_domain_heads``: the heads
+        their labels pick; else D_src as it is)."""
+        return src_for_labels(out_src, c, self.layout.part(part))
 
     def g_step(
         self, b: V1Batch, x_fake: torch.Tensor, mask: torch.Tensor | None = None
@@ -221,6 +253,7 @@ class V1Trainer(TrainerBase):
         # G's loss needs gradients through D, not of D's weights (nor DDP's sync of them)
         with frozen(self.D), self.precision.autocast():
             d_src_fake, d_cls_fake = _fp32(*self.D(x_fake))
+        d_src_fake = self.src_for_labels(d_src_fake, b.c_trg, b.part)
         with self.precision.autocast():
             x_rec = self.g_train(x_fake, self.label_input(b.c_org, b.c_trg))[0]
         own = self.layout.part(b.part)
