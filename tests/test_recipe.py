@@ -315,6 +315,7 @@ def test_paper_presets_keep_the_paper_recipe() -> None:
         m = cfg.model
         assert (m.g_skip, m.g_output, m.g_upsample) == (False, "image", "deconv"), name
         assert not m.g_cond_norm, name
+        assert not m.d_domain_heads and not get_preset(name).train.target_weights, name
         assert (cfg.loss.adv, cfg.optim.n_critic, cfg.optim.g_ema_beta) == ("wgan-gp", 5, 0.0)
         assert (cfg.loss.lambda_cls, cfg.loss.lambda_cls_grad) == (1.0, 0.0), name
 

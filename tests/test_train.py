@@ -340,7 +340,13 @@ def test_target_weights_reach_the_trainer_and_are_checked(tmp_path: Path) -> Non
         _trainer(bad, tmp_path / "bad")
     with pytest.raises(StarGANError, match="needs train.targets=single or mixed"):
         prepare_config(get_preset("tiny"), ["train.target_weights=Young=2"])
-    for entry in ("Young", "Young=0", "Young=-1", "Young=x", "=2", "Young=inf"):
-        with pytest.raises(StarGANError, match="expected NAME=W with W > 0"):
+    for entry in ("Young", "Young=0", "Young=-1", "Young=x", "=2", "Young=inf", "Young=1e39"):
+        with pytest.raises(StarGANError, match="expected NAME=W with W from 0.001 to 1000"):
             sets = ["train.targets=mixed", f"train.target_weights={entry}"]
             prepare_config(get_preset("tiny"), sets)
+    with pytest.raises(StarGANError, match="names 'Young' twice"):
+        prepare_config(
+            get_preset("tiny"), ["train.targets=mixed", "train.target_weights=Young=2,Young=3"]
+        )
+    with pytest.raises(StarGANError, match="StarGAN v1 options"):
+        prepare_config(get_preset("tiny-v2"), ["train.target_weights=cat=2"])

@@ -19,6 +19,7 @@ from typing import Any
 from stargan.errors import StarGANError
 
 TARGET_SAMPLINGS = ("permute", "single", "mixed")  # train.targets (LabelSpec.training_targets)
+TARGET_WEIGHT_RANGE = (1e-3, 1e3)  # train.target_weights: relative chances, float32-safe
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")  # auto: bf16 where native (train/precision.py)
 # inference (inference_precision.py): auto = bf16 where native and within 35 dB of fp32
 INFERENCE_PRECISIONS = ("auto", "fp32", "bf16")
@@ -275,11 +276,6 @@ def validate(cfg: Config) -> Config:
             f"train.targets must be one of {', '.join(TARGET_SAMPLINGS)} (got {t.targets!r})"
         )
     parse_target_weights(t.target_weights)
-    if t.target_weights and t.targets == "permute":
-        raise StarGANError(
-            "train.target_weights weighs the single-change targets: it needs train.targets="
-            "single or mixed (got permute)"
-        )
     if m.arch == "v2" and (t.compile or t.channels_last):
         raise StarGANError("train.compile and train.channels_last are StarGAN v1 options so far")
     if m.arch == "v2":
@@ -328,20 +324,24 @@ def check_resize_filter(name: object, key: str = "data.resize_filter") -> str:
 
 
 def parse_target_weights(entries: tuple[str, ...]) -> dict[str, float]:
-    """``train.target_weights`` as {domain: weight}; each entry ``NAME=W`` with W > 0."""
+    """``train.target_weights`` as {domain: weight}; each entry ``NAME=W``, W from
+    ``TARGET_WEIGHT_RANGE``, each name once."""
+    low, high = TARGET_WEIGHT_RANGE
     weights: dict[str, float] = {}
     for entry in entries:
-        name, sep, raw = entry.partition("=")
+        name, sep, raw = (part.strip() for part in entry.partition("="))
         try:
-            weight = float(raw) if sep and name.strip() else float("nan")
+            weight = float(raw) if sep and name else float("nan")
         except ValueError:
             weight = float("nan")
-        if not weight > 0 or weight == float("inf"):
+        if not low <= weight <= high:
             raise StarGANError(
-                f"train.target_weights entry {entry!r}: expected NAME=W with W > 0, "
-                "e.g. Young=2,Blond_Hair=2"
+                f"train.target_weights entry {entry!r}: expected NAME=W with W from {low:g} "
+                f"to {high:g}, e.g. Young=2,Blond_Hair=2"
             )
-        weights[name.strip()] = weight
+        if name in weights:
+            raise StarGANError(f"train.target_weights names {name!r} twice")
+        weights[name] = weight
     return weights
 
 
@@ -382,6 +382,11 @@ def _check_v1(cfg: Config) -> None:
             )
     if not 0.0 <= o.g_ema_beta < 1.0:
         raise StarGANError(f"optim.g_ema_beta must be in [0, 1), got {o.g_ema_beta}")
+    if cfg.train.target_weights and cfg.train.targets == "permute":
+        raise StarGANError(
+            "train.target_weights weighs the single-change targets: it needs train.targets="
+            "single or mixed (got permute)"
+        )
 
 
 def _check_v2(cfg: Config) -> None:
@@ -393,14 +398,13 @@ def _check_v2(cfg: Config) -> None:
         raise StarGANError("v2 trains on one dataset (joint datasets are a v1 feature)")
     v1_recipe = m.g_skip or m.g_output != "image" or m.g_upsample != "deconv"
     v1_recipe = v1_recipe or m.g_condition != "target" or cfg.train.targets != "permute"
-    v1_recipe = v1_recipe or m.g_cond_norm or m.d_domain_heads
+    v1_recipe = v1_recipe or m.g_cond_norm or m.d_domain_heads or cfg.train.target_weights
     if v1_recipe or loss.adv != "wgan-gp" or o.g_ema_beta or loss.lambda_cls_grad:
         raise StarGANError(
             "model.g_skip, g_output, g_upsample, g_condition, g_cond_norm, d_domain_heads, "
-            "loss.adv, "
-            "loss.lambda_cls_grad, "
-            "optim.g_ema_beta and train.targets are StarGAN v1 options (v2 has its own skips, "
-            "losses, EMA and target domains)"
+            "loss.adv, loss.lambda_cls_grad, optim.g_ema_beta, train.targets and "
+            "train.target_weights are StarGAN v1 options (v2 has its own skips, losses, EMA "
+            "and target domains)"
         )
     positive = {
         "model.latent_dim": m.latent_dim,
