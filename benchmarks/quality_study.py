@@ -88,6 +88,15 @@ CHANGES: dict[str, tuple[list[str], str]] = {
     ),
     "single": (["train.targets=single"], "targets that change one domain each (as scored)"),
     "mixed": (["train.targets=mixed"], "half the targets permuted (paper), half single changes"),
+    "cin": (["model.g_cond_norm=true"], "the label after each of G's norms (conditional IN)"),
+    "heads": (
+        ["model.d_domain_heads=true"],
+        "D_src a real/fake map per label value (StarGAN v2's multi-task D)",
+    ),
+    "tw": (
+        ["train.target_weights=Young=2,Male=2"],
+        "single-change targets drawn twice as often for the global changes (age, sex)",
+    ),
     "lr1e-4": (["optim.g_lr=1e-4", "optim.d_lr=1e-4"], "the paper's learning rate"),
     "b32": (["train.batch_size=32"], "batch 32"),
 }
