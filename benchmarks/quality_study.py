@@ -90,8 +90,8 @@ CHANGES: dict[str, tuple[list[str], str]] = {
     "mixed": (["train.targets=mixed"], "half the targets permuted (paper), half single changes"),
     "cin": (["model.g_cond_norm=true"], "the label after each of G's norms (conditional IN)"),
     "heads": (
-        ["model.d_domain_heads=true"],
-        "D_src a real/fake map per label value (StarGAN v2's multi-task D)",
+        ["model.d_domain_heads=true", "loss.adv=ns-r1"],
+        "D_src a real/fake map per label value, NS + R1 (StarGAN v2's multi-task D and loss)",
     ),
     "tw": (
         ["train.target_weights=Young=2,Male=2"],

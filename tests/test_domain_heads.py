@@ -79,6 +79,16 @@ def test_a_model_folder_keeps_the_option(tmp_path: Path) -> None:
     assert tr.apply(x, "Male=1").shape == (2, 3, 16, 16)  # D_cls estimates the labels
 
 
+def test_wgan_gp_refuses_the_heads_with_single_change_targets() -> None:
+    for targets in ("single", "mixed"):
+        sets = ["model.d_domain_heads=true", f"train.targets={targets}"]
+        with pytest.raises(StarGANError, match="needs train.targets=permute.*ns-r1"):
+            prepare_config(get_preset("tiny"), sets)
+        assert prepare_config(get_preset("tiny"), [*sets, "loss.adv=ns-r1"]).model.d_domain_heads
+    with pytest.raises(StarGANError, match="needs train.targets=permute"):
+        prepare_config(get_preset("celeba-subset-v1"), ["model.d_domain_heads=true"])
+
+
 def test_v2_refuses_the_option() -> None:
     with pytest.raises(StarGANError, match="d_domain_heads"):
         prepare_config(get_preset("tiny-v2"), ["model.d_domain_heads=true"])

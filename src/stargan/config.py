@@ -382,6 +382,14 @@ def _check_v1(cfg: Config) -> None:
             )
     if not 0.0 <= o.g_ema_beta < 1.0:
         raise StarGANError(f"optim.g_ema_beta must be in [0, 1), got {o.g_ema_beta}")
+    if m.d_domain_heads and loss.adv == "wgan-gp" and cfg.train.targets != "permute":
+        raise StarGANError(
+            "model.d_domain_heads with loss.adv=wgan-gp needs train.targets=permute: "
+            f"{cfg.train.targets} targets change the labels' mix between real and fake "
+            "images, and a WGAN critic then scores the labels alone without bound (it "
+            "diverged within 2,000 iterations on CelebA, docs/quality.md); use "
+            "loss.adv=ns-r1 (StarGAN v2's loss, bounded) or permuted targets"
+        )
     if cfg.train.target_weights and cfg.train.targets == "permute":
         raise StarGANError(
             "train.target_weights weighs the single-change targets: it needs train.targets="
