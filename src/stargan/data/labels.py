@@ -98,21 +98,14 @@ class LabelSpec:
         changes = (candidates != c_org.unsqueeze(1)).any(2).float()  # [N, D]
         rows = changes.sum(1) > 0
         if weights:
-            self.check_names(weights)
-            scale = torch.tensor([weights.get(n, 1.0) for n in self.names], device=changes.device)
-            changes = changes * scale
+            scale = torch.ones(self.dim)
+            for name, weight in weights.items():
+                scale[self.index(name)] = weight  # an unknown name: StarGANError
+            changes = changes * scale.to(changes.device)
         weights_rows = torch.where(rows.unsqueeze(1), changes, torch.ones_like(changes))
         pick = torch.multinomial(weights_rows.cpu(), 1, generator=generator).flatten()
         c_trg = candidates[torch.arange(c_org.size(0)), pick.to(c_org.device)]
         return torch.where(rows.unsqueeze(1), c_trg, c_org)
-
-    def check_names(self, names: dict[str, float] | tuple[str, ...]) -> None:
-        """StarGANError naming the valid domains unless every name is one of them."""
-        unknown = [n for n in names if n not in self.names]
-        if unknown:
-            raise StarGANError(
-                f"unknown domain(s) {', '.join(unknown)}; valid: {', '.join(self.names)}"
-            )
 
     def training_targets(
         self,

@@ -122,16 +122,15 @@ class V1Trainer(TrainerBase):
         return {}
 
     def _target_weights(self) -> list[dict[str, float]]:
-        """``train.target_weights`` split by dataset; a name no dataset has is an error."""
-        weights = parse_target_weights(self.cfg.train.target_weights)
-        every = [n for spec in self.layout.specs for n in spec.names]
-        unknown = [n for n in weights if n not in every]
-        if unknown:
-            raise StarGANError(
-                f"train.target_weights: unknown domain(s) {', '.join(unknown)}; "
-                f"valid: {', '.join(every)}"
-            )
-        return [{n: w for n, w in weights.items() if n in spec.names} for spec in self.layout.specs]
+        """``train.target_weights`` split by dataset, each name resolved as targets are
+        (``dataset.domain`` or a bare domain one dataset has; unknown: StarGANError)."""
+        per_dataset: list[dict[str, float]] = [{} for _ in self.layout.specs]
+        for name, weight in parse_target_weights(self.cfg.train.target_weights).items():
+            i, domain = self.layout.find(name)
+            if domain in per_dataset[i]:
+                raise StarGANError(f"train.target_weights names {name!r} twice")
+            per_dataset[i][domain] = weight
+        return per_dataset
 
     def _fixed_inputs(self, sets: list[ImageLabelDataset]) -> tuple[torch.Tensor, torch.Tensor]:
         """The sample grid's rows: up to N_SAMPLE images shared among the datasets."""
