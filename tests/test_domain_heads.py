@@ -42,13 +42,13 @@ def test_the_discriminator_grows_the_maps_only_when_asked() -> None:
 
 
 def _cfg(base=None, **train):
-    cfg = prepare_config(base or get_preset("tiny"), ["model.d_domain_heads=true"])
+    sets = ["model.d_domain_heads=true", "loss.adv=ns-r1"]
+    cfg = prepare_config(base or get_preset("tiny"), sets)
     return replace(cfg, train=replace(cfg.train, **train))
 
 
-@pytest.mark.parametrize("adv", ["wgan-gp", "ns-r1"])
-def test_training_moves_the_maps_the_labels_pick(tmp_path: Path, adv: str) -> None:
-    cfg = prepare_config(_cfg(), [f"loss.adv={adv}"])
+def test_training_moves_the_maps_the_labels_pick(tmp_path: Path) -> None:
+    cfg = _cfg()
     tr = _trainer(cfg, tmp_path / "run")
     weight = tr.D.conv_src.weight
     assert weight.shape[0] == 2 * cfg.model.c_dim
@@ -79,13 +79,15 @@ def test_a_model_folder_keeps_the_option(tmp_path: Path) -> None:
     assert tr.apply(x, "Male=1").shape == (2, 3, 16, 16)  # D_cls estimates the labels
 
 
-def test_wgan_gp_refuses_the_heads_with_single_change_targets() -> None:
-    for targets in ("single", "mixed"):
+def test_the_heads_need_the_bounded_loss() -> None:
+    """With the WGAN-GP the maps diverged on CelebA with every kind of targets
+    (docs/quality.md): the option needs loss.adv=ns-r1."""
+    for targets in ("permute", "single", "mixed"):
         sets = ["model.d_domain_heads=true", f"train.targets={targets}"]
-        with pytest.raises(StarGANError, match="needs train.targets=permute.*ns-r1"):
+        with pytest.raises(StarGANError, match="needs loss.adv=ns-r1"):
             prepare_config(get_preset("tiny"), sets)
         assert prepare_config(get_preset("tiny"), [*sets, "loss.adv=ns-r1"]).model.d_domain_heads
-    with pytest.raises(StarGANError, match="needs train.targets=permute"):
+    with pytest.raises(StarGANError, match="needs loss.adv=ns-r1"):
         prepare_config(get_preset("celeba-subset-v1"), ["model.d_domain_heads=true"])
 
 

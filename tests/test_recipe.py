@@ -324,7 +324,7 @@ def test_cpu_presets_make_d_cls_robust() -> None:
     """celeba-subset-v1, the bundled model's preset and demo: the recipe, with D_cls's input
     gradient penalised lazily (every 4th D step) and the classification loss doubled
     (docs/quality.md)."""
-    for name in ("celeba-subset-v1", "celeba-bundled-v1", "demo", "faces-joint-v1"):
+    for name in ("celeba-subset-v1", "celeba-bundled-v1", "demo", "demo-64", "faces-joint-v1"):
         cfg = get_preset(name)
         assert (cfg.model.g_output, cfg.optim.g_ema_beta) == ("mask", 0.99), name
         loss = cfg.loss
@@ -334,7 +334,7 @@ def test_cpu_presets_make_d_cls_robust() -> None:
 def test_label_differences_where_measured() -> None:
     """celeba-subset-v1, the bundled model's preset and demo tell G the change (measured
     better, docs/quality.md); the paper presets and the unmeasured ones keep target labels."""
-    for name in ("celeba-subset-v1", "celeba-bundled-v1", "demo", "faces-joint-v1"):
+    for name in ("celeba-subset-v1", "celeba-bundled-v1", "demo", "demo-64", "faces-joint-v1"):
         assert get_preset(name).model.g_condition == "difference", name
     paper = ("faces-v1", "celeba-v1", "celeba-rafd-v1", "faces-expr-v1")
     for name in (*paper, "tiny", "joint-celeba-ckplus-v1", "ckplus-v1"):
@@ -345,7 +345,8 @@ def test_demo_trains_on_mixed_targets_and_fits_its_budget() -> None:
     """The demo and celeba-subset-v1: half their training targets single changes, lambda_rec
     10, a G step every 3rd iteration, the second half decayed (docs/quality.md); every
     other preset keeps the paper's permuted targets and n_critic 5."""
-    for name, iters in (("demo", 10000), ("celeba-subset-v1", 18000), ("faces-joint-v1", 16000)):
+    with_iters = (("demo", 10000), ("demo-64", 10000), ("celeba-subset-v1", 18000))
+    for name, iters in (*with_iters, ("faces-joint-v1", 16000)):
         cfg = get_preset(name)
         got = (cfg.train.targets, cfg.loss.lambda_rec, cfg.train.num_iters, cfg.optim.n_critic)
         assert got == ("mixed", 10.0, iters, 3), name
@@ -355,6 +356,21 @@ def test_demo_trains_on_mixed_targets_and_fits_its_budget() -> None:
         assert get_preset(name).train.targets == "permute", name
     for name in (*others, "joint-celeba-ckplus-v1", "ckplus-v1"):
         assert get_preset(name).optim.n_critic == 5, name
+
+
+def test_demo_64_is_the_demo_on_the_64px_network() -> None:
+    """demo-64 changes only the network against demo: 64 px with the CelebA presets' G and
+    D; losses, optimiser, schedule and data are the demo's."""
+    demo, demo64 = get_preset("demo"), get_preset("demo-64")
+    assert (demo64.loss, demo64.optim, demo64.train, demo64.data) == (
+        demo.loss,
+        demo.optim,
+        demo.train,
+        demo.data,
+    )
+    celeba = get_preset("celeba-subset-v1").model
+    assert demo64.model == replace(celeba, c_dim=demo64.model.c_dim)
+    assert demo64.model.image_size == 64 and demo.model.image_size == 32
 
 
 def test_bundled_preset_still_makes_the_shipped_model() -> None:

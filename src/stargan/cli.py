@@ -179,8 +179,8 @@ def train(
     The paper presets keep the paper's G and losses; other options of
     the study: model.g_output=residual, model.g_skip=true, loss.adv=ns-r1,
     loss.lambda_mask_tv, train.targets=single, model.g_cond_norm=true,
-    model.d_domain_heads=true (a real/fake map per label value; with loss.adv=ns-r1 or
-    permuted targets) and train.target_weights=Young=2,Blond_Hair=2 (single-change
+    model.d_domain_heads=true (a real/fake map per label value; needs loss.adv=ns-r1)
+    and train.target_weights=Young=2,Blond_Hair=2 (single-change
     targets' domain weights).
     """
     from stargan.config import apply_overrides

@@ -63,7 +63,8 @@ class ModelConfig:
     map per label value (label on, label off) and averages the maps an image's labels
     pick, so each domain has a critic of its own (StarGAN v2's multi-task D; its authors
     credit it with the global changes, such as age and sex, an auxiliary classifier
-    alone does not push). The paper: false, image, deconv, target, false, false.
+    alone does not push); it needs ``loss.adv=ns-r1``. The paper: false, image, deconv,
+    target, false, false.
     v2 only: ``latent_dim`` (z), ``style_dim`` (s), ``mapping_dim`` (F's hidden width),
     ``max_conv_dim``, ``base_dim`` (width after the first conv; 0: the official
     2**14 / image_size), ``w_hpf`` (high-pass skips, CelebA-HQ: 1; needs ``fan_path``,
@@ -382,13 +383,12 @@ def _check_v1(cfg: Config) -> None:
             )
     if not 0.0 <= o.g_ema_beta < 1.0:
         raise StarGANError(f"optim.g_ema_beta must be in [0, 1), got {o.g_ema_beta}")
-    if m.d_domain_heads and loss.adv == "wgan-gp" and cfg.train.targets != "permute":
+    if m.d_domain_heads and loss.adv != "ns-r1":
         raise StarGANError(
-            "model.d_domain_heads with loss.adv=wgan-gp needs train.targets=permute: "
-            f"{cfg.train.targets} targets change the labels' mix between real and fake "
-            "images, and a WGAN critic then scores the labels alone without bound (it "
-            "diverged within 2,000 iterations on CelebA, docs/quality.md); use "
-            "loss.adv=ns-r1 (StarGAN v2's loss, bounded) or permuted targets"
+            "model.d_domain_heads needs loss.adv=ns-r1 (StarGAN v2's bounded loss): with the "
+            "WGAN-GP the per-label maps' scores are unbounded and diverged on CelebA, within "
+            "2,000 iterations with single or mixed targets and from about 6,000 with "
+            "permuted ones (docs/quality.md)"
         )
     if cfg.train.target_weights and cfg.train.targets == "permute":
         raise StarGANError(

@@ -212,19 +212,15 @@ class V1Trainer(TrainerBase):
     def _d_outputs_gp(
         self, b: V1Batch, x_real: torch.Tensor, x_fake: torch.Tensor, alpha: torch.Tensor
     ):
-        """D on real, fake and interpolated images, and the WGAN-GP penalty (eq. 8). With
-        per-label D_src heads, an interpolate is judged by the heads of the end it lies
-        nearer to (the real image's labels for alpha >= 1/2, else the fake's targets)."""
+        """D on real, fake and interpolated images, and the WGAN-GP penalty (eq. 8). (Per-label
+        D_src heads are refused with this loss: the config needs loss.adv=ns-r1 for them.)"""
         alpha = alpha.to(self.device)
         x_hat = (alpha * x_real.detach() + (1 - alpha) * x_fake).requires_grad_(True)
-        c_hat = torch.where(alpha.flatten(1) >= 0.5, b.c_org, b.c_trg)
         with self.precision.autocast():  # losses below in fp32
             d_src_real, d_cls_real = _fp32(*self.d_train(x_real))
             d_src_fake = _fp32(self.d_train(x_fake)[0])[0]
-            d_src_hat = self.src_for_labels(self.d_train(x_hat)[0], c_hat, b.part)
+            d_src_hat = self.d_train(x_hat)[0]
         gp = terms.gradient_penalty(d_src_hat, x_hat, penalty_scale(self.scalers["D"]))
-        d_src_real = self.src_for_labels(d_src_real, b.c_org, b.part)
-        d_src_fake = self.src_for_labels(d_src_fake, b.c_trg, b.part)
         return d_src_real, d_cls_real, d_src_fake, gp
 
     def _d_outputs_r1(self, b: V1Batch, x_real: torch.Tensor, x_fake: torch.Tensor):
