@@ -4,6 +4,7 @@ one D-only iteration and one D+G iteration.
     python benchmarks/profile_train.py                        # 128 px, batch 16, fast kernels
     python benchmarks/profile_train.py --plain --top 20       # stock kernels only
     python benchmarks/profile_train.py --image-size 64 --threads 1
+    python benchmarks/profile_train.py --preset celeba-subset-v1 --precision auto
 
 Runs ``--warmup-cycles`` whole n_critic cycles first (memory, oneDNN's primitive caches),
 then profiles the next D-only iteration and the next D+G one. Prints a table per
@@ -25,7 +26,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from stargan.config import PRECISIONS
-from train_speed import warmed_trainer
+from train_speed import add_preset_option, warmed_trainer
 
 
 def main() -> None:
@@ -33,6 +34,7 @@ def main() -> None:
     ap.add_argument("--image-size", type=int, default=128)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--conv-dim", type=int, default=64)
+    add_preset_option(ap)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--warmup-cycles", type=int, default=1)
     ap.add_argument("--top", type=int, default=15, help="ops listed per iteration")
@@ -64,7 +66,8 @@ def main() -> None:
     print(
         json.dumps(
             {
-                "image_size": args.image_size,
+                "image_size": trainer.cfg.model.image_size,
+                "preset": args.preset,
                 "batch_size": args.batch_size,
                 "threads": args.threads,
                 "fast_kernels": not args.plain,

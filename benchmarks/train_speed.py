@@ -4,6 +4,7 @@
     python benchmarks/train_speed.py --image-size 128 --plain     # stock kernels
     python benchmarks/train_speed.py --image-size 128 --precision bf16
     python benchmarks/train_speed.py --flops --peak-gflops 150    # share of the matmul peak
+    python benchmarks/train_speed.py --preset celeba-subset-v1 --precision auto  # a preset's step
 
 Prints a table, then the same figures as one JSON object on the last line. Iterations are
 D updates; every n_critic-th also updates G ("D+G" iterations). On a shared machine compare
@@ -19,6 +20,7 @@ import resource
 import statistics
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +29,7 @@ import torch
 from _report import print_report
 from stargan.config import PRECISIONS, Config, DataConfig, ModelConfig, TrainConfig
 from stargan.data.builtin import load_builtin
+from stargan.presets import get_preset
 from stargan.train.memory import keep_freed_memory
 from stargan.train.v1 import V1Trainer
 
@@ -36,6 +39,7 @@ def main() -> None:
     ap.add_argument("--image-size", type=int, default=128)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--conv-dim", type=int, default=64)
+    add_preset_option(ap)
     ap.add_argument("--cycles", type=int, default=2, help="timed n_critic cycles")
     ap.add_argument("--warmup-cycles", type=int, default=1)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
@@ -75,8 +79,9 @@ def main() -> None:
         flops_per_iter = _cycle_flops(trainer, n_critic) if args.flops else None
     rss_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     result = {
-        "image_size": args.image_size,
+        "image_size": trainer.cfg.model.image_size,
         "batch_size": args.batch_size,
+        "preset": args.preset,
         "threads": args.threads,
         "device": args.device,
         "n_critic": n_critic,
@@ -99,7 +104,8 @@ def main() -> None:
         result["share_of_peak"] = result["gflops_achieved"] / args.peak_gflops
     print_report(
         [
-            ("image size", str(args.image_size)),
+            ("image size", str(trainer.cfg.model.image_size)),
+            ("preset", args.preset or "paper networks (--conv-dim)"),
             ("batch size", str(args.batch_size)),
             ("threads", str(args.threads)),
             ("sec/iter (whole cycles)", f"{result['sec_per_iter']:.3f}"),
@@ -132,34 +138,43 @@ def main() -> None:
     )
 
 
-def warmed_trainer(tmp: Path, args: argparse.Namespace) -> V1Trainer:
-    """:func:`build_trainer` from the command line's options, after ``--warmup-cycles``
-    whole n_critic cycles (memory, oneDNN's primitive caches)."""
-    trainer = build_trainer(
-        tmp,
-        args.image_size,
-        args.batch_size,
-        args.conv_dim,
-        args.device,
-        args.plain,
-        args.precision,
+def add_preset_option(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument(
+        "--preset",
+        default=None,
+        help="a single-dataset StarGAN v1 preset's networks, losses and n_critic on built-in "
+        "faces at its image size (--image-size and --conv-dim then unused); default: the "
+        "paper's networks",
     )
+
+
+def warmed_trainer(tmp: Path, args: argparse.Namespace) -> V1Trainer:
+    """The benchmark's trainer from the command line's options (the paper's networks, or
+    ``--preset``'s), after ``--warmup-cycles`` whole n_critic cycles (memory, oneDNN's
+    primitive caches)."""
+    cfg = (
+        preset_config(args.preset, args.batch_size, args.device, args.plain, args.precision)
+        if args.preset
+        else bench_config(
+            args.image_size,
+            args.batch_size,
+            args.conv_dim,
+            args.device,
+            args.plain,
+            args.precision,
+        )
+    )
+    trainer = trainer_for(tmp, cfg)
     for _ in range(args.warmup_cycles * trainer.cfg.optim.n_critic):
         trainer.train_step()
     return trainer
 
 
-def build_trainer(
-    tmp: Path,
-    image_size: int,
-    batch_size: int,
-    conv_dim: int,
-    device: str,
-    plain: bool,
-    precision: str = "fp32",
-) -> V1Trainer:
-    """The benchmark's trainer: v1 at ``image_size`` on built-in faces, c_dim 5."""
-    cfg = Config(
+def bench_config(
+    image_size: int, batch_size: int, conv_dim: int, device: str, plain: bool, precision: str
+) -> Config:
+    """The paper's networks at ``image_size`` and ``conv_dim``, built-in faces, c_dim 5."""
+    return Config(
         name="bench",
         model=ModelConfig(
             image_size=image_size,
@@ -178,8 +193,31 @@ def build_trainer(
             precision=precision,
         ),
     )
-    data = load_builtin("faces-attr", "train", image_size, cfg.data.num_train, cache_dir=tmp)
-    if not plain:
+
+
+def preset_config(name: str, batch_size: int, device: str, plain: bool, precision: str) -> Config:
+    """A preset's networks, losses and optimiser on built-in faces (5 attributes, as
+    CelebA's), at its image size; a joint or v2 preset is refused."""
+    cfg = get_preset(name)
+    if cfg.model.arch != "v1" or cfg.joint:
+        raise SystemExit(f"--preset takes a single-dataset StarGAN v1 preset, not {name!r}")
+    train = replace(
+        cfg.train,
+        batch_size=batch_size,
+        num_iters=10**6,
+        tensorboard=False,
+        device=device,
+        fast_kernels=not plain,
+        precision=precision,
+    )
+    data = DataConfig(dataset="faces-attr", num_train=max(4 * batch_size, 64))
+    return replace(cfg, model=replace(cfg.model, c_dim=5), data=data, train=train)
+
+
+def trainer_for(tmp: Path, cfg: Config) -> V1Trainer:
+    size, n = cfg.model.image_size, cfg.data.num_train
+    data = load_builtin("faces-attr", "train", size, n, cache_dir=tmp)
+    if cfg.train.fast_kernels:
         keep_freed_memory()  # as run_training does (process-wide: stays on afterwards)
     return V1Trainer(cfg, tmp, data)
 

@@ -258,3 +258,26 @@ def test_side_by_side_rejects_unknown_parts(tmp_path) -> None:
         timeout=60,
     )
     assert proc.returncode != 0 and "speed" in proc.stderr
+
+
+def test_train_speed_times_a_presets_step() -> None:
+    """--preset: the preset's networks at its own image size (tiny: 16 px), not --image-size."""
+    args = ["--preset", "tiny", "--image-size", "64", "--batch-size", "2", "--cycles", "1"]
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "train_speed.py"), *args, "--warmup-cycles", "0"]
+        + ["--threads", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert (result["preset"], result["image_size"], result["n_critic"]) == ("tiny", 16, 5)
+    assert result["sec_per_iter"] > 0
+    refused = subprocess.run(
+        [sys.executable, str(BENCH / "train_speed.py"), "--preset", "faces-joint-v1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert refused.returncode != 0 and "single-dataset StarGAN v1 preset" in refused.stderr
