@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from _report import print_report
-from stargan.config import PRECISIONS, Config, DataConfig, ModelConfig, TrainConfig
+from stargan.config import PRECISIONS, Config, DataConfig, ModelConfig
 from stargan.data.builtin import load_builtin
 from stargan.presets import get_preset
 from stargan.train.memory import keep_freed_memory
@@ -174,25 +174,14 @@ def bench_config(
     image_size: int, batch_size: int, conv_dim: int, device: str, plain: bool, precision: str
 ) -> Config:
     """The paper's networks at ``image_size`` and ``conv_dim``, built-in faces, c_dim 5."""
-    return Config(
-        name="bench",
-        model=ModelConfig(
-            image_size=image_size,
-            c_dim=5,
-            g_conv_dim=conv_dim,
-            d_conv_dim=conv_dim,
-            d_repeat_num=6 if image_size >= 64 else 4,
-        ),
-        data=DataConfig(dataset="faces-attr", num_train=max(4 * batch_size, 64)),
-        train=TrainConfig(
-            batch_size=batch_size,
-            num_iters=10**6,
-            tensorboard=False,
-            device=device,
-            fast_kernels=not plain,
-            precision=precision,
-        ),
+    model = ModelConfig(
+        image_size=image_size,
+        c_dim=5,
+        g_conv_dim=conv_dim,
+        d_conv_dim=conv_dim,
+        d_repeat_num=6 if image_size >= 64 else 4,
     )
+    return _on_builtin(Config(name="bench", model=model), batch_size, device, plain, precision)
 
 
 def preset_config(name: str, batch_size: int, device: str, plain: bool, precision: str) -> Config:
@@ -201,6 +190,12 @@ def preset_config(name: str, batch_size: int, device: str, plain: bool, precisio
     cfg = get_preset(name)
     if cfg.model.arch != "v1" or cfg.joint:
         raise SystemExit(f"--preset takes a single-dataset StarGAN v1 preset, not {name!r}")
+    cfg = replace(cfg, model=replace(cfg.model, c_dim=5))
+    return _on_builtin(cfg, batch_size, device, plain, precision)
+
+
+def _on_builtin(cfg: Config, batch_size: int, device: str, plain: bool, precision: str) -> Config:
+    """``cfg`` on a few built-in faces with the benchmark's training settings."""
     train = replace(
         cfg.train,
         batch_size=batch_size,
@@ -211,7 +206,7 @@ def preset_config(name: str, batch_size: int, device: str, plain: bool, precisio
         precision=precision,
     )
     data = DataConfig(dataset="faces-attr", num_train=max(4 * batch_size, 64))
-    return replace(cfg, model=replace(cfg.model, c_dim=5), data=data, train=train)
+    return replace(cfg, data=data, train=train)
 
 
 def trainer_for(tmp: Path, cfg: Config) -> V1Trainer:

@@ -15,6 +15,12 @@ from stargan.quantize import int8_unsupported_reason
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
+def _run_bench(script: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(BENCH / script), *args], capture_output=True, text=True, timeout=300
+    )
+
+
 @pytest.mark.parametrize(
     ("script", "args", "keys"),
     [
@@ -97,9 +103,7 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
     ],
 )
 def test_benchmark_prints_json_last_line(script: str, args: list[str], keys: set[str]) -> None:
-    proc = subprocess.run(
-        [sys.executable, str(BENCH / script), *args], capture_output=True, text=True, timeout=300
-    )
+    proc = _run_bench(script, *args)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert keys <= result.keys()
@@ -263,21 +267,10 @@ def test_side_by_side_rejects_unknown_parts(tmp_path) -> None:
 def test_train_speed_times_a_presets_step() -> None:
     """--preset: the preset's networks at its own image size (tiny: 16 px), not --image-size."""
     args = ["--preset", "tiny", "--image-size", "64", "--batch-size", "2", "--cycles", "1"]
-    proc = subprocess.run(
-        [sys.executable, str(BENCH / "train_speed.py"), *args, "--warmup-cycles", "0"]
-        + ["--threads", "1"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = _run_bench("train_speed.py", *args, "--warmup-cycles", "0", "--threads", "1")
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert (result["preset"], result["image_size"], result["n_critic"]) == ("tiny", 16, 5)
     assert result["sec_per_iter"] > 0
-    refused = subprocess.run(
-        [sys.executable, str(BENCH / "train_speed.py"), "--preset", "faces-joint-v1"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    refused = _run_bench("train_speed.py", "--preset", "faces-joint-v1")
     assert refused.returncode != 0 and "single-dataset StarGAN v1 preset" in refused.stderr
