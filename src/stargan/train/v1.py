@@ -182,9 +182,7 @@ class V1Trainer(TrainerBase):
             d_src_real, d_cls_real, d_src_fake, penalty = self._d_outputs_r1(b, x_real, x_fake)
             lambda_penalty = cfg.loss.lambda_r1
         else:
-            d_src_real, d_cls_real, d_src_fake, penalty = self._d_outputs_gp(
-                b, x_real, x_fake, alpha
-            )
+            d_src_real, d_cls_real, d_src_fake, penalty = self._d_outputs_gp(x_real, x_fake, alpha)
             lambda_penalty = cfg.loss.lambda_gp
         own = self.layout.part(b.part)  # the classification loss sees the known labels only
         kind = self.layout.specs[b.part].kind
@@ -209,9 +207,7 @@ class V1Trainer(TrainerBase):
         backward_and_step(loss, self.d_opt, self.scalers["D"])
         return self._per_dataset(parts, b.part, "D/loss_cls")
 
-    def _d_outputs_gp(
-        self, b: V1Batch, x_real: torch.Tensor, x_fake: torch.Tensor, alpha: torch.Tensor
-    ):
+    def _d_outputs_gp(self, x_real: torch.Tensor, x_fake: torch.Tensor, alpha: torch.Tensor):
         """D on real, fake and interpolated images, and the WGAN-GP penalty (eq. 8). (Per-label
         D_src heads are refused with this loss: the config needs loss.adv=ns-r1 for them.)"""
         alpha = alpha.to(self.device)
