@@ -5,6 +5,7 @@
     python benchmarks/train_speed.py --image-size 128 --precision bf16
     python benchmarks/train_speed.py --flops --peak-gflops 150    # share of the matmul peak
     python benchmarks/train_speed.py --preset celeba-subset-v1 --precision auto  # a preset's step
+    python benchmarks/train_speed.py --preset celeba-subset-v1 --set loss.penalty_every=4
 
 Prints a table, then the same figures as one JSON object on the last line. Iterations are
 D updates; every n_critic-th also updates G ("D+G" iterations). On a shared machine compare
@@ -27,7 +28,7 @@ import numpy as np
 import torch
 
 from _report import print_report
-from stargan.config import PRECISIONS, Config, DataConfig, ModelConfig
+from stargan.config import PRECISIONS, Config, DataConfig, ModelConfig, apply_overrides, validate
 from stargan.data.builtin import load_builtin
 from stargan.presets import get_preset
 from stargan.train.memory import keep_freed_memory
@@ -82,6 +83,7 @@ def main() -> None:
         "image_size": trainer.cfg.model.image_size,
         "batch_size": args.batch_size,
         "preset": args.preset,
+        "overrides": args.set,
         "threads": args.threads,
         "device": args.device,
         "n_critic": n_critic,
@@ -105,7 +107,7 @@ def main() -> None:
     print_report(
         [
             ("image size", str(trainer.cfg.model.image_size)),
-            ("preset", args.preset or "paper networks (--conv-dim)"),
+            ("preset", " ".join([args.preset or "paper networks (--conv-dim)", *args.set])),
             ("batch size", str(args.batch_size)),
             ("threads", str(args.threads)),
             ("sec/iter (whole cycles)", f"{result['sec_per_iter']:.3f}"),
@@ -146,14 +148,25 @@ def add_preset_option(ap: argparse.ArgumentParser) -> None:
         "faces at its image size (--image-size and --conv-dim then unused); default: the "
         "paper's networks",
     )
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a config override on top of --preset, as `stargan train --set` (repeatable)",
+    )
 
 
 def warmed_trainer(tmp: Path, args: argparse.Namespace) -> V1Trainer:
     """The benchmark's trainer from the command line's options (the paper's networks, or
     ``--preset``'s), after ``--warmup-cycles`` whole n_critic cycles (memory, oneDNN's
     primitive caches)."""
+    if args.set and not args.preset:
+        raise SystemExit("--set changes a preset: give --preset NAME too")
     cfg = (
-        preset_config(args.preset, args.batch_size, args.device, args.plain, args.precision)
+        preset_config(
+            args.preset, args.batch_size, args.device, args.plain, args.precision, args.set
+        )
         if args.preset
         else bench_config(
             args.image_size,
@@ -184,10 +197,13 @@ def bench_config(
     return _on_builtin(Config(name="bench", model=model), batch_size, device, plain, precision)
 
 
-def preset_config(name: str, batch_size: int, device: str, plain: bool, precision: str) -> Config:
-    """A preset's networks, losses and optimiser on built-in faces (5 attributes, as
-    CelebA's), at its image size; a joint or v2 preset is refused."""
-    cfg = get_preset(name)
+def preset_config(
+    name: str, batch_size: int, device: str, plain: bool, precision: str, overrides=()
+) -> Config:
+    """A preset's networks, losses and optimiser (with ``overrides``, ``KEY=VALUE``) on
+    built-in faces (5 attributes, as CelebA's), at its image size; a joint or v2 preset is
+    refused."""
+    cfg = validate(apply_overrides(get_preset(name), list(overrides)))
     if cfg.model.arch != "v1" or cfg.joint:
         raise SystemExit(f"--preset takes a single-dataset StarGAN v1 preset, not {name!r}")
     cfg = replace(cfg, model=replace(cfg.model, c_dim=5))

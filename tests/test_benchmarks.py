@@ -265,12 +265,18 @@ def test_side_by_side_rejects_unknown_parts(tmp_path) -> None:
 
 
 def test_train_speed_times_a_presets_step() -> None:
-    """--preset: the preset's networks at its own image size (tiny: 16 px), not --image-size."""
+    """--preset: the preset's networks at its own image size (tiny: 16 px), not --image-size;
+    --set changes the preset as `stargan train --set` does."""
     args = ["--preset", "tiny", "--image-size", "64", "--batch-size", "2", "--cycles", "1"]
-    proc = _run_bench("train_speed.py", *args, "--warmup-cycles", "0", "--threads", "1")
+    args += ["--set", "optim.n_critic=2", "--warmup-cycles", "0", "--threads", "1"]
+    proc = _run_bench("train_speed.py", *args)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert (result["preset"], result["image_size"], result["n_critic"]) == ("tiny", 16, 5)
-    assert result["sec_per_iter"] > 0
+    assert (result["preset"], result["image_size"], result["n_critic"]) == ("tiny", 16, 2)
+    assert result["overrides"] == ["optim.n_critic=2"] and result["sec_per_iter"] > 0
+    bad = _run_bench("train_speed.py", "--preset", "tiny", "--set", "loss.penalty_every=0")
+    assert bad.returncode != 0 and "loss.penalty_every must be >= 1" in bad.stderr
+    alone = _run_bench("train_speed.py", "--set", "optim.n_critic=2")
+    assert alone.returncode != 0 and "give --preset NAME too" in alone.stderr
     refused = _run_bench("train_speed.py", "--preset", "faces-joint-v1")
     assert refused.returncode != 0 and "single-dataset StarGAN v1 preset" in refused.stderr

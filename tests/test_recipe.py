@@ -16,6 +16,7 @@ from stargan import losses
 from stargan.config import ModelConfig
 from stargan.errors import StarGANError
 from stargan.export import export_model
+from stargan.losses import terms
 from stargan.losses import v1 as losses_v1
 from stargan.models.layers import UpsampleNearest2x
 from stargan.models.v1 import Generator, generator
@@ -214,6 +215,45 @@ def test_lazy_classifier_gradient_penalty(tmp_path: Path, monkeypatch) -> None:
     assert ["D/loss_cls_grad" in p for p in parts] == [w is not None for w in weights]
 
 
+@pytest.mark.parametrize(("adv", "key"), [("wgan-gp", "D/loss_gp"), ("ns-r1", "D/loss_r1")])
+def test_lazy_adversarial_penalty(tmp_path: Path, monkeypatch, adv: str, key: str) -> None:
+    """penalty_every=3: WGAN-GP's or R1's penalty on D steps 0, 3, 6, ... only, weighted
+    3 times; the other steps skip it (no interpolates' forward pass, no double backward)
+    and still train D."""
+    calls = []
+    d_loss, gradient_penalty = losses_v1.d_loss, terms.gradient_penalty
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs["lambda_gp"] if kwargs["gp"] is not None else None)
+        return d_loss(*args, **kwargs)
+
+    hats = []
+    monkeypatch.setattr(losses_v1, "d_loss", spy)
+    monkeypatch.setattr(
+        terms, "gradient_penalty", lambda *a: hats.append(1) or gradient_penalty(*a)
+    )
+    cfg = _recipe_cfg(
+        loss={
+            "adv": adv,
+            "lambda_mask": 0.1,
+            "lambda_gp": 10.0,
+            "lambda_r1": 1.0,
+            "penalty_every": 3,
+        },
+        optim={"n_critic": 5},
+        train={"num_iters": 7, "num_iters_decay": 0},
+    )
+    tr = _trainer(cfg, tmp_path / "run")
+    d_before = [p.detach().clone() for p in tr.D.parameters()]
+    parts = [tr.train_step() for _ in range(7)]
+    weight = 30.0 if adv == "wgan-gp" else 3.0
+    assert calls == [weight, None, None, weight, None, None, weight]
+    assert [key in p for p in parts] == [w is not None for w in calls]
+    assert len(hats) == (3 if adv == "wgan-gp" else 0)  # interpolates on penalised steps only
+    assert all(torch.isfinite(p["D/loss"]) for p in parts)
+    assert any(not torch.equal(a, b) for a, b in zip(d_before, tr.D.parameters(), strict=True))
+
+
 # ---------------------------------------------------------------- training
 RECIPE = {
     "model": {"g_skip": True, "g_output": "mask", "g_upsample": "resize"},
@@ -286,6 +326,7 @@ def test_export_takes_the_running_average(tmp_path: Path) -> None:
         ("loss.lambda_mask_tv=0.1", "lambda_mask_tv weighs G's mask: it needs"),
         ("loss.lambda_cls_grad=-1", "lambda_cls_grad and loss.lambda_r1 must be >= 0"),
         ("loss.cls_grad_every=0", "loss.cls_grad_every must be >= 1"),
+        ("loss.penalty_every=0", "loss.penalty_every must be >= 1"),
         ("optim.g_ema_beta=1.0", "optim.g_ema_beta must be in"),
     ],
 )
@@ -294,7 +335,9 @@ def test_recipe_options_are_checked(override: str, message: str) -> None:
         prepare_config(get_preset("tiny"), [override])
 
 
-@pytest.mark.parametrize("override", ["model.g_skip=true", "loss.lambda_cls_grad=1"])
+@pytest.mark.parametrize(
+    "override", ["model.g_skip=true", "loss.lambda_cls_grad=1", "loss.penalty_every=4"]
+)
 def test_v1_recipe_options_are_refused_for_v2(override: str) -> None:
     with pytest.raises(StarGANError, match="StarGAN v1 options"):
         prepare_config(get_preset("tiny-v2"), [override])

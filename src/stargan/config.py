@@ -109,7 +109,10 @@ class LossConfig:
     attribute rather than add specks that fool it (input-gradient regularisation);
     ``cls_grad_every``: compute that penalty on every k-th D step only, weighted k times
     (lazy regularisation, StyleGAN2, Karras et al. 2020): its double backward through D
-    costs up to 70% of an iteration at 32 px, a k-th of that lazily.
+    costs up to 70% of an iteration at 32 px, a k-th of that lazily. ``penalty_every``:
+    the same for the adversarial penalty (WGAN-GP's ``lambda_gp`` term or R1): computed on
+    every k-th D step only, weighted k times; the other D steps skip the interpolates'
+    forward pass and the double backward (1 = every step, the papers').
     ``lambda_r1`` (R1 on real images) is also v2's. v2 only: ``lambda_sty`` (style
     reconstruction), ``lambda_ds`` (diversity sensitive, decayed linearly to 0 over
     ``ds_iter`` iterations)."""
@@ -122,6 +125,7 @@ class LossConfig:
     lambda_mask_tv: float = 0.0
     lambda_cls_grad: float = 0.0
     cls_grad_every: int = 1
+    penalty_every: int = 1
     lambda_r1: float = 1.0
     lambda_sty: float = 1.0
     lambda_ds: float = 1.0
@@ -374,8 +378,9 @@ def _check_v1(cfg: Config) -> None:
             "loss.lambda_mask, loss.lambda_mask_tv, loss.lambda_cls_grad and loss.lambda_r1"
             " must be >= 0"
         )
-    if loss.cls_grad_every < 1:
-        raise StarGANError(f"loss.cls_grad_every must be >= 1 (got {loss.cls_grad_every})")
+    for key in ("cls_grad_every", "penalty_every"):
+        if getattr(loss, key) < 1:
+            raise StarGANError(f"loss.{key} must be >= 1 (got {getattr(loss, key)})")
     for key in ("lambda_mask", "lambda_mask_tv"):
         if getattr(loss, key) > 0 and m.g_output != "mask":
             raise StarGANError(
@@ -407,10 +412,12 @@ def _check_v2(cfg: Config) -> None:
     v1_recipe = m.g_skip or m.g_output != "image" or m.g_upsample != "deconv"
     v1_recipe = v1_recipe or m.g_condition != "target" or cfg.train.targets != "permute"
     v1_recipe = v1_recipe or m.g_cond_norm or m.d_domain_heads or cfg.train.target_weights
-    if v1_recipe or loss.adv != "wgan-gp" or o.g_ema_beta or loss.lambda_cls_grad:
+    v1_recipe = v1_recipe or loss.adv != "wgan-gp" or o.g_ema_beta or loss.lambda_cls_grad
+    if v1_recipe or loss.penalty_every != 1:
         raise StarGANError(
             "model.g_skip, g_output, g_upsample, g_condition, g_cond_norm, d_domain_heads, "
-            "loss.adv, loss.lambda_cls_grad, optim.g_ema_beta, train.targets and "
+            "loss.adv, loss.lambda_cls_grad, loss.penalty_every, optim.g_ema_beta, "
+            "train.targets and "
             "train.target_weights are StarGAN v1 options (v2 has its own skips, losses, EMA "
             "and target domains)"
         )

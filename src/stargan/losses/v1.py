@@ -34,7 +34,7 @@ def d_loss(
     d_cls_real: torch.Tensor,
     c_org: torch.Tensor,
     d_src_fake: torch.Tensor,
-    gp: torch.Tensor,
+    gp: torch.Tensor | None,
     kind: LabelKind,
     lambda_cls: float,
     lambda_gp: float,
@@ -46,19 +46,18 @@ def d_loss(
 
     -L_adv = -E[D_src(x)] + E[D_src(G(x, c))] + lambda_gp E[(||grad D_src(x_hat)|| - 1)^2].
     ``adv="ns-r1"``: the non-saturating terms (see :func:`adversarial`), ``gp`` is then
-    the R1 penalty and ``lambda_gp`` its weight (logged as ``D/loss_r1``). ``cls_grad``
+    the R1 penalty and ``lambda_gp`` its weight (logged as ``D/loss_r1``); ``gp=None``
+    leaves the penalty out (a step that ``loss.penalty_every`` skips). ``cls_grad``
     (:func:`classifier_gradient_penalty`) is added with weight ``lambda_cls_grad``.
     """
     loss_real = adversarial(d_src_real, True, adv)
     loss_fake = adversarial(d_src_fake, False, adv)
     loss_cls = classification_loss(d_cls_real, c_org, kind)
-    loss = loss_real + loss_fake + lambda_cls * loss_cls + lambda_gp * gp
-    parts = {
-        "D/loss_real": loss_real,
-        "D/loss_fake": loss_fake,
-        "D/loss_cls": loss_cls,
-        "D/loss_gp" if adv == "wgan-gp" else "D/loss_r1": gp,
-    }
+    loss = loss_real + loss_fake + lambda_cls * loss_cls
+    parts = {"D/loss_real": loss_real, "D/loss_fake": loss_fake, "D/loss_cls": loss_cls}
+    if gp is not None:
+        loss = loss + lambda_gp * gp
+        parts["D/loss_gp" if adv == "wgan-gp" else "D/loss_r1"] = gp
     if cls_grad is not None:
         loss = loss + lambda_cls_grad * cls_grad
         parts["D/loss_cls_grad"] = cls_grad

@@ -176,14 +176,20 @@ class V1Trainer(TrainerBase):
         x_real = b.x_real
         lazy = cfg.loss.cls_grad_every  # the penalty on every lazy-th step, weighted lazy times
         penalise_cls = cfg.loss.lambda_cls_grad > 0 and self.state.step % lazy == 0
-        if cfg.loss.adv == "ns-r1" or penalise_cls:
+        every = cfg.loss.penalty_every  # the adversarial penalty likewise
+        penalise = self.state.step % every == 0
+        if (cfg.loss.adv == "ns-r1" and penalise) or penalise_cls:
             x_real = x_real.detach().requires_grad_(True)
         if cfg.loss.adv == "ns-r1":
-            d_src_real, d_cls_real, d_src_fake, penalty = self._d_outputs_r1(b, x_real, x_fake)
-            lambda_penalty = cfg.loss.lambda_r1
+            d_src_real, d_cls_real, d_src_fake, penalty = self._d_outputs_r1(
+                b, x_real, x_fake, penalise
+            )
+            lambda_penalty = cfg.loss.lambda_r1 * every
         else:
-            d_src_real, d_cls_real, d_src_fake, penalty = self._d_outputs_gp(x_real, x_fake, alpha)
-            lambda_penalty = cfg.loss.lambda_gp
+            d_src_real, d_cls_real, d_src_fake, penalty = self._d_outputs_gp(
+                x_real, x_fake, alpha, penalise
+            )
+            lambda_penalty = cfg.loss.lambda_gp * every
         own = self.layout.part(b.part)  # the classification loss sees the known labels only
         kind = self.layout.specs[b.part].kind
         cls_grad = None
@@ -207,26 +213,34 @@ class V1Trainer(TrainerBase):
         backward_and_step(loss, self.d_opt, self.scalers["D"])
         return self._per_dataset(parts, b.part, "D/loss_cls")
 
-    def _d_outputs_gp(self, x_real: torch.Tensor, x_fake: torch.Tensor, alpha: torch.Tensor):
-        """D on real, fake and interpolated images, and the WGAN-GP penalty (eq. 8). (Per-label
-        D_src heads are refused with this loss: the config needs loss.adv=ns-r1 for them.)"""
-        alpha = alpha.to(self.device)
-        x_hat = (alpha * x_real.detach() + (1 - alpha) * x_fake).requires_grad_(True)
+    def _d_outputs_gp(
+        self, x_real: torch.Tensor, x_fake: torch.Tensor, alpha: torch.Tensor, penalise: bool
+    ):
+        """D on real, fake and (when ``penalise``) interpolated images, and the WGAN-GP
+        penalty (eq. 8; None on the steps ``loss.penalty_every`` skips). (Per-label D_src
+        heads are refused with this loss: the config needs loss.adv=ns-r1 for them.)"""
         with self.precision.autocast():  # losses below in fp32
             d_src_real, d_cls_real = _fp32(*self.d_train(x_real))
             d_src_fake = _fp32(self.d_train(x_fake)[0])[0]
+        if not penalise:
+            return d_src_real, d_cls_real, d_src_fake, None
+        alpha = alpha.to(self.device)
+        x_hat = (alpha * x_real.detach() + (1 - alpha) * x_fake).requires_grad_(True)
+        with self.precision.autocast():
             d_src_hat = self.d_train(x_hat)[0]
         gp = terms.gradient_penalty(d_src_hat, x_hat, penalty_scale(self.scalers["D"]))
         return d_src_real, d_cls_real, d_src_fake, gp
 
-    def _d_outputs_r1(self, b: V1Batch, x_real: torch.Tensor, x_fake: torch.Tensor):
-        """D on real and fake images, and the R1 penalty on the real ones (StarGAN v2);
-        ``x_real`` requires grad."""
+    def _d_outputs_r1(self, b: V1Batch, x_real: torch.Tensor, x_fake: torch.Tensor, penalise: bool):
+        """D on real and fake images, and (when ``penalise``) the R1 penalty on the real
+        ones (StarGAN v2; ``x_real`` then requires grad)."""
         with self.precision.autocast():
             d_src_real, d_cls_real = self.d_train(x_real)
             d_src_real = self.src_for_labels(d_src_real, b.c_org, b.part)
             d_src_fake = _fp32(self.d_train(x_fake)[0])[0]
-        r1 = terms.r1_penalty(d_src_real, x_real, penalty_scale(self.scalers["D"]))
+        r1 = None
+        if penalise:
+            r1 = terms.r1_penalty(d_src_real, x_real, penalty_scale(self.scalers["D"]))
         d_src_fake = self.src_for_labels(d_src_fake, b.c_trg, b.part)
         return d_src_real.float(), d_cls_real.float(), d_src_fake, r1
 
