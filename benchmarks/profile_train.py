@@ -59,15 +59,21 @@ def main() -> None:
                 trainer.train_step()
             seconds = time.perf_counter() - start
             averages = prof.key_averages()
-            print(f"\n== {kind} iteration (step {trainer.state.step}): {seconds:.2f} s wall")
+            step = trainer.state.step - 1
+            penalised = step % trainer.cfg.loss.penalty_every == 0
+            print(
+                f"\n== {kind} iteration (step {step}; adversarial penalty "
+                f"{'computed' if penalised else 'skipped'}): {seconds:.2f} s wall"
+            )
             print(averages.table(sort_by="self_cpu_time_total", row_limit=args.top))
-            results[kind] = _summary(averages, seconds, args.top)
+            results[kind] = _summary(averages, seconds, args.top) | {"penalty": penalised}
 
     print(
         json.dumps(
             {
                 "image_size": trainer.cfg.model.image_size,
                 "preset": args.preset,
+                "overrides": args.set,
                 "batch_size": args.batch_size,
                 "threads": args.threads,
                 "fast_kernels": not args.plain,

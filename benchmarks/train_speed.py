@@ -21,6 +21,7 @@ import resource
 import statistics
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,6 +31,7 @@ import torch
 from _report import print_report
 from stargan.config import PRECISIONS, Config, DataConfig, ModelConfig, apply_overrides, validate
 from stargan.data.builtin import load_builtin
+from stargan.errors import StarGANError
 from stargan.presets import get_preset
 from stargan.train.memory import keep_freed_memory
 from stargan.train.v1 import V1Trainer
@@ -197,13 +199,30 @@ def bench_config(
     return _on_builtin(Config(name="bench", model=model), batch_size, device, plain, precision)
 
 
+# what the benchmark sets itself (_on_builtin, c_dim): --set may not change these
+_BENCH_KEYS = ("data.", "model.c_dim", "train.batch_size", "train.device", "train.precision")
+_BENCH_KEYS += ("train.fast_kernels", "train.num_iters", "train.tensorboard")
+
+
 def preset_config(
-    name: str, batch_size: int, device: str, plain: bool, precision: str, overrides=()
+    name: str,
+    batch_size: int,
+    device: str,
+    plain: bool,
+    precision: str,
+    overrides: Sequence[str] = (),
 ) -> Config:
     """A preset's networks, losses and optimiser (with ``overrides``, ``KEY=VALUE``) on
     built-in faces (5 attributes, as CelebA's), at its image size; a joint or v2 preset is
-    refused."""
-    cfg = validate(apply_overrides(get_preset(name), list(overrides)))
+    refused, and so are overrides of what the benchmark sets (``_BENCH_KEYS``: use its
+    own options)."""
+    for item in overrides:
+        if item.startswith(_BENCH_KEYS):
+            raise SystemExit(f"--set {item}: the benchmark sets this itself (see --help)")
+    try:
+        cfg = validate(apply_overrides(get_preset(name), list(overrides)))
+    except StarGANError as err:
+        raise SystemExit(f"--set: {err}") from None
     if cfg.model.arch != "v1" or cfg.joint:
         raise SystemExit(f"--preset takes a single-dataset StarGAN v1 preset, not {name!r}")
     cfg = replace(cfg, model=replace(cfg.model, c_dim=5))

@@ -276,6 +276,8 @@ def test_train_speed_times_a_presets_step() -> None:
     assert result["overrides"] == ["optim.n_critic=2"] and result["sec_per_iter"] > 0
     bad = _run_bench("train_speed.py", "--preset", "tiny", "--set", "loss.penalty_every=0")
     assert bad.returncode != 0 and "loss.penalty_every must be >= 1" in bad.stderr
+    own = _run_bench("train_speed.py", "--preset", "tiny", "--set", "train.batch_size=4")
+    assert own.returncode != 0 and "the benchmark sets this itself" in own.stderr
     alone = _run_bench("train_speed.py", "--set", "optim.n_critic=2")
     assert alone.returncode != 0 and "give --preset NAME too" in alone.stderr
     refused = _run_bench("train_speed.py", "--preset", "faces-joint-v1")

@@ -215,43 +215,46 @@ def test_lazy_classifier_gradient_penalty(tmp_path: Path, monkeypatch) -> None:
     assert ["D/loss_cls_grad" in p for p in parts] == [w is not None for w in weights]
 
 
-@pytest.mark.parametrize(("adv", "key"), [("wgan-gp", "D/loss_gp"), ("ns-r1", "D/loss_r1")])
-def test_lazy_adversarial_penalty(tmp_path: Path, monkeypatch, adv: str, key: str) -> None:
+@pytest.mark.parametrize(
+    ("adv", "key", "penalty"),
+    [("wgan-gp", "D/loss_gp", "gradient_penalty"), ("ns-r1", "D/loss_r1", "r1_penalty")],
+)
+def test_lazy_adversarial_penalty(
+    tmp_path: Path, monkeypatch, adv: str, key: str, penalty: str
+) -> None:
     """penalty_every=3: WGAN-GP's or R1's penalty on D steps 0, 3, 6, ... only, weighted
-    3 times; the other steps skip it (no interpolates' forward pass, no double backward)
-    and still train D."""
-    calls = []
-    d_loss, gradient_penalty = losses_v1.d_loss, terms.gradient_penalty
+    3 times; the other steps skip it (no interpolates, no double backward) and still
+    train D."""
+    weights, computed = [], []
+    d_loss, compute = losses_v1.d_loss, getattr(terms, penalty)
 
     def spy(*args, **kwargs):
-        calls.append(kwargs["lambda_gp"] if kwargs["gp"] is not None else None)
+        weights.append(kwargs["lambda_gp"] if kwargs["gp"] is not None else None)
         return d_loss(*args, **kwargs)
 
-    hats = []
+    def penalty_spy(*args):
+        computed.append(args[1].requires_grad)  # the images the penalty differentiates by
+        return compute(*args)
+
     monkeypatch.setattr(losses_v1, "d_loss", spy)
-    monkeypatch.setattr(
-        terms, "gradient_penalty", lambda *a: hats.append(1) or gradient_penalty(*a)
-    )
+    monkeypatch.setattr(terms, penalty, penalty_spy)
+    loss = {"adv": adv, "lambda_mask": 0.1, "lambda_gp": 10.0, "lambda_r1": 1.0}
     cfg = _recipe_cfg(
-        loss={
-            "adv": adv,
-            "lambda_mask": 0.1,
-            "lambda_gp": 10.0,
-            "lambda_r1": 1.0,
-            "penalty_every": 3,
-        },
+        loss=loss | {"penalty_every": 3},
         optim={"n_critic": 5},
         train={"num_iters": 7, "num_iters_decay": 0},
     )
     tr = _trainer(cfg, tmp_path / "run")
+    parts = [tr.train_step()]
     d_before = [p.detach().clone() for p in tr.D.parameters()]
-    parts = [tr.train_step() for _ in range(7)]
+    parts.append(tr.train_step())  # step 1 skips the penalty and still trains D
+    d_changed = any(not torch.equal(a, b) for a, b in zip(d_before, tr.D.parameters(), strict=True))
+    parts += [tr.train_step() for _ in range(5)]
     weight = 30.0 if adv == "wgan-gp" else 3.0
-    assert calls == [weight, None, None, weight, None, None, weight]
-    assert [key in p for p in parts] == [w is not None for w in calls]
-    assert len(hats) == (3 if adv == "wgan-gp" else 0)  # interpolates on penalised steps only
-    assert all(torch.isfinite(p["D/loss"]) for p in parts)
-    assert any(not torch.equal(a, b) for a, b in zip(d_before, tr.D.parameters(), strict=True))
+    assert weights == [weight, None, None, weight, None, None, weight]
+    assert [key in p for p in parts] == [w is not None for w in weights]
+    assert computed == [True, True, True]  # on the penalised steps only
+    assert all(torch.isfinite(p["D/loss"]) for p in parts) and d_changed
 
 
 # ---------------------------------------------------------------- training

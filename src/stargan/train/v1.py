@@ -219,15 +219,16 @@ class V1Trainer(TrainerBase):
         """D on real, fake and (when ``penalise``) interpolated images, and the WGAN-GP
         penalty (eq. 8; None on the steps ``loss.penalty_every`` skips). (Per-label D_src
         heads are refused with this loss: the config needs loss.adv=ns-r1 for them.)"""
-        with self.precision.autocast():  # losses below in fp32
+        x_hat = None
+        if penalise:
+            alpha = alpha.to(self.device)
+            x_hat = (alpha * x_real.detach() + (1 - alpha) * x_fake).requires_grad_(True)
+        with self.precision.autocast():  # one block: D's weights cast once; losses in fp32
             d_src_real, d_cls_real = _fp32(*self.d_train(x_real))
             d_src_fake = _fp32(self.d_train(x_fake)[0])[0]
-        if not penalise:
+            d_src_hat = None if x_hat is None else self.d_train(x_hat)[0]
+        if x_hat is None:
             return d_src_real, d_cls_real, d_src_fake, None
-        alpha = alpha.to(self.device)
-        x_hat = (alpha * x_real.detach() + (1 - alpha) * x_fake).requires_grad_(True)
-        with self.precision.autocast():
-            d_src_hat = self.d_train(x_hat)[0]
         gp = terms.gradient_penalty(d_src_hat, x_hat, penalty_scale(self.scalers["D"]))
         return d_src_real, d_cls_real, d_src_fake, gp
 
