@@ -208,9 +208,11 @@ def _celeba_subset_v1() -> Config:
 
     18,000 iterations (0.17-0.19 s each there) with a G step every 3rd
     (``optim.n_critic=3``) and half the training targets single changes
-    (``train.targets=mixed``), as the demo (docs/quality.md)."""
+    (``train.targets=mixed``), as the demo; G's running average over about 1,000 of its
+    6,000 updates (``optim.g_ema_beta=0.999``, StarGAN v2's), which averages out the
+    blotches G and D_cls chase each other with (docs/quality.md)."""
     cfg = _celeba_64px("celeba-subset-v1", 18000)
-    optim = replace(cfg.optim, n_critic=3)
+    optim = replace(cfg.optim, n_critic=3, g_ema_beta=0.999)
     train = replace(cfg.train, targets="mixed")
     return replace(cfg, optim=optim, train=train)
 
