@@ -199,9 +199,10 @@ def bench_config(
     return _on_builtin(Config(name="bench", model=model), batch_size, device, plain, precision)
 
 
-# what the benchmark sets itself (_on_builtin, c_dim): --set may not change these
-_BENCH_KEYS = ("data.", "model.c_dim", "train.batch_size", "train.device", "train.precision")
-_BENCH_KEYS += ("train.fast_kernels", "train.num_iters", "train.tensorboard")
+# what the benchmark sets itself (_on_builtin, c_dim): --set may not change these keys, nor
+# any data.* key
+_BENCH_KEYS = {"model.c_dim", "train.batch_size", "train.device", "train.precision"}
+_BENCH_KEYS |= {"train.fast_kernels", "train.num_iters", "train.tensorboard"}
 
 
 def preset_config(
@@ -214,10 +215,11 @@ def preset_config(
 ) -> Config:
     """A preset's networks, losses and optimiser (with ``overrides``, ``KEY=VALUE``) on
     built-in faces (5 attributes, as CelebA's), at its image size; a joint or v2 preset is
-    refused, and so are overrides of what the benchmark sets (``_BENCH_KEYS``: use its
-    own options)."""
+    refused, and so are overrides of what the benchmark sets (``_BENCH_KEYS``, ``data.*``:
+    use its own options)."""
     for item in overrides:
-        if item.startswith(_BENCH_KEYS):
+        key = item.split("=", 1)[0].strip()
+        if key in _BENCH_KEYS or key.startswith("data."):
             raise SystemExit(f"--set {item}: the benchmark sets this itself (see --help)")
     try:
         cfg = validate(apply_overrides(get_preset(name), list(overrides)))
