@@ -123,9 +123,7 @@ def _demo_64() -> Config:
     blocks, D with 5 layers): about 30 minutes of training on a 2-core AVX512-BF16 CPU
     (docs/quality.md, "The demo at 64 px")."""
     demo = _demo()
-    net = _cpu_64px("demo-64", demo.train.num_iters).model
-    model = replace(net, g_condition=demo.model.g_condition)
-    return replace(demo, name="demo-64", model=model)
+    return replace(demo, name="demo-64", model=_net_64px(demo.model))
 
 
 def _faces_v1() -> Config:
@@ -176,12 +174,25 @@ def _celeba_rafd_v1() -> Config:
     return replace(PAPER, name="celeba-rafd-v1", data=celeba, joint=(rafd,), train=train)
 
 
+def _net_64px(model: ModelConfig | None = None) -> ModelConfig:
+    """``model`` (default: the paper's) resized to the reduced 64 px network of the CPU
+    presets: G conv_dim 32 with 4 residual blocks, D with 5 layers."""
+    return replace(
+        model or ModelConfig(),
+        image_size=64,
+        g_conv_dim=32,
+        g_repeat_num=4,
+        d_conv_dim=32,
+        d_repeat_num=5,
+    )
+
+
 def _cpu_64px(name: str, num_iters: int) -> Config:
     """A reduced network at 64 px for real photos on a CPU (hours, not weeks), with the
     quality recipe (docs/quality.md); the caller sets the data."""
     return _cpu_recipe(
         name,
-        ModelConfig(image_size=64, g_conv_dim=32, g_repeat_num=4, d_conv_dim=32, d_repeat_num=5),
+        _net_64px(),
         lambda_rec=10.0,
         data=DataConfig(),
         num_iters=num_iters,
@@ -206,7 +217,7 @@ def _celeba_64px(name: str, num_iters: int) -> Config:
 def _celeba_subset_v1() -> Config:
     """CelebA at 64 px in at most 60 minutes of training on a 2-core AVX512-BF16 CPU.
 
-    18,000 iterations (0.17-0.19 s each there) with a G step every 3rd
+    18,000 iterations (0.17-0.20 s each there: 58-61 minutes) with a G step every 3rd
     (``optim.n_critic=3``) and half the training targets single changes
     (``train.targets=mixed``), as the demo; G's running average over about 1,000 of its
     6,000 updates (``optim.g_ema_beta=0.999``, StarGAN v2's), which averages out the
