@@ -60,7 +60,7 @@ def main() -> None:
             seconds = time.perf_counter() - start
             averages = prof.key_averages()
             step = trainer.state.step - 1
-            penalised = step % trainer.cfg.loss.penalty_every == 0
+            penalised = trainer.penalises_adversarial(step)
             print(
                 f"\n== {kind} iteration (step {step}; adversarial penalty "
                 f"{'computed' if penalised else 'skipped'}): {seconds:.2f} s wall"

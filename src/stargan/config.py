@@ -417,9 +417,8 @@ def _check_v2(cfg: Config) -> None:
         raise StarGANError(
             "model.g_skip, g_output, g_upsample, g_condition, g_cond_norm, d_domain_heads, "
             "loss.adv, loss.lambda_cls_grad, loss.penalty_every, optim.g_ema_beta, "
-            "train.targets and "
-            "train.target_weights are StarGAN v1 options (v2 has its own skips, losses, EMA "
-            "and target domains)"
+            "train.targets and train.target_weights are StarGAN v1 options (v2 has its own "
+            "skips, losses, EMA and target domains)"
         )
     positive = {
         "model.latent_dim": m.latent_dim,

@@ -177,7 +177,7 @@ class V1Trainer(TrainerBase):
         lazy = cfg.loss.cls_grad_every  # the penalty on every lazy-th step, weighted lazy times
         penalise_cls = cfg.loss.lambda_cls_grad > 0 and self.state.step % lazy == 0
         every = cfg.loss.penalty_every  # the adversarial penalty likewise
-        penalise = self.state.step % every == 0
+        penalise = self.penalises_adversarial(self.state.step)
         if (cfg.loss.adv == "ns-r1" and penalise) or penalise_cls:
             x_real = x_real.detach().requires_grad_(True)
         if cfg.loss.adv == "ns-r1":
@@ -212,6 +212,11 @@ class V1Trainer(TrainerBase):
         )
         backward_and_step(loss, self.d_opt, self.scalers["D"])
         return self._per_dataset(parts, b.part, "D/loss_cls")
+
+    def penalises_adversarial(self, step: int) -> bool:
+        """Whether D step ``step`` computes the adversarial penalty (WGAN-GP's or R1):
+        every ``loss.penalty_every``-th step, weighted that many times."""
+        return step % self.cfg.loss.penalty_every == 0
 
     def _d_outputs_gp(
         self, x_real: torch.Tensor, x_fake: torch.Tensor, alpha: torch.Tensor, penalise: bool
