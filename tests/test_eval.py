@@ -123,8 +123,25 @@ def test_multi_label_protocol_target_accuracy_and_preservation(
     assert summary["target_acc"] == (1.0 if oracle else 0.0)
     assert summary["kept"] == 1.0  # a flip of one half leaves the other as it was
     assert summary["translations"] == 2 * 30  # a flip changes every image
+    assert summary["real_target_acc"] == 1.0  # the toy judge reads real images right
     bars = next(t for t in record["tables"] if t["kind"] == "bars")
     assert [row[0] for row in bars["rows"]] == ["top", "bottom"]
+    assert bars["columns"][-1] == "classifier on real images of the target"
+    assert [row[-1] for row in bars["rows"]] == [1.0, 1.0]
+
+
+def test_real_reading_of_targets_is_the_judges_recall_of_each_target_value() -> None:
+    from stargan.evaluate.classification import _real_reading_of_targets
+
+    # Real images: two carry the attribute (the judge sees one), two do not (both right).
+    c_real = torch.tensor([[1.0], [1.0], [0.0], [0.0]])
+    pred_real = torch.tensor([[1.0], [0.0], [0.0], [0.0]])
+    read = _real_reading_of_targets(pred_real, c_real, torch.tensor([[1.0], [0.0], [1.0]]))
+    assert read.tolist() == [0.5, 1.0, 0.5]
+    # Two attributes changed together: a target no real image carries has no reading.
+    c_real2 = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    read2 = _real_reading_of_targets(c_real2, c_real2, torch.tensor([[1.0, 1.0], [0.0, 1.0]]))
+    assert read2[0].isnan() and read2[1] == 1.0
 
 
 @pytest.mark.parametrize("kind", ["multi", "categorical"])
@@ -359,6 +376,11 @@ def test_joint_models_are_also_judged_across_datasets(tmp_path: Path) -> None:
     assert any(t.startswith("colours>halves: ") for t in titles)
     cross_bars = next(t for t in record["tables"] if t["title"].startswith("colours>halves: "))
     assert "classifier on real" not in cross_bars["columns"]
+    assert "classifier on real images of the target" not in cross_bars["columns"]
+    assert "colours>halves.real_target_acc" not in summary
+    assert "halves.real_target_acc" in summary
+    colours_cross = next(t for t in record["tables"] if t["title"].startswith("halves>colours: "))
+    assert "real images of it" not in colours_cross.get("columns", [])
 
 
 def test_default_judge_is_per_resize_filter_and_bicubic_keeps_its_old_key(

@@ -33,6 +33,14 @@ from stargan.evaluate.metrics import EvalContext, Metric
 from stargan.images import make_grid, save_png
 
 GRID_ROWS = 8
+# Columns of the judge on real test images, dropped where its reading is the reference.
+# "real images of the target": its accuracy on real images that carry each translation's
+# target (e.g. real old faces for a face made old), the most a perfect G could score.
+REAL_COLUMNS = (
+    "classifier on real",
+    "classifier on real images of the target",
+    "real images of it",
+)
 
 
 def classifier_for(ctx: EvalContext, i: int, log=print) -> DomainClassifier:
@@ -98,7 +106,8 @@ def run_classification(ctx: EvalContext, how: str = "single") -> dict[str, Any]:
             else:
                 part_summary, part_tables = _multi_label(ctx, j, clf, x_u8, base, pred_real, how)
             if i != j:  # the judge's reading is the reference: its "error" would be 0
-                part_summary.pop("real_error")
+                for key in ("real_error", "real_target_acc"):
+                    part_summary.pop(key, None)
                 part_tables = [_without_real_column(t) for t in part_tables]
             name = _pair_name(ctx, i, j)
             summary |= {f"{name}.{k}" if name else k: v for k, v in part_summary.items()}
@@ -108,10 +117,14 @@ def run_classification(ctx: EvalContext, how: str = "single") -> dict[str, Any]:
 
 
 def _without_real_column(table: dict[str, Any]) -> dict[str, Any]:
-    """Bars end with the judge on real images; drop that column (matrices have none)."""
+    """Bars end with the judge on real images; drop those columns (matrices have none)."""
     if table["kind"] != "bars":
         return table
-    return table | {"columns": table["columns"][:-1], "rows": [r[:-1] for r in table["rows"]]}
+    keep = [k for k, name in enumerate(table["columns"]) if name not in REAL_COLUMNS]
+    return table | {
+        "columns": [table["columns"][k] for k in keep],
+        "rows": [[row[k] for k in keep] for row in table["rows"]],
+    }
 
 
 def _pair_name(ctx: EvalContext, i: int, j: int) -> str:
@@ -178,7 +191,8 @@ def _multi_label(ctx, part, clf, x_u8, c_org, pred_real, how: str = "single"):
     spec: LabelSpec = clf.spec
     names, rows_out = list(spec.names), []
     kept_matrix = []
-    hits = kept_hits = kept_total = changed_total = 0
+    hits = kept_hits = kept_total = changed_total = real_counted = 0
+    real_hits = 0.0
     for change in _bar(ctx, spec.changes(how), "translate and classify"):
         name, cols = "+".join(change), [spec.index(n) for n in change]
         c_trg = spec.change(c_org, change)
@@ -186,7 +200,7 @@ def _multi_label(ctx, part, clf, x_u8, c_org, pred_real, how: str = "single"):
         rows = rows.nonzero().flatten()
         real_acc = float((pred_real[:, cols] == c_org[:, cols]).all(1).float().mean())
         if len(rows) == 0:
-            rows_out.append([name, None, None, real_acc])
+            rows_out.append([name, None, None, real_acc, None])
             kept_matrix.append([name] + [None] * spec.dim)
             continue
         c_src = ctx.tr.layout.encode(part, c_org[rows])
@@ -198,8 +212,13 @@ def _multi_label(ctx, part, clf, x_u8, c_org, pred_real, how: str = "single"):
         hit = (pred[:, cols] == c_trg[rows][:, cols]).all(1)
         per_attr = [_mean_where(same[:, m].float(), unchanged[:, m]) for m in range(spec.dim)]
         kept = float(same[unchanged].float().mean()) if unchanged.any() else None
-        rows_out.append([name, float(hit.float().mean()), kept, real_acc])
+        real_of_target = _real_reading_of_targets(
+            pred_real[:, cols], c_org[:, cols], c_trg[rows][:, cols]
+        )
+        rows_out.append([name, float(hit.float().mean()), kept, real_acc, _mean(real_of_target)])
         kept_matrix.append([name, *per_attr])
+        real_hits += float(real_of_target.nansum())
+        real_counted += int((~real_of_target.isnan()).sum())
         hits += int(hit.sum())
         changed_total += len(rows)
         kept_hits += int(same[unchanged].sum())
@@ -209,13 +228,14 @@ def _multi_label(ctx, part, clf, x_u8, c_org, pred_real, how: str = "single"):
         "target_acc": hits / max(changed_total, 1),
         "kept": kept_hits / max(kept_total, 1),
         "real_error": float(1 - real_acc.mean()),
+        "real_target_acc": real_hits / real_counted if real_counted else None,
         "translations": changed_total,
     }
     tables = [
         {
             "title": "Per changed attribute",
             "kind": "bars",
-            "columns": ["attribute", "target accuracy", "others kept", "classifier on real"],
+            "columns": ["attribute", "target accuracy", "others kept", *REAL_COLUMNS[:2]],
             "rows": rows_out,
             "format": "percent",
         },
@@ -230,6 +250,26 @@ def _multi_label(ctx, part, clf, x_u8, c_org, pred_real, how: str = "single"):
         },
     ]
     return summary, tables
+
+
+def _real_reading_of_targets(
+    pred_real: torch.Tensor, c_real: torch.Tensor, c_trg: torch.Tensor
+) -> torch.Tensor:
+    """Per translation, the judge's accuracy on the real test images that already carry
+    its target values (NaN where none does): what a perfect translation could expect
+    from this judge. Columns: the changed attributes only."""
+    out = torch.full((len(c_trg),), float("nan"))
+    for target in c_trg.unique(dim=0):
+        carriers = (c_real == target).all(1)
+        if carriers.any():
+            read = (pred_real[carriers] == target).all(1).float().mean()
+            out[(c_trg == target).all(1)] = read
+    return out
+
+
+def _mean(values: torch.Tensor) -> float | None:
+    known = values[~values.isnan()]
+    return float(known.mean()) if len(known) else None
 
 
 def _bar(ctx: EvalContext, items, desc: str):
@@ -275,6 +315,7 @@ METRIC = Metric(
         "error": "percent",
         "real_error": "percent",
         "target_acc": "percent",
+        "real_target_acc": "percent",
         "kept": "percent",
         "translations": "int",
     },
