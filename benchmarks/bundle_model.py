@@ -137,7 +137,10 @@ def read_scores(eval_dir: Path) -> dict:
             scores["other attributes kept"] = f"{summary['kept']:.1%}"
             scores["judge's error on real test images"] = f"{summary['real_error']:.1%}"
             scores["n"] = record["n"]
-            scores["per attribute"] = {row[0]: row[1:] for row in record["tables"][0]["rows"]}
+            bars = record["tables"][0]
+            scores["per attribute"] = {
+                row[0]: dict(zip(bars["columns"][1:], row[1:], strict=True)) for row in bars["rows"]
+            }
         elif record["metric"] == "reconstruction":
             scores["cycle reconstruction PSNR"] = f"{summary['rec_psnr']:.2f} dB"
         elif record["metric"] == "fid":
@@ -165,6 +168,27 @@ def run_facts(run: Path) -> dict:
     }
 
 
+CARD_COLUMNS = (
+    "target accuracy",
+    "others kept",
+    "classifier on real",
+    "classifier on real images of the target",
+)
+
+
+def attribute_table(per: dict[str, dict]) -> str:
+    """The card's per-attribute rows from `stargan eval`'s bars, read by column name (an
+    eval from before a column existed leaves it blank)."""
+
+    def cell(value) -> str:
+        return "–" if value is None else f"{value:.1%}"
+
+    return "\n".join(
+        "| " + " | ".join([name, *(cell(row.get(col)) for col in CARD_COLUMNS)]) + " |"
+        for name, row in per.items()
+    )
+
+
 def write_card(
     path: Path,
     args: argparse.Namespace,
@@ -173,11 +197,7 @@ def write_card(
     fp16: float,
     also: dict[str, dict] | None = None,
 ) -> None:
-    per = scores.get("per attribute", {})
-    table = "\n".join(
-        f"| {name} | {acc:.1%} | {kept:.1%} | {real:.1%} |"
-        for name, (acc, kept, real) in per.items()
-    )
+    table = attribute_table(scores.get("per attribute", {}))
     counts = next(iter(facts["images"].values()))
     image_size = facts["config"]["model"]["image_size"]
     text = CARD.format(
@@ -274,8 +294,8 @@ real test images is {judges_error_on_real_test_images}:
 - other attributes kept: {other_attributes_kept}
 - cycle reconstruction PSNR (x -> target -> back): {cycle_reconstruction_PSNR}
 
-| changed attribute | target accuracy | others kept | judge on real images |
-|---|--:|--:|--:|
+| changed attribute | target accuracy | others kept | judge on real | judge on real of the target |
+|---|--:|--:|--:|--:|
 {table}
 
 ## Use

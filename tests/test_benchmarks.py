@@ -282,3 +282,20 @@ def test_train_speed_times_a_presets_step() -> None:
     assert alone.returncode != 0 and "give --preset NAME too" in alone.stderr
     refused = _run_bench("train_speed.py", "--preset", "faces-joint-v1")
     assert refused.returncode != 0 and "single-dataset StarGAN v1 preset" in refused.stderr
+
+
+def test_bundle_model_card_reads_eval_columns_by_name() -> None:
+    """The card's per-attribute table takes `stargan eval`'s bars by column name: a column
+    added to the eval does not shift the others, and one an older eval lacks is blank."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bundle_model", BENCH / "bundle_model.py")
+    bundle = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bundle)
+    full = dict(zip(bundle.CARD_COLUMNS, (0.9, 0.8, 0.7, 0.6), strict=True))
+    older = {"target accuracy": 0.5, "others kept": 0.4, "classifier on real": 0.3}
+    table = bundle.attribute_table({"Male": full, "Young": older}).splitlines()
+    assert table == [
+        "| Male | 90.0% | 80.0% | 70.0% | 60.0% |",
+        "| Young | 50.0% | 40.0% | 30.0% | – |",
+    ]
