@@ -175,8 +175,8 @@ def train(
     translate and serve then read the input's labels with D_cls), train half their
     targets as single changes
     (train.targets=mixed; paper: permute) with loss.lambda_rec=10 and take a G step
-    every 3rd iteration (optim.n_critic=3; paper: 5); celeba-subset-v1 averages G
-    over longer, optim.g_ema_beta=0.999.
+    every 3rd iteration (optim.n_critic=3; paper: 5); celeba-subset-v1 takes one every
+    2nd (optim.n_critic=2) and averages G over longer, optim.g_ema_beta=0.999.
     The paper presets keep the paper's G and losses; other options of
     the study: model.g_output=residual, model.g_skip=true, loss.adv=ns-r1,
     loss.lambda_mask_tv, train.targets=single, model.g_cond_norm=true,

@@ -217,13 +217,14 @@ def _celeba_64px(name: str, num_iters: int) -> Config:
 def _celeba_subset_v1() -> Config:
     """CelebA at 64 px in at most 60 minutes of training on a 2-core AVX512-BF16 CPU.
 
-    18,000 iterations (0.17-0.20 s each there: 58-61 minutes) with a G step every 3rd
-    (``optim.n_critic=3``) and half the training targets single changes
-    (``train.targets=mixed``), as the demo; G's running average over about 1,000 of its
-    6,000 updates (``optim.g_ema_beta=0.999``, StarGAN v2's), which averages out the
-    blotches G and D_cls chase each other with (docs/quality.md)."""
-    cfg = _celeba_64px("celeba-subset-v1", 18000)
-    optim = replace(cfg.optim, n_critic=3, g_ema_beta=0.999)
+    17,000 iterations (0.18-0.20 s each there: 51-57 minutes) with a G step every 2nd
+    (``optim.n_critic=2``: 8,500 G updates; more targets and reconstruction in less time
+    than every 3rd) and half the training targets single changes (``train.targets=mixed``),
+    as the demo; G's running average over about 1,000 of its updates
+    (``optim.g_ema_beta=0.999``, StarGAN v2's), which averages out the blotches G and D_cls
+    chase each other with (docs/quality.md)."""
+    cfg = _celeba_64px("celeba-subset-v1", 17000)
+    optim = replace(cfg.optim, n_critic=2, g_ema_beta=0.999)
     train = replace(cfg.train, targets="mixed")
     return replace(cfg, optim=optim, train=train)
 
