@@ -34,13 +34,12 @@ from stargan.images import make_grid, save_png
 
 GRID_ROWS = 8
 # Columns of the judge on real test images, dropped where its reading is the reference.
-# "real images of the target": its accuracy on real images that carry each translation's
-# target (e.g. real old faces for a face made old), the most a perfect G could score.
-REAL_COLUMNS = (
-    "classifier on real",
-    "classifier on real images of the target",
-    "real images of it",
-)
+JUDGE_ON_REAL = "classifier on real"
+# Its accuracy on real images that carry each translation's target (e.g. real old faces
+# for a face made old): what a G whose translations looked real could expect.
+JUDGE_ON_REAL_TARGETS = "classifier on real images of the target"
+REAL_OF_DOMAIN = "real images of it"  # categorical: its error on real images of a domain
+REAL_COLUMNS = (JUDGE_ON_REAL, JUDGE_ON_REAL_TARGETS, REAL_OF_DOMAIN)
 
 
 def classifier_for(ctx: EvalContext, i: int, log=print) -> DomainClassifier:
@@ -174,7 +173,7 @@ def _categorical(ctx, part, clf, x_u8, c_org, pred_real):
         {
             "title": "Classification error by domain",
             "kind": "bars",
-            "columns": ["domain", "translated into it", "real images of it"],
+            "columns": ["domain", "translated into it", REAL_OF_DOMAIN],
             "rows": [
                 [name, float(per_target[d]), real_per_domain[d]]
                 for d, name in enumerate(spec.names)
@@ -191,8 +190,8 @@ def _multi_label(ctx, part, clf, x_u8, c_org, pred_real, how: str = "single"):
     spec: LabelSpec = clf.spec
     names, rows_out = list(spec.names), []
     kept_matrix = []
-    hits = kept_hits = kept_total = changed_total = real_counted = 0
-    real_hits = 0.0
+    hits = kept_hits = kept_total = changed_total = 0
+    real_readings = []  # per translation: the judge on real images of its target
     for change in _bar(ctx, spec.changes(how), "translate and classify"):
         name, cols = "+".join(change), [spec.index(n) for n in change]
         c_trg = spec.change(c_org, change)
@@ -215,27 +214,34 @@ def _multi_label(ctx, part, clf, x_u8, c_org, pred_real, how: str = "single"):
         real_of_target = _real_reading_of_targets(
             pred_real[:, cols], c_org[:, cols], c_trg[rows][:, cols]
         )
-        rows_out.append([name, float(hit.float().mean()), kept, real_acc, _mean(real_of_target)])
+        real_target = _mean_where(real_of_target, ~real_of_target.isnan())
+        rows_out.append([name, float(hit.float().mean()), kept, real_acc, real_target])
         kept_matrix.append([name, *per_attr])
-        real_hits += float(real_of_target.nansum())
-        real_counted += int((~real_of_target.isnan()).sum())
+        real_readings.append(real_of_target)
         hits += int(hit.sum())
         changed_total += len(rows)
         kept_hits += int(same[unchanged].sum())
         kept_total += int(unchanged.sum())
     real_acc = (pred_real == c_org).float().mean(0)
+    all_readings = torch.cat(real_readings) if real_readings else torch.empty(0)
     summary = {
         "target_acc": hits / max(changed_total, 1),
         "kept": kept_hits / max(kept_total, 1),
         "real_error": float(1 - real_acc.mean()),
-        "real_target_acc": real_hits / real_counted if real_counted else None,
+        "real_target_acc": _mean_where(all_readings, ~all_readings.isnan()),
         "translations": changed_total,
     }
     tables = [
         {
             "title": "Per changed attribute",
             "kind": "bars",
-            "columns": ["attribute", "target accuracy", "others kept", *REAL_COLUMNS[:2]],
+            "columns": [
+                "attribute",
+                "target accuracy",
+                "others kept",
+                JUDGE_ON_REAL,
+                JUDGE_ON_REAL_TARGETS,
+            ],
             "rows": rows_out,
             "format": "percent",
         },
@@ -265,11 +271,6 @@ def _real_reading_of_targets(
             read = (pred_real[carriers] == target).all(1).float().mean()
             out[(c_trg == target).all(1)] = read
     return out
-
-
-def _mean(values: torch.Tensor) -> float | None:
-    known = values[~values.isnan()]
-    return float(known.mean()) if len(known) else None
 
 
 def _bar(ctx: EvalContext, items, desc: str):
