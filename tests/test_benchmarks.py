@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from stargan.quantize import int8_unsupported_reason
 
@@ -299,3 +300,48 @@ def test_bundle_model_card_reads_eval_columns_by_name() -> None:
         "| Male | 90.0% | 80.0% | 70.0% | 60.0% |",
         "| Young | 50.0% | 40.0% | 30.0% | – |",
     ]
+
+
+def test_judge_reading_splits_recall_by_value_and_by_another_attribute() -> None:
+    """Recall of each value on real images, their mean, and the present value's recall
+    split by ``--by`` (the blond men a judge has barely seen)."""
+    import importlib.util
+    from types import SimpleNamespace
+
+    from stargan.data.labels import LabelSpec
+
+    spec = importlib.util.spec_from_file_location("judge_reading", BENCH / "judge_reading.py")
+    reading = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(BENCH))
+    try:
+        spec.loader.exec_module(reading)
+    finally:
+        sys.path.remove(str(BENCH))
+    # Blond, Male: two blond women (both read blond), two blond men (one read), two others.
+    c = torch.tensor([[1, 0], [1, 0], [1, 1], [1, 1], [0, 1], [0, 0]], dtype=torch.float32)
+    pred = torch.tensor([[1, 0], [1, 0], [1, 1], [0, 1], [0, 1], [1, 0]], dtype=torch.float32)
+    judge = SimpleNamespace(spec=LabelSpec(("Blond", "Male")), predict=lambda idx: pred[idx])
+    out = reading.read(judge, torch.arange(6), c, "Male")
+    blond = out["Blond"]
+    assert (blond["present"], blond["n_present"]) == (0.75, 4)
+    assert (blond["absent"], blond["n_absent"]) == (0.5, 2)
+    assert blond["balanced"] == pytest.approx(0.625) and blond["accuracy"] == pytest.approx(4 / 6)
+    assert blond["present, Male"] == (0.5, 2) and blond["present, not Male"] == (1.0, 2)
+    assert "present, Male" not in out["Male"] and out["Male"]["accuracy"] == 1.0
+
+
+def test_judge_reading_reads_a_judge_from_classifier_train(tiny_model: Path, tmp_path) -> None:
+    clf = tmp_path / "clf"
+    cmd = [sys.executable, "-m", "stargan", "classifier", "train", "--model", str(tiny_model)]
+    made = subprocess.run(
+        [*cmd, "--epochs", "1", "-o", str(clf), "--quiet"], capture_output=True, text=True
+    )
+    assert made.returncode == 0, made.stderr
+    proc = _run_bench("judge_reading.py", "--classifier", f"judge={clf}")
+    assert proc.returncode == 0, proc.stderr
+    assert "judge: Male" in proc.stdout and "present with Male" in proc.stdout
+    result = json.loads(proc.stdout.strip().splitlines()[-1])["judge"]
+    n = result.pop("n")
+    assert n > 0 and all(v is None or 0 <= v <= 1 for v in result.values())
+    wrong = _run_bench("judge_reading.py", "--classifier", str(clf), "--by", "Nope")
+    assert wrong.returncode != 0 and "not an attribute of the judge" in wrong.stderr

@@ -261,6 +261,9 @@ def test_cli_train_export_translate_eval(
     counter = records["counterfactual"]["summary"]
     assert counter["psnr"] > 0 and counter["identity_psnr"] > 0
     assert records["reconstruction"]["summary"]["rec_psnr"] > 0
+    # G(x, c_org) = x by construction for a pair set: no self-reconstruction is claimed
+    assert "self_rec_psnr" not in records["reconstruction"]["summary"]
+    assert len(records["reconstruction"]["tables"]) == 1
     params = records["params"]["summary"]
     assert params["generators"] == 56
     assert params["G_params"] == pairwise_parameters(TINY, 8)["G"]

@@ -6,6 +6,7 @@ Tiny on purpose (16 px, a few dozen images, 1 thread): the whole file runs in se
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,8 @@ from stargan.errors import StarGANError
 from stargan.evaluate.domain_classifier import (
     ClassifierTrainConfig,
     DomainClassifier,
+    class_weights,
+    judge_loss,
     random_translate,
     real_test_error,
     train_domain_classifier,
@@ -111,6 +114,66 @@ def test_learns_an_easy_multi_label_problem() -> None:
     assert set(real["per_attribute"]) == set(HALVES.names)
     assert max(real["per_attribute"].values()) < 0.1
     assert real["error"] == pytest.approx(sum(real["per_attribute"].values()) / 2)
+
+
+def test_class_weights_give_each_value_an_even_share() -> None:
+    labels = np.array([[1, 0, 1], [0, 0, 1], [0, 0, 1], [0, 0, 1], [0, 0, 1]], np.float32)
+    # 1 of 5 present: pos_weight 4; none or all present: 1 (nothing to balance)
+    assert class_weights(labels, "multi").tolist() == [4.0, 1.0, 1.0]
+    one_hot = np.eye(3, dtype=np.float32)[[0, 0, 0, 1]]  # 3 red, 1 green, no blue
+    assert class_weights(one_hot, "categorical").tolist() == pytest.approx([4 / 9, 4 / 3, 1.0])
+
+
+def _best_constant_logits(c: torch.Tensor, kind: str, weights: torch.Tensor | None):
+    """The logits a judge that sees nothing (one vector for every image) is best off with."""
+    bias = torch.zeros(c.size(1), requires_grad=True)
+    opt = torch.optim.LBFGS([bias], max_iter=100)
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = judge_loss(bias.expand(len(c), -1), c, kind, weights)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return bias.detach()
+
+
+@pytest.mark.parametrize("kind", ["multi", "categorical"])
+def test_balanced_loss_puts_a_blind_judge_at_an_even_prior(kind: str) -> None:
+    """A judge that sees nothing is best off at the data's prior with the paper's loss and
+    at an even one with the balanced loss."""
+    if kind == "multi":
+        c = torch.tensor([[1.0]] * 2 + [[0.0]] * 8)  # 20% present
+    else:
+        c = torch.eye(2)[[0, 0, 1, 1, 1, 1, 1, 1, 1, 1]]  # 20% class 0
+    plain = _best_constant_logits(c, kind, None)
+    balanced = _best_constant_logits(c, kind, class_weights(c.numpy(), kind))
+    prior = math.log(0.2 / 0.8)
+    if kind == "categorical":  # the logit gap between the two classes
+        plain, balanced = plain[:1] - plain[1:], balanced[:1] - balanced[1:]
+    assert plain.item() == pytest.approx(prior, abs=1e-3)
+    assert balanced.item() == pytest.approx(0.0, abs=1e-3)
+
+
+def test_balance_reaches_the_training_loss(monkeypatch: pytest.MonkeyPatch) -> None:
+    import stargan.evaluate.domain_classifier as module
+
+    seen = []
+
+    def spy(logits, c, kind, weights):
+        seen.append(weights)
+        return module.classification_loss(logits, c, kind)
+
+    monkeypatch.setattr(module, "judge_loss", spy)
+    data = halves(32, seed=0)
+    train_domain_classifier(data, ClassifierTrainConfig(epochs=1, batch_size=16), False)
+    assert seen and all(w is None for w in seen)
+    seen.clear()
+    balanced = ClassifierTrainConfig(epochs=1, batch_size=16, balance=True)
+    train_domain_classifier(data, balanced, False)
+    expected = class_weights(data.labels, "multi")
+    assert seen and all(torch.equal(w, expected) for w in seen)
 
 
 def test_same_seed_same_weights() -> None:

@@ -182,6 +182,13 @@ def test_reconstruction_is_exact_for_identity_and_lossy_for_a_redrawing_g(
     (redrawn,) = evaluate_model(_context(kind, True, tmp_path), ["reconstruction"], lambda _: None)
     assert same["summary"]["rec_psnr"] == 100.0
     assert 10.0 < redrawn["summary"]["rec_psnr"] < 40.0
+    # one pass with the own labels (STGAN's protocol): exact for identity, lossy redrawn
+    assert same["summary"]["self_rec_psnr"] == 100.0
+    assert same["summary"]["self_rec_ssim"] == pytest.approx(1.0)
+    assert 10.0 < redrawn["summary"]["self_rec_psnr"] < 40.0
+    assert redrawn["summary"]["self_rec_ssim"] < 0.9
+    (self_table,) = (t for t in redrawn["tables"] if t["title"].startswith("Self"))
+    assert self_table["rows"][0][0] == "toy" and self_table["rows"][0][3] == 30
     rows = redrawn["tables"][0]["rows"]
     assert sum(r[2] for r in rows) == 30 * 2  # each image: both flips / both other classes
 
@@ -191,14 +198,16 @@ def test_classification_and_reconstruction_translate_the_test_images_once(
     kind: str, tmp_path: Path
 ) -> None:
     """Both judge G(x, c_trg) of the same single-domain changes: made once, then reused
-    (the reconstruction's way back, G(fake, c_org), is its own)."""
+    (the reconstruction's way back, G(fake, c_org), and its self pass G(x, c_org) are its
+    own)."""
     ctx = _context(kind, True, tmp_path)
     calls = []
     ctx.tr.G.register_forward_hook(lambda _, args, out: calls.append(len(args[0])))
     evaluate_model(ctx, ["classification"], lambda _: None)
     translated = sum(calls)  # the changes, plus the sample grid's columns
     (rec,) = evaluate_model(ctx, ["reconstruction"], lambda _: None)
-    assert sum(calls) - translated == 30 * 2  # only the way back: 30 images x 2 changes
+    # the way back (30 images x 2 changes) and the self-reconstruction G(x, c_org)
+    assert sum(calls) - translated == 30 * 2 + 30
     assert 10.0 < rec["summary"]["rec_psnr"] < 40.0
 
 
@@ -257,10 +266,13 @@ def tiny_classifier(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) 
     out = tmp_path_factory.mktemp("clf") / "clf"
     cmd = [sys.executable, "-m", "stargan", "classifier", "train", "--model", str(tiny_model)]
     done = subprocess.run(
-        [*cmd, "--epochs", "1", "-o", str(out), "--quiet"], capture_output=True, text=True
+        [*cmd, "--epochs", "1", "--balance", "-o", str(out), "--quiet"],
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 0, done.stderr
     assert "real test error:" in done.stdout and (out / "model.safetensors").exists()
+    assert json.loads((out / "config.json").read_text())["meta"]["train"]["balance"] is True
     return out
 
 
@@ -407,6 +419,10 @@ def test_joint_models_are_also_judged_across_datasets(tmp_path: Path) -> None:
     assert "classifier on real images of the target" not in cross_bars["columns"]
     assert "colours>halves.real_target_acc" not in summary
     assert "halves.real_target_acc" in summary
+    (rec,) = evaluate_model(ctx, ["reconstruction"], log=lambda _: None)
+    (self_table,) = (t for t in rec["tables"] if t["title"].startswith("Self"))
+    assert [row[0] for row in self_table["rows"]] == ["colours", "halves"]
+    assert {"colours.self_rec_psnr", "halves.self_rec_ssim"} <= rec["summary"].keys()
     colours_cross = next(
         t
         for t in record["tables"]
@@ -423,7 +439,6 @@ def test_default_judge_is_per_resize_filter_and_bicubic_keeps_its_old_key(
 
     from stargan.data.cache import cache_key
     from stargan.evaluate.classification import default_classifier_dir
-    from stargan.evaluate.domain_classifier import ClassifierTrainConfig
 
     monkeypatch.setenv("STARGAN_CACHE", str(tmp_path))
     data = DataConfig(dataset="celeba", path="/data/celeba")
@@ -434,7 +449,9 @@ def test_default_judge_is_per_resize_filter_and_bicubic_keeps_its_old_key(
     assert bicubic != bilinear
     # the key a judge got before data.resize_filter existed (judges trained then are reused)
     old = {k: v for k, v in asdict(data).items() if k != "resize_filter"}
-    old_key = cache_key("resnet18", old, 64, asdict(ClassifierTrainConfig()))
+    # ... and before ClassifierTrainConfig.balance: the settings of then, written out
+    train = {"epochs": 30, "max_steps": 1500, "batch_size": 64, "lr": 1e-3}
+    old_key = cache_key("resnet18", old, 64, {**train, "weight_decay": 5e-4, "seed": 0})
     assert bicubic == tmp_path / "classifiers" / f"celeba-{old_key}"
 
 

@@ -880,6 +880,12 @@ def classifier() -> None:
 @click.option("--batch-size", type=click.IntRange(1, 4096), default=None)
 @click.option("--seed", type=int, default=None)
 @click.option(
+    "--balance",
+    is_flag=True,
+    help="Weigh the loss so every attribute value counts alike, whatever its share of the "
+    "training images (the judge reads under an even prior; CelebA: 75% of faces young).",
+)
+@click.option(
     "-o",
     "--out",
     type=click.Path(file_okay=False),
@@ -897,6 +903,7 @@ def classifier_train(
     max_steps,
     batch_size,
     seed,
+    balance,
     out,
     quiet,
 ) -> None:
@@ -907,6 +914,8 @@ def classifier_train(
     Examples:
       stargan classifier train --preset ckplus-v1 --data ../shared/data/ck_plus_48 -o clf-ck
       stargan classifier train --model my-model -o clf
+      stargan classifier train --preset celeba-subset-v1 --data ../shared/data/celeba_20k \
+        --balance -o judge-balanced
     """
     from stargan.evaluate.classifier_cli import classifier_data, train_classifier_folder
 
@@ -919,6 +928,7 @@ def classifier_train(
             "max_steps": max_steps,
             "batch_size": batch_size,
             "seed": seed,
+            "balance": balance or None,
         }.items()
         if v is not None
     }

@@ -82,6 +82,7 @@ class PairwiseModel:
     """A set of pairwise generators with the preprocessing of training."""
 
     needs_source = True  # evaluate/score.generate passes the inputs' own labels
+    keeps_own_domain = True  # rows whose target is their own domain come back unchanged
 
     def __init__(
         self,

@@ -64,7 +64,8 @@ def default_classifier_dir(ctx: EvalContext, i: int) -> Path:
     cfg = ClassifierTrainConfig()
     data = asdict(ctx.data[i])
     filter_parts = resize_filter_parts(data.pop("resize_filter"))  # judges before it: found
-    key = cache_key("resnet18", data, ctx.tr.image_size, asdict(cfg), *filter_parts)
+    train = {k: v for k, v in asdict(cfg).items() if k != "balance"}  # keys before it: found
+    key = cache_key("resnet18", data, ctx.tr.image_size, train, *filter_parts)
     return default_cache_dir() / "classifiers" / f"{ctx.data[i].label}-{key}"
 
 

@@ -58,7 +58,10 @@ class ClassifierTrainConfig:
     keeps the first steps on fresh batch-norm statistics small and ends on settled weights.
     ``weight_decay`` is L2 added to the gradient (Adam's ``weight_decay``, not AdamW's), so
     5e-4 means what it means in the usual SGD recipe; batch-norm parameters and biases are
-    not decayed.
+    not decayed. ``balance``: weigh the loss so that every attribute value (multi-label:
+    present and absent; categorical: every class) counts as much as the others, whatever its
+    share of the training images (:func:`class_weights`): the judge then reads an attribute
+    under an even prior instead of the data's (celeba_20k: 75% of faces young, 14% blond).
     """
 
     epochs: int = 30
@@ -67,6 +70,7 @@ class ClassifierTrainConfig:
     lr: float = 1e-3  # peak learning rate of the one-cycle schedule
     weight_decay: float = 5e-4
     seed: int = 0
+    balance: bool = False
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -296,12 +300,13 @@ def train_domain_classifier(
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=steps)
     gen = torch.Generator().manual_seed(cfg.seed)
     pad = translate_pad(size)
+    weights = class_weights(train.labels, spec.kind).to(device) if cfg.balance else None
     loss_sum, n_sum, last_loss = torch.zeros((), device=device), 0, float("nan")
     bar = tqdm(range(steps), desc="train classifier", disable=not progress)
     for step in bar:
         x, c = train.batch(epoch_batch_indices(len(train), batch, step, cfg.seed))
         x = random_translate(random_flip(to_model_range(x), gen), gen, pad)
-        loss = classification_loss(model(x.to(device)), c.to(device), spec.kind)
+        loss = judge_loss(model(x.to(device)), c.to(device), spec.kind, weights)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -331,6 +336,34 @@ def train_domain_classifier(
     if test is not None:
         clf.meta["real_test"] = real_test_error(clf, test)
     return clf
+
+
+def class_weights(labels: Any, kind: str) -> torch.Tensor:
+    """Loss weights that give each attribute value an even share, from the training labels
+    ``[N, c_dim]``. Multi-label: per attribute, absent / present images (BCE's
+    ``pos_weight``: 4.0 for an attribute on a fifth of the images); categorical: per class,
+    N / (k x its images). Where one value of an attribute (or a class) has no image there
+    is nothing to balance, and the weight is 1."""
+    c = torch.as_tensor(labels, dtype=torch.float64)
+    counts = c.sum(0)
+    if kind == "categorical":
+        weights, either = len(c) / (c.size(1) * counts), counts > 0
+    else:
+        weights, either = (len(c) - counts) / counts, (counts > 0) & (counts < len(c))
+    return torch.where(either, weights, torch.ones_like(weights)).float()
+
+
+def judge_loss(
+    logits: torch.Tensor, c: torch.Tensor, kind: str, weights: torch.Tensor | None
+) -> torch.Tensor:
+    """The paper's classification loss, or with ``weights`` (:func:`class_weights`) the
+    balanced one: BCE with ``pos_weight`` summed over attributes / weighted cross-entropy."""
+    if weights is None:
+        return classification_loss(logits, c, kind)
+    if kind == "categorical":
+        return F.cross_entropy(logits, c.argmax(1), weight=weights)
+    bce = F.binary_cross_entropy_with_logits(logits, c, pos_weight=weights, reduction="sum")
+    return bce / logits.size(0)
 
 
 def _optimizer(model: torch.nn.Module, cfg: ClassifierTrainConfig) -> torch.optim.Optimizer:
