@@ -74,9 +74,10 @@ def _check(clf: DomainClassifier, by: str | None) -> str | None:
 def read(
     clf: DomainClassifier, x: torch.Tensor, c: torch.Tensor, by: str | None
 ) -> dict[str, dict[str, Any]]:
-    """Per attribute: accuracy, recall of present and absent, balanced accuracy, and the
-    recall of present split by ``by`` (None: by Male where the judge has it)."""
-    by, names = _check(clf, by), list(clf.spec.names)
+    """Per attribute of a multi-label judge (see :func:`_check`): accuracy, recall of present
+    and absent, balanced accuracy, and the recall of present split by ``by`` (None: no
+    split)."""
+    names = list(clf.spec.names)
     pred = clf.predict(x).cpu() > 0.5
     true = c > 0.5
     out = {}

@@ -20,11 +20,11 @@ from stargan.evaluate.domain_classifier import (
     ClassifierTrainConfig,
     DomainClassifier,
     class_weights,
-    judge_loss,
     random_translate,
     real_test_error,
     train_domain_classifier,
 )
+from stargan.losses import classification_loss
 from stargan.models import count_parameters
 from stargan.models.resnet import ResNet18, resnet18_for
 
@@ -131,7 +131,7 @@ def _best_constant_logits(c: torch.Tensor, kind: str, weights: torch.Tensor | No
 
     def closure() -> torch.Tensor:
         opt.zero_grad()
-        loss = judge_loss(bias.expand(len(c), -1), c, kind, weights)
+        loss = classification_loss(bias.expand(len(c), -1), c, kind, weights)
         loss.backward()
         return loss
 
@@ -161,11 +161,11 @@ def test_balance_reaches_the_training_loss(monkeypatch: pytest.MonkeyPatch) -> N
 
     seen = []
 
-    def spy(logits, c, kind, weights):
+    def spy(logits, c, kind, weights=None):
         seen.append(weights)
-        return module.classification_loss(logits, c, kind)
+        return classification_loss(logits, c, kind)
 
-    monkeypatch.setattr(module, "judge_loss", spy)
+    monkeypatch.setattr(module, "classification_loss", spy)
     data = halves(32, seed=0)
     train_domain_classifier(data, ClassifierTrainConfig(epochs=1, batch_size=16), False)
     assert seen and all(w is None for w in seen)

@@ -306,7 +306,7 @@ def train_domain_classifier(
     for step in bar:
         x, c = train.batch(epoch_batch_indices(len(train), batch, step, cfg.seed))
         x = random_translate(random_flip(to_model_range(x), gen), gen, pad)
-        loss = judge_loss(model(x.to(device)), c.to(device), spec.kind, weights)
+        loss = classification_loss(model(x.to(device)), c.to(device), spec.kind, weights)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -351,19 +351,6 @@ def class_weights(labels: Any, kind: str) -> torch.Tensor:
     else:
         weights, either = (len(c) - counts) / counts, (counts > 0) & (counts < len(c))
     return torch.where(either, weights, torch.ones_like(weights)).float()
-
-
-def judge_loss(
-    logits: torch.Tensor, c: torch.Tensor, kind: str, weights: torch.Tensor | None
-) -> torch.Tensor:
-    """The paper's classification loss, or with ``weights`` (:func:`class_weights`) the
-    balanced one: BCE with ``pos_weight`` summed over attributes / weighted cross-entropy."""
-    if weights is None:
-        return classification_loss(logits, c, kind)
-    if kind == "categorical":
-        return F.cross_entropy(logits, c.argmax(1), weight=weights)
-    bce = F.binary_cross_entropy_with_logits(logits, c, pos_weight=weights, reduction="sum")
-    return bce / logits.size(0)
 
 
 def _optimizer(model: torch.nn.Module, cfg: ClassifierTrainConfig) -> torch.optim.Optimizer:

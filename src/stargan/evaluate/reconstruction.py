@@ -25,11 +25,11 @@ from stargan.evaluate.metrics import EvalContext, Metric
 
 
 def _cycle_psnr(
-    ctx: EvalContext, i: int, x_u8: torch.Tensor, c_own: torch.Tensor
+    ctx: EvalContext, i: int, x_u8: torch.Tensor, c_own: torch.Tensor, c_org: torch.Tensor
 ) -> Iterator[tuple[str, torch.Tensor]]:
-    """Per single-domain change of dataset ``i``: (name, PSNR per image of the way back)."""
+    """Per single-domain change of dataset ``i``: (name, PSNR per image of the way back);
+    ``c_org``: the images' own labels ``c_own`` encoded for G."""
     layout = ctx.tr.layout
-    c_org = layout.encode(i, c_own)
     for name, c_trg in layout.specs[i].single_changes(c_own):
         rows = (c_trg != c_own).any(1).nonzero().flatten()
         if len(rows) == 0:
@@ -50,41 +50,36 @@ def _self_table(rows: list[list[Any]]) -> dict[str, Any]:
     }
 
 
-def _self_reconstruction(
-    ctx: EvalContext, i: int, x_u8: torch.Tensor, c_own: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """PSNR and SSIM (None below SSIM's 7 px) per image of G(x, c_org) against x."""
-    c_org = ctx.tr.layout.encode(i, c_own)
-    same = ctx.translate(x_u8, c_org, c_org=c_org)
-    with_ssim = min(x_u8.shape[-2:]) >= SSIM_MIN_SIZE
-    return psnr(same, x_u8), ssim(same, x_u8) if with_ssim else None
-
-
 def run_reconstruction(ctx: EvalContext) -> dict[str, Any]:
     layout = ctx.tr.layout
     with_self = not getattr(ctx.tr, "keeps_own_domain", False)
+    with_ssim = ctx.tr.image_size >= SSIM_MIN_SIZE
     summary: dict[str, Any] = {}
     cycle_rows, self_rows, all_db, self_db, self_ssim, n_total = [], [], [], [], [], 0
     for i in range(len(layout.specs)):
         x_u8, c_own = ctx.test_images(i)
         n_total += len(x_u8)
+        c_org = layout.encode(i, c_own)
         part_db = []
-        for name, db in _cycle_psnr(ctx, i, x_u8, c_own):
+        for name, db in _cycle_psnr(ctx, i, x_u8, c_own, c_org):
             part_db.append(db)
             cycle_rows.append([layout.qualified(i, name), float(db.mean()), len(db)])
         if part_db and layout.joint:
             summary[f"{layout.datasets[i]}.rec_psnr"] = float(torch.cat(part_db).mean())
         all_db += part_db
-        if with_self and len(x_u8):
-            db, sim = _self_reconstruction(ctx, i, x_u8, c_own)
-            self_db.append(db)
-            self_ssim += [] if sim is None else [sim]
-            mean_ssim = None if sim is None else float(sim.mean())
-            self_rows.append([ctx.data[i].label, float(db.mean()), mean_ssim, len(db)])
-            if layout.joint:
-                summary[f"{layout.datasets[i]}.self_rec_psnr"] = float(db.mean())
-                if sim is not None:
-                    summary[f"{layout.datasets[i]}.self_rec_ssim"] = mean_ssim
+        if not (with_self and len(x_u8)):
+            continue
+        same = ctx.translate(x_u8, c_org, c_org=c_org)  # G(x, c_org): STGAN's protocol
+        self_db.append(psnr(same, x_u8))
+        mean_ssim = None
+        if with_ssim:
+            self_ssim.append(ssim(same, x_u8))
+            mean_ssim = float(self_ssim[-1].mean())
+        self_rows.append([ctx.data[i].label, float(self_db[-1].mean()), mean_ssim, len(x_u8)])
+        if layout.joint:
+            summary[f"{layout.datasets[i]}.self_rec_psnr"] = float(self_db[-1].mean())
+            if with_ssim:
+                summary[f"{layout.datasets[i]}.self_rec_ssim"] = mean_ssim
     if all_db:
         summary["rec_psnr"] = float(torch.cat(all_db).mean())
     if self_db:
@@ -102,7 +97,7 @@ def run_reconstruction(ctx: EvalContext) -> dict[str, Any]:
     ]
     if self_rows:
         tables.append(_self_table(self_rows))
-    notes = [] if self_ssim or not self_db else [f"no SSIM below {SSIM_MIN_SIZE} px"]
+    notes = [] if with_ssim or not self_db else [f"no SSIM below {SSIM_MIN_SIZE} px"]
     return {"n": n_total, "summary": summary, "tables": tables, "notes": notes}
 
 

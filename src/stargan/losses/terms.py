@@ -10,15 +10,19 @@ import torch.nn.functional as F
 from stargan.data.labels import LabelKind
 
 
-def classification_loss(logits: torch.Tensor, c: torch.Tensor, kind: LabelKind) -> torch.Tensor:
+def classification_loss(
+    logits: torch.Tensor, c: torch.Tensor, kind: LabelKind, weights: torch.Tensor | None = None
+) -> torch.Tensor:
     """Domain classification, eqs. 2-3: -log D_cls(c|x).
 
     multi-label: binary cross-entropy summed over attributes, averaged over the batch;
-    categorical: cross-entropy against the one-hot label's class.
+    categorical: cross-entropy against the one-hot label's class. ``weights`` (the balanced
+    evaluation judge, ``evaluate.domain_classifier.class_weights``): BCE's ``pos_weight``
+    per attribute / cross-entropy's weight per class; None: the paper's unweighted loss.
     """
     if kind == "categorical":
-        return F.cross_entropy(logits, c.argmax(1))
-    bce = F.binary_cross_entropy_with_logits(logits, c, reduction="sum")
+        return F.cross_entropy(logits, c.argmax(1), weight=weights)
+    bce = F.binary_cross_entropy_with_logits(logits, c, pos_weight=weights, reduction="sum")
     return bce / logits.size(0)
 
 
