@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -283,6 +284,38 @@ def test_train_speed_times_a_presets_step() -> None:
     assert alone.returncode != 0 and "give --preset NAME too" in alone.stderr
     refused = _run_bench("train_speed.py", "--preset", "faces-joint-v1")
     assert refused.returncode != 0 and "single-dataset StarGAN v1 preset" in refused.stderr
+
+
+def test_quality_study_variants_are_valid_changes_of_its_base() -> None:
+    """Every variant of docs/quality.md's reproduce commands applies to the study's base
+    and passes the config's checks, so none can fail only when its run starts (the base is
+    the paper's G and losses on the demo's network, not the demo preset, which has since
+    taken the recipe); every change the study lists is valid on that base or on the demo
+    (changes of the mask, such as lmask0.3, need the mask)."""
+    import importlib.util
+
+    from stargan.config import apply_overrides, validate
+    from stargan.errors import StarGANError
+    from stargan.presets import get_preset
+
+    spec = importlib.util.spec_from_file_location("quality_study", BENCH / "quality_study.py")
+    study = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study)
+    base = study.base_config("study")
+    assert (base.model.g_output, base.loss.adv, base.optim.n_critic) == ("image", "wgan-gp", 5)
+    assert (base.model.image_size, base.loss.lambda_rec, base.optim.g_ema_beta) == (32, 30.0, 0)
+    doc = (BENCH.parent / "docs" / "quality.md").read_text().split("## Reproduce")[1]
+    doc = doc.replace("\\\n", "")  # the shell commands' line continuations
+    documented = [v for m in re.findall(r"--variants (\S+)", doc) for v in m.split(",") if v]
+    assert "mask+resize+ema+bf16+px64+g16" in documented
+    for variant in documented:
+        validate(apply_overrides(base, study.overrides_of(variant)))  # raises on a bad one
+    for change in study.CHANGES:
+        try:
+            validate(apply_overrides(base, study.overrides_of(change)))
+        except StarGANError:
+            validate(apply_overrides(get_preset("demo"), study.overrides_of(change)))
+    assert apply_overrides(base, study.overrides_of("b8")).train.batch_size == 8
 
 
 def test_bundle_model_card_reads_eval_columns_by_name() -> None:
