@@ -54,7 +54,7 @@ from stargan.translate import Translator
 # one change each: name -> (overrides on the base preset, what it tests, where it is from);
 # a variant is one of these or several joined by "+" (e.g. "mask+resize+nsr1")
 CHANGES: dict[str, tuple[list[str], str]] = {
-    "paper": ([], "the base preset as it is (StarGAN paper losses and G)"),
+    "paper": ([], "the base as it is (with --base study: the paper's losses and G)"),
     "rec10": (["loss.lambda_rec=10"], "the paper's lambda_rec (the demo used 30)"),
     "residual": (["model.g_output=residual"], "G outputs x + delta (Shen & Liu 2017)"),
     "mask": (
@@ -119,7 +119,7 @@ def study_base() -> Config:
         loss=LossConfig(lambda_rec=30.0),
         optim=OptimConfig(g_lr=2e-4, d_lr=2e-4, n_critic=5),
         data=DataConfig(dataset="faces-attr", num_train=12000, num_test=500),
-        train=TrainConfig(batch_size=16),
+        train=TrainConfig(batch_size=16, precision="fp32"),  # bf16 is a variant
     )
 
 
