@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -15,6 +16,21 @@ import torch
 from stargan.quantize import int8_unsupported_reason
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _bench_module(name: str) -> Any:
+    """benchmarks/NAME.py imported as a module (with benchmarks/ on the path for the
+    helpers some of them import), to test its functions directly."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(BENCH))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(BENCH))
+    return module
 
 
 def _run_bench(script: str, *args: str) -> subprocess.CompletedProcess:
@@ -292,15 +308,11 @@ def test_quality_study_variants_are_valid_changes_of_its_base() -> None:
     the paper's G and losses on the demo's network, not the demo preset, which has since
     taken the recipe); every change the study lists is valid on that base or on the demo
     (changes of the mask, such as lmask0.3, need the mask)."""
-    import importlib.util
-
     from stargan.config import apply_overrides, validate
     from stargan.errors import StarGANError
     from stargan.presets import get_preset
 
-    spec = importlib.util.spec_from_file_location("quality_study", BENCH / "quality_study.py")
-    study = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(study)
+    study = _bench_module("quality_study")
     base = study.base_config("study")
     assert (base.model.g_output, base.loss.adv, base.optim.n_critic) == ("image", "wgan-gp", 5)
     assert (base.model.image_size, base.loss.lambda_rec, base.optim.g_ema_beta) == (32, 30.0, 0)
@@ -326,11 +338,7 @@ def test_quality_study_variants_are_valid_changes_of_its_base() -> None:
 def test_bundle_model_card_reads_eval_columns_by_name() -> None:
     """The card's per-attribute table takes `stargan eval`'s bars by column name: a column
     added to the eval does not shift the others, and one an older eval lacks is blank."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bundle_model", BENCH / "bundle_model.py")
-    bundle = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bundle)
+    bundle = _bench_module("bundle_model")
     full = dict(zip(bundle.CARD_COLUMNS, (0.9, 0.8, 0.7, 0.6), strict=True))
     older = {"target accuracy": 0.5, "others kept": 0.4, "classifier on real": 0.3}
     table = bundle.attribute_table({"Male": full, "Young": older}).splitlines()
@@ -343,18 +351,11 @@ def test_bundle_model_card_reads_eval_columns_by_name() -> None:
 def test_judge_reading_splits_recall_by_value_and_by_another_attribute() -> None:
     """Recall of each value on real images, their mean, and the present value's recall
     split by ``--by`` (the blond men a judge has barely seen)."""
-    import importlib.util
     from types import SimpleNamespace
 
     from stargan.data.labels import LabelSpec
 
-    spec = importlib.util.spec_from_file_location("judge_reading", BENCH / "judge_reading.py")
-    reading = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(BENCH))
-    try:
-        spec.loader.exec_module(reading)
-    finally:
-        sys.path.remove(str(BENCH))
+    reading = _bench_module("judge_reading")
     # Blond, Male: two blond women (both read blond), two blond men (one read), two others.
     c = torch.tensor([[1, 0], [1, 0], [1, 1], [1, 1], [0, 1], [0, 0]], dtype=torch.float32)
     pred = torch.tensor([[1, 0], [1, 0], [1, 1], [0, 1], [0, 1], [1, 0]], dtype=torch.float32)
