@@ -45,7 +45,7 @@ from stargan.data.dataset import to_model_range
 from stargan.evaluate.image_metrics import psnr
 from stargan.evaluate.score import score_model
 from stargan.images import make_grid, save_png
-from stargan.presets import get_preset
+from stargan.presets import PRESETS, get_preset
 from stargan.train.memory import keep_freed_memory
 from stargan.train.run import load_splits, prepare_config
 from stargan.train.v1 import V1Trainer
@@ -125,7 +125,11 @@ def study_base() -> Config:
 
 def base_config(name: str) -> Config:
     """``--base``: the study's own base, or a preset by name."""
-    return study_base() if name == STUDY_BASE else get_preset(name)
+    if name == STUDY_BASE:
+        return study_base()
+    if name not in PRESETS:
+        raise SystemExit(f"unknown --base {name!r}; valid: {STUDY_BASE}, {', '.join(PRESETS)}")
+    return get_preset(name)
 
 
 def overrides_of(variant: str) -> list[str]:
@@ -171,6 +175,7 @@ def main() -> None:
         run_cell(args.out, args.base, variant, int(seed), budgets, threads, args.n)
         return
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    base_config(args.base)  # an unknown base stops here, before any run
     for variant in variants:
         overrides_of(variant)  # unknown names stop here, before any run
     cells = [(v, int(s)) for v in variants for s in args.seeds.split(",")]

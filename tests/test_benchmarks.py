@@ -302,6 +302,16 @@ def test_train_speed_times_a_presets_step() -> None:
     assert refused.returncode != 0 and "single-dataset StarGAN v1 preset" in refused.stderr
 
 
+def test_quality_study_refuses_an_unknown_base_before_any_run(tmp_path: Path) -> None:
+    """A misspelt --base stops in the parent with the valid names (``study`` among them),
+    not inside each worker after the pool has started."""
+    out = tmp_path / "study"
+    proc = _run_bench("quality_study.py", "-o", str(out), "--base", "demo64", "--seeds", "0")
+    assert proc.returncode != 0 and "unknown --base 'demo64'" in proc.stderr
+    assert "valid: study, " in proc.stderr and "demo-64" in proc.stderr
+    assert "runs to do" not in proc.stdout and not out.exists()
+
+
 def test_quality_study_variants_are_valid_changes_of_its_base() -> None:
     """Every variant of docs/quality.md's reproduce commands applies to the study's base
     and passes the config's checks, so none can fail only when its run starts (the base is
