@@ -389,14 +389,21 @@ def test_label_differences_where_measured() -> None:
 
 
 def test_demo_trains_on_mixed_targets_and_fits_its_budget() -> None:
-    """The demo and celeba-subset-v1: half their training targets single changes, lambda_rec
-    10, a G step every 3rd iteration (celeba-subset-v1: every 2nd), the second half decayed
-    (docs/quality.md); every other preset keeps the paper's permuted targets and n_critic 5."""
-    with_iters = (("demo", 10000, 3), ("demo-64", 10000, 3), ("celeba-subset-v1", 17000, 2))
-    for name, iters, n_critic in (*with_iters, ("faces-joint-v1", 16000, 3)):
+    """The demo presets: half their training targets single changes, lambda_rec 10, a G
+    step every 3rd iteration, the second half decayed; celeba-subset-v1 the same with the
+    paper's permuted targets (85.3% of targets over two seeds against mixed targets' 80.2%)
+    and a G step every 2nd (docs/quality.md); every other preset keeps the paper's
+    permuted targets and n_critic 5."""
+    schedules = (
+        ("demo", "mixed", 10000, 3),
+        ("demo-64", "mixed", 10000, 3),
+        ("faces-joint-v1", "mixed", 16000, 3),
+        ("celeba-subset-v1", "permute", 17000, 2),
+    )
+    for name, targets, iters, n_critic in schedules:
         cfg = get_preset(name)
         got = (cfg.train.targets, cfg.loss.lambda_rec, cfg.train.num_iters, cfg.optim.n_critic)
-        assert got == ("mixed", 10.0, iters, n_critic), name
+        assert got == (targets, 10.0, iters, n_critic), name
         assert cfg.train.num_iters_decay == cfg.train.num_iters // 2, name
     others = ("faces-v1", "celeba-v1", "celeba-rafd-v1", "celeba-bundled-v1")
     for name in others:

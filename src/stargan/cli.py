@@ -172,11 +172,12 @@ def train(
     loss.lambda_cls=2 and loss.lambda_cls_grad=2 computed every 4th D step,
     loss.cls_grad_every=4 (D_cls made robust to specks of colour); all three give G the
     change c_trg - c_org instead of the target, model.g_condition=difference (STGAN;
-    translate and serve then read the input's labels with D_cls), train half their
-    targets as single changes
-    (train.targets=mixed; paper: permute) with loss.lambda_rec=10 and take a G step
-    every 3rd iteration (optim.n_critic=3; paper: 5); celeba-subset-v1 takes one every
-    2nd (optim.n_critic=2) and averages G over longer, optim.g_ema_beta=0.999.
+    translate and serve then read the input's labels with D_cls), train with
+    loss.lambda_rec=10 and take a G step every 3rd iteration (optim.n_critic=3;
+    paper: 5); demo and faces-joint-v1 train half their targets as single changes
+    (train.targets=mixed; paper: permute); celeba-subset-v1 keeps permuted targets,
+    takes a G step every 2nd iteration (optim.n_critic=2) and averages G over longer,
+    optim.g_ema_beta=0.999.
     The paper presets keep the paper's G and losses; other options of
     the study: model.g_output=residual, model.g_skip=true, loss.adv=ns-r1,
     loss.lambda_mask_tv, train.targets=single, model.g_cond_norm=true,

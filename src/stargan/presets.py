@@ -219,13 +219,14 @@ def _celeba_subset_v1() -> Config:
 
     17,000 iterations (0.18-0.20 s each there: 51-57 minutes) with a G step every 2nd
     (``optim.n_critic=2``: 8,500 G updates; more targets and reconstruction in less time
-    than every 3rd) and half the training targets single changes (``train.targets=mixed``),
-    as the demo; G's running average over about 1,000 of its updates
+    than every 3rd) and the paper's permuted targets (``train.targets=permute``: 85.3% of
+    targets and 89.6% kept over two seeds, against 80.2% and 91.3% with the demo's mixed
+    targets); G's running average over about 1,000 of its updates
     (``optim.g_ema_beta=0.999``, StarGAN v2's), which averages out the blotches G and D_cls
     chase each other with (docs/quality.md)."""
     cfg = _celeba_64px("celeba-subset-v1", 17000)
     optim = replace(cfg.optim, n_critic=2, g_ema_beta=0.999)
-    train = replace(cfg.train, targets="mixed")
+    train = replace(cfg.train, targets="permute")
     return replace(cfg, optim=optim, train=train)
 
 
