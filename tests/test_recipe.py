@@ -391,7 +391,7 @@ def test_label_differences_where_measured() -> None:
 def test_demo_trains_on_mixed_targets_and_fits_its_budget() -> None:
     """The demo presets: half their training targets single changes, lambda_rec 10, a G
     step every 3rd iteration, the second half decayed; celeba-subset-v1 the same with the
-    paper's permuted targets (85.3% of targets over two seeds against mixed targets' 80.2%)
+    paper's permuted targets (85.3% of targets over two seeds against mixed targets' 80.15%)
     and a G step every 2nd (docs/quality.md); every other preset keeps the paper's
     permuted targets and n_critic 5."""
     schedules = (

@@ -217,10 +217,10 @@ def _celeba_64px(name: str, num_iters: int) -> Config:
 def _celeba_subset_v1() -> Config:
     """CelebA at 64 px in at most 60 minutes of training on a 2-core AVX512-BF16 CPU.
 
-    17,000 iterations (0.18-0.20 s each there: 51-57 minutes) with a G step every 2nd
+    17,000 iterations (0.18-0.21 s each there: 52-58 minutes) with a G step every 2nd
     (``optim.n_critic=2``: 8,500 G updates; more targets and reconstruction in less time
     than every 3rd) and the paper's permuted targets (``train.targets=permute``: 85.3% of
-    targets and 89.6% kept over two seeds, against 80.2% and 91.3% with the demo's mixed
+    targets and 89.6% kept over two seeds, against 80.15% and 91.3% with the demo's mixed
     targets); G's running average over about 1,000 of its updates
     (``optim.g_ema_beta=0.999``, StarGAN v2's), which averages out the blotches G and D_cls
     chase each other with (docs/quality.md)."""
