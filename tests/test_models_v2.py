@@ -7,15 +7,18 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from stargan.errors import StarGANError
 from stargan.models import count_parameters
 from stargan.models.v2 import (
+    AdaINResBlock,
     Discriminator,
     Generator,
     HighPass,
     MappingNetwork,
+    ResBlock,
     StyleEncoder,
     build_v2,
     default_base_dim,
@@ -223,3 +226,59 @@ def test_he_init_zeroes_biases_and_scales_weights_by_fan_in() -> None:
     assert torch.all(norm.weight == 0.5)  # norms are left alone
     F = he_init_(MappingNetwork(16, STYLE, 2))
     assert all(torch.count_nonzero(m.bias) == 0 for m in F.modules() if isinstance(m, nn.Linear))
+
+
+@pytest.mark.parametrize("w_hpf", [0.0, 1.0])
+def test_up_sampling_block_computes_the_official_order_of_operations(w_hpf: float) -> None:
+    """The decoder's up-block runs nearest x2 + conv1 in the sub-pixel form and its 1x1
+    shortcut before the nearest x2; both give the official block's output (up-sample,
+    then convolve), values and gradients, in float64."""
+    block = AdaINResBlock(6, 4, style_dim=5, w_hpf=w_hpf, upsample=True).double()
+    x = torch.randn(2, 6, 5, 7, dtype=torch.float64, requires_grad=True)
+    s = torch.randn(2, 5, dtype=torch.float64)
+
+    def official(x: torch.Tensor) -> torch.Tensor:
+        up = lambda t: F.interpolate(t, scale_factor=2.0, mode="nearest")  # noqa: E731
+        h = up(F.leaky_relu(block.norm1(x, s), 0.2))
+        h = block.conv2(F.leaky_relu(block.norm2(block.conv1(h), s), 0.2))
+        if w_hpf > 0:
+            return h
+        return (h + block.conv1x1(up(x))) / math.sqrt(2)
+
+    ref, ours = official(x), block(x, s)
+    assert ours.shape == (2, 4, 10, 14)
+    torch.testing.assert_close(ours, ref, rtol=0, atol=1e-12)
+    g = torch.randn_like(ref)
+    params = [x, *block.parameters()]
+    grads_ref = torch.autograd.grad(ref, params, g, allow_unused=True)
+    grads_ours = torch.autograd.grad(ours, params, g, allow_unused=True)
+    for a, b in zip(grads_ours, grads_ref, strict=True):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_down_sampling_block_computes_the_official_order_of_operations(normalize: bool) -> None:
+    """The encoder's / D's down-block runs conv1 + avgpool as one strided conv and pools its
+    1x1 shortcut first; both give the official block's output (convolve, then pool), values
+    and gradients, in float64."""
+    block = ResBlock(4, 6, normalize=normalize, downsample=True).double()
+    x = torch.randn(2, 4, 8, 6, dtype=torch.float64, requires_grad=True)
+
+    def official(x: torch.Tensor) -> torch.Tensor:
+        h = block.norm1(x) if normalize else x
+        h = F.avg_pool2d(block.conv1(F.leaky_relu(h, 0.2)), 2)
+        h = block.norm2(h) if normalize else h
+        h = block.conv2(F.leaky_relu(h, 0.2))
+        return (F.avg_pool2d(block.conv1x1(x), 2) + h) / math.sqrt(2)
+
+    ref, ours = official(x), block(x)
+    assert ours.shape == (2, 6, 4, 3)
+    torch.testing.assert_close(ours, ref, rtol=0, atol=1e-12)
+    g = torch.randn_like(ref)
+    params = [x, *block.parameters()]
+    for a, b in zip(
+        torch.autograd.grad(ours, params, g), torch.autograd.grad(ref, params, g), strict=True
+    ):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)

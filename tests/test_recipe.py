@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
 
@@ -18,7 +19,7 @@ from stargan.errors import StarGANError
 from stargan.export import export_model
 from stargan.losses import terms
 from stargan.losses import v1 as losses_v1
-from stargan.models.layers import UpsampleNearest2x
+from stargan.models.layers import FoldedUpsample, UpsampleConv2d
 from stargan.models.v1 import Generator, generator
 from stargan.presets import get_preset
 from stargan.quantize import Int8Generator
@@ -94,14 +95,18 @@ def test_mask_output_blends_the_input_with_a_colour_map() -> None:
 def test_resize_upsampling_replaces_the_transposed_convs() -> None:
     G = _g(upsample="resize")
     assert not any(isinstance(m, nn.ConvTranspose2d) for m in G.modules())
-    ups = [i for i, m in enumerate(G.main) if isinstance(m, UpsampleNearest2x)]
-    assert len(ups) == 2 and all(G.main[i + 1].kernel_size == (3, 3) for i in ups)
+    ups = [i for i, m in enumerate(G.main) if isinstance(m, UpsampleConv2d)]
+    # the folded nearest x2 keeps its place: the layer indices (state-dict keys) of before
+    assert len(ups) == 2 and all(isinstance(G.main[i - 1], FoldedUpsample) for i in ups)
+    assert all(G.main[i].kernel_size == (3, 3) for i in ups)
+    assert f"main.{ups[0]}.weight" in G.state_dict()
     x, c = _inputs()
     assert G(x, c).shape == x.shape
-    # an up-block's map before its conv is constant on each 2x2 block (nearest x2)
+    # an up-block is nearest x2 (each pixel repeated 2 x 2), then its 3x3 conv
     h = torch.randn(1, 32, 4, 4)
-    up = G.main[ups[0]](h)
-    assert torch.equal(up[..., ::2, ::2], up[..., 1::2, 1::2])
+    conv = G.main[ups[0]]
+    ref = F.conv2d(F.interpolate(h, scale_factor=2.0, mode="nearest"), conv.weight, padding=1)
+    torch.testing.assert_close(conv(h), ref)
 
 
 def test_generator_of_a_config_passes_the_options() -> None:

@@ -25,6 +25,84 @@ def upsample_nearest2x(x: torch.Tensor) -> torch.Tensor:
     return x[:, :, :, None, :, None].expand(n, c, h, 2, w, 2).reshape(n, c, 2 * h, 2 * w)
 
 
+def upsample_conv3x3(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``F.conv2d(upsample_nearest2x(x), weight, bias, padding=1)`` for a 3x3 ``weight``,
+    computed on the low-resolution map (the sub-pixel form): the up-sampled map is never made.
+
+    Each output pixel (2i + a, 2j + b) sees a 2 x 2 window of ``x``, the same for all four
+    pixels of a 2 x 2 block up to a shift, with the 3 x 3 taps that fall on one input pixel
+    summed. So one convolution with four 2 x 2 kernels per output channel (16 multiply-adds
+    per output and input channel instead of 36), then a pixel shuffle and a one-pixel crop.
+    The same values up to the order of float sums (~1e-7 relative in fp32); gradients flow
+    to ``weight`` through the summed kernels. x: [N, C, H, W] -> [N, O, 2H, 2W].
+    """
+    if weight.size(-2) != 3 or weight.size(-1) != 3:
+        raise ValueError("upsample_conv3x3 needs a 3x3 kernel")
+    h, w = x.size(-2), x.size(-1)
+    kernels = _subpixel_kernels(weight)  # [O * 4, C, 2, 2]
+    bias4 = None if bias is None else bias.repeat_interleave(4)
+    y = F.conv2d(x, kernels, bias4, padding=1)  # [N, O * 4, H + 1, W + 1]
+    return F.pixel_shuffle(y, 2)[:, :, 1 : 2 * h + 1, 1 : 2 * w + 1]
+
+
+def _subpixel_kernels(weight: torch.Tensor) -> torch.Tensor:
+    """[O, C, 3, 3] -> [O * 4, C, 2, 2], channel o * 4 + 2 * a + b holding the 2 x 2 kernel of
+    row phase 1 - a and column phase 1 - b.
+
+    Along one axis, an even output pixel 2p reads input pixels (p - 1, p) with the taps
+    (w0, w1 + w2), an odd one 2p + 1 reads (p, p + 1) with (w0 + w1, w2): the fold matrices
+    below. Odd phases come first because with padding 1 the odd pixel's window starts one
+    input pixel after the even one's, so after the pixel shuffle every output pixel sits one
+    row and one column in: the crop of :func:`upsample_conv3x3`.
+    """
+    fold = torch.tensor(  # [phase: odd, even][tap pair][3 taps]
+        [[[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]], [[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]]],
+        dtype=weight.dtype,
+        device=weight.device,
+    )
+    kernels = torch.einsum("ari,ocij,bsj->oabcrs", fold, weight, fold)
+    return kernels.reshape(weight.size(0) * 4, weight.size(1), 2, 2)
+
+
+def conv3x3_avgpool2(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``F.avg_pool2d(F.conv2d(x, weight, bias, padding=1), 2)`` for a 3x3 ``weight``, as one
+    4x4 convolution of stride 2 (padding 1) whose kernel is the 3x3 one averaged over the
+    four shifts of the 2 x 2 pooling window: the full-resolution map is never made, and each
+    output pixel costs 16 multiply-adds per output and input channel instead of 4 x 9. The
+    same values up to the order of float sums, for even and odd map sizes (pooling floors).
+    """
+    if weight.size(-2) != 3 or weight.size(-1) != 3:
+        raise ValueError("conv3x3_avgpool2 needs a 3x3 kernel")
+    # along one axis, 4x4 tap m takes 3x3 tap u from the window's pixels m - u in {0, 1}
+    spread = torch.tensor(
+        [[1.0, 0.0, 0.0], [1.0, 1.0, 0.0], [0.0, 1.0, 1.0], [0.0, 0.0, 1.0]],
+        dtype=weight.dtype,
+        device=weight.device,
+    )
+    kernel = torch.einsum("mu,ocuv,nv->ocmn", spread, weight, spread) * 0.25
+    return F.conv2d(x, kernel, bias, stride=2, padding=1)
+
+
+class UpsampleConv2d(nn.Conv2d):
+    """Nearest x2 up-sampling, then this 3x3 convolution (stride 1, padding 1), computed as
+    :func:`upsample_conv3x3`. Parameters and state dict are those of the ``nn.Conv2d``."""
+
+    def __init__(self, in_channels: int, out_channels: int, bias: bool = True) -> None:
+        super().__init__(in_channels, out_channels, 3, 1, 1, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return upsample_conv3x3(x, self.weight, self.bias)
+
+
+class FoldedUpsample(nn.Identity):
+    """Where a nearest x2 stood before the :class:`UpsampleConv2d` that now does it; kept so
+    that the layers after it keep their indices (and checkpoints their state-dict keys)."""
+
+
 class UpsampleNearest2x(nn.Module):
     """``nn.Upsample(scale_factor=2, mode="nearest")`` through :func:`upsample_nearest2x`."""
 

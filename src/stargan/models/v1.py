@@ -15,9 +15,10 @@ from stargan.models.layers import (
     CondResidualBlock,
     CondSequential,
     Conv2d,
+    FoldedUpsample,
     LeakyReLU,
     ResidualBlock,
-    UpsampleNearest2x,
+    UpsampleConv2d,
     instance_norm,
 )
 
@@ -138,10 +139,8 @@ class Generator(nn.Module):
 
 def _up_conv(ch_in: int, ch_out: int, upsample: str) -> list[nn.Module]:
     if upsample == "resize":
-        return [
-            UpsampleNearest2x(),
-            nn.Conv2d(ch_in, ch_out, 3, 1, 1, bias=False),
-        ]
+        # nearest x2 + 3x3 conv, computed on the low-resolution map by the conv
+        return [FoldedUpsample(), UpsampleConv2d(ch_in, ch_out, bias=False)]
     return [nn.ConvTranspose2d(ch_in, ch_out, 4, 2, 1, bias=False)]
 
 

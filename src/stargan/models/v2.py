@@ -29,7 +29,12 @@ from torch import nn
 
 from stargan.config import ModelConfig
 from stargan.errors import StarGANError
-from stargan.models.layers import instance_norm, upsample_nearest2x
+from stargan.models.layers import (
+    conv3x3_avgpool2,
+    instance_norm,
+    upsample_conv3x3,
+    upsample_nearest2x,
+)
 
 LEAK = 0.2  # negative slope of every LeakyReLU in v2
 
@@ -74,7 +79,8 @@ class ResBlock(nn.Module):
     """Pre-activation residual block: [IN] - LReLU - conv3x3 - [avgpool] - [IN] - LReLU -
     conv3x3, plus a shortcut (1x1 conv if the width changes, then avgpool); the sum is
     divided by sqrt(2) to keep unit variance. Used by G's encoder (with IN) and by E and D
-    (without normalisation)."""
+    (without normalisation). The official order of operations, computed cheaper: conv1 and
+    its avgpool as one strided conv (:func:`conv3x3_avgpool2`), the shortcut pooled first."""
 
     def __init__(
         self, dim_in: int, dim_out: int, normalize: bool = False, downsample: bool = False
@@ -92,16 +98,19 @@ class ResBlock(nn.Module):
         )
 
     def _shortcut(self, x: torch.Tensor) -> torch.Tensor:
-        if self.conv1x1 is not None:
-            x = self.conv1x1(x)
-        return F.avg_pool2d(x, 2) if self.downsample else x
+        # a 1x1 conv (no bias) commutes with average pooling: run it on the 4x smaller map
+        if self.downsample:
+            x = F.avg_pool2d(x, 2)
+        return self.conv1x1(x) if self.conv1x1 is not None else x
 
     def _residual(self, x: torch.Tensor) -> torch.Tensor:
         if self.normalize:
             x = self.norm1(x)
-        x = self.conv1(F.leaky_relu(x, LEAK))
-        if self.downsample:
-            x = F.avg_pool2d(x, 2)
+        x = F.leaky_relu(x, LEAK)
+        if self.downsample:  # conv1 then avgpool, as one strided conv
+            x = conv3x3_avgpool2(x, self.conv1.weight, self.conv1.bias)
+        else:
+            x = self.conv1(x)
         if self.normalize:
             x = self.norm2(x)
         return self.conv2(F.leaky_relu(x, LEAK))
@@ -155,15 +164,16 @@ class AdaINResBlock(nn.Module):
         )
 
     def _shortcut(self, x: torch.Tensor) -> torch.Tensor:
-        if self.upsample:
-            x = upsample_nearest2x(x)
-        return self.conv1x1(x) if self.conv1x1 is not None else x
+        # a 1x1 conv (no bias) commutes with nearest x2: run it on the 4x smaller map
+        x = self.conv1x1(x) if self.conv1x1 is not None else x
+        return upsample_nearest2x(x) if self.upsample else x
 
     def _residual(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         x = F.leaky_relu(self.norm1(x, s), LEAK)
-        if self.upsample:
-            x = upsample_nearest2x(x)
-        x = self.conv1(x)
+        if self.upsample:  # nearest x2 then conv1, in the sub-pixel form
+            x = upsample_conv3x3(x, self.conv1.weight, self.conv1.bias)
+        else:
+            x = self.conv1(x)
         return self.conv2(F.leaky_relu(self.norm2(x, s), LEAK))
 
     def forward(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
