@@ -11,7 +11,6 @@ import torch.nn.functional as F
 
 from stargan.models.layers import (
     UpsampleConv2d,
-    UpsampleNearest2x,
     conv3x3_avgpool2,
     upsample_conv3x3,
     upsample_nearest2x,
@@ -35,10 +34,10 @@ def test_upsample_nearest2x_is_interpolate_bit_for_bit() -> None:
         torch.testing.assert_close(grad_ours, 4 * F.avg_pool2d(g, 2), rtol=0, atol=1e-6)
 
 
-def test_upsample_module_and_channels_last_input() -> None:
+def test_upsample_nearest2x_of_a_channels_last_bf16_input() -> None:
     x = torch.randn(2, 4, 3, 3).contiguous(memory_format=torch.channels_last)
-    assert torch.equal(UpsampleNearest2x()(x), torch.nn.Upsample(scale_factor=2)(x))
-    assert UpsampleNearest2x()(x.bfloat16()).dtype == torch.bfloat16
+    assert torch.equal(upsample_nearest2x(x), torch.nn.Upsample(scale_factor=2)(x))
+    assert upsample_nearest2x(x.bfloat16()).dtype == torch.bfloat16
 
 
 def _upsample_then_conv(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
@@ -102,3 +101,21 @@ def test_conv3x3_avgpool2_is_conv_then_pool_values_and_gradients() -> None:
         _assert_same_values_and_gradients(conv3x3_avgpool2, conv_then_pool, shape, out_hw)
     with pytest.raises(ValueError, match="3x3 kernel"):
         conv3x3_avgpool2(torch.randn(1, 4, 4, 4), torch.randn(6, 4, 1, 1))
+
+
+def test_folded_convs_trace_without_frozen_constants() -> None:
+    """Traced (as the v2 TorchScript export does), the folded kernels are computed from the
+    weight in the graph, not frozen: the traced module follows a change of dtype."""
+
+    class Both(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.up = UpsampleConv2d(4, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return conv3x3_avgpool2(self.up(x), self.up.weight[:, :3], self.up.bias)
+
+    both = Both()
+    traced = torch.jit.trace(both, torch.randn(1, 4, 3, 3))
+    x = torch.randn(2, 4, 5, 5, dtype=torch.float64)
+    torch.testing.assert_close(traced.double()(x), both.double()(x))

@@ -33,10 +33,13 @@ def upsample_conv3x3(
 
     Each output pixel (2i + a, 2j + b) sees a 2 x 2 window of ``x``, the same for all four
     pixels of a 2 x 2 block up to a shift, with the 3 x 3 taps that fall on one input pixel
-    summed. So one convolution with four 2 x 2 kernels per output channel (16 multiply-adds
-    per output and input channel instead of 36), then a pixel shuffle and a one-pixel crop.
-    The same values up to the order of float sums (~1e-7 relative in fp32); gradients flow
-    to ``weight`` through the summed kernels. x: [N, C, H, W] -> [N, O, 2H, 2W].
+    summed. So one convolution with four 2 x 2 kernels per output channel over the
+    (H + 1) x (W + 1) positions of the padded map (16 multiply-adds per output and input
+    channel and input pixel, plus the border, instead of 36), then a pixel shuffle and a
+    one-pixel crop. The result is that crop, a strided view. The same values up to the order
+    of float sums (~1e-7 relative in fp32); the kernels are summed in the weight's dtype
+    (fp32 under autocast), so bf16 rounds once, as the unfolded conv does. Gradients reach
+    ``weight`` through the sums. x: [N, C, H, W] -> [N, O, 2H, 2W].
     """
     if weight.size(-2) != 3 or weight.size(-1) != 3:
         raise ValueError("upsample_conv3x3 needs a 3x3 kernel")
@@ -47,22 +50,24 @@ def upsample_conv3x3(
     return F.pixel_shuffle(y, 2)[:, :, 1 : 2 * h + 1, 1 : 2 * w + 1]
 
 
+def _fold_for_upsample(weight: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The three taps along ``dim`` as the two output phases of a nearest x2 see them: an
+    odd output pixel 2p + 1 reads input pixels (p, p + 1) with taps (w0 + w1, w2), an even
+    one 2p reads (p - 1, p) with (w0, w1 + w2)."""
+    w0, w1, w2 = weight.select(dim, 0), weight.select(dim, 1), weight.select(dim, 2)
+    return torch.stack([w0 + w1, w2], dim), torch.stack([w0, w1 + w2], dim)
+
+
 def _subpixel_kernels(weight: torch.Tensor) -> torch.Tensor:
     """[O, C, 3, 3] -> [O * 4, C, 2, 2], channel o * 4 + 2 * a + b holding the 2 x 2 kernel of
-    row phase 1 - a and column phase 1 - b.
-
-    Along one axis, an even output pixel 2p reads input pixels (p - 1, p) with the taps
-    (w0, w1 + w2), an odd one 2p + 1 reads (p, p + 1) with (w0 + w1, w2): the fold matrices
-    below. Odd phases come first because with padding 1 the odd pixel's window starts one
-    input pixel after the even one's, so after the pixel shuffle every output pixel sits one
-    row and one column in: the crop of :func:`upsample_conv3x3`.
-    """
-    fold = torch.tensor(  # [phase: odd, even][tap pair][3 taps]
-        [[[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]], [[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]]],
-        dtype=weight.dtype,
-        device=weight.device,
-    )
-    kernels = torch.einsum("ari,ocij,bsj->oabcrs", fold, weight, fold)
+    row phase 1 - a and column phase 1 - b. Odd phases first: with padding 1 the odd
+    pixel's window starts one input pixel after the even one's, so after the pixel shuffle
+    every output pixel sits one row and one column in (the crop of
+    :func:`upsample_conv3x3`)."""
+    odd_rows, even_rows = _fold_for_upsample(weight, 2)
+    odd_odd, odd_even = _fold_for_upsample(odd_rows, 3)
+    even_odd, even_even = _fold_for_upsample(even_rows, 3)
+    kernels = torch.stack([odd_odd, odd_even, even_odd, even_even], 1)  # [O, 4, C, 2, 2]
     return kernels.reshape(weight.size(0) * 4, weight.size(1), 2, 2)
 
 
@@ -73,23 +78,27 @@ def conv3x3_avgpool2(
     4x4 convolution of stride 2 (padding 1) whose kernel is the 3x3 one averaged over the
     four shifts of the 2 x 2 pooling window: the full-resolution map is never made, and each
     output pixel costs 16 multiply-adds per output and input channel instead of 4 x 9. The
-    same values up to the order of float sums, for even and odd map sizes (pooling floors).
+    same values up to the order of float sums, for even and odd map sizes (pooling floors);
+    the kernel is summed in the weight's dtype, as in :func:`upsample_conv3x3`.
     """
     if weight.size(-2) != 3 or weight.size(-1) != 3:
         raise ValueError("conv3x3_avgpool2 needs a 3x3 kernel")
-    # along one axis, 4x4 tap m takes 3x3 tap u from the window's pixels m - u in {0, 1}
-    spread = torch.tensor(
-        [[1.0, 0.0, 0.0], [1.0, 1.0, 0.0], [0.0, 1.0, 1.0], [0.0, 0.0, 1.0]],
-        dtype=weight.dtype,
-        device=weight.device,
-    )
-    kernel = torch.einsum("mu,ocuv,nv->ocmn", spread, weight, spread) * 0.25
+    kernel = _spread_for_pool(_spread_for_pool(weight, 2), 3) * 0.25
     return F.conv2d(x, kernel, bias, stride=2, padding=1)
+
+
+def _spread_for_pool(weight: torch.Tensor, dim: int) -> torch.Tensor:
+    """Three taps along ``dim`` -> the four of a 3-tap conv summed over a 2-pixel window:
+    4-tap m takes 3-tap u where m - u is 0 or 1."""
+    w0, w1, w2 = weight.select(dim, 0), weight.select(dim, 1), weight.select(dim, 2)
+    return torch.stack([w0, w0 + w1, w1 + w2, w2], dim)
 
 
 class UpsampleConv2d(nn.Conv2d):
     """Nearest x2 up-sampling, then this 3x3 convolution (stride 1, padding 1), computed as
-    :func:`upsample_conv3x3`. Parameters and state dict are those of the ``nn.Conv2d``."""
+    :func:`upsample_conv3x3`. Parameters and state dict are those of the ``nn.Conv2d``; not
+    a plain convolution (its output is twice the input's size), so code that rewrites
+    ``nn.Conv2d`` layers must treat it apart."""
 
     def __init__(self, in_channels: int, out_channels: int, bias: bool = True) -> None:
         super().__init__(in_channels, out_channels, 3, 1, 1, bias=bias)
@@ -101,13 +110,6 @@ class UpsampleConv2d(nn.Conv2d):
 class FoldedUpsample(nn.Identity):
     """Where a nearest x2 stood before the :class:`UpsampleConv2d` that now does it; kept so
     that the layers after it keep their indices (and checkpoints their state-dict keys)."""
-
-
-class UpsampleNearest2x(nn.Module):
-    """``nn.Upsample(scale_factor=2, mode="nearest")`` through :func:`upsample_nearest2x`."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return upsample_nearest2x(x)
 
 
 def instance_norm(channels: int) -> nn.InstanceNorm2d:

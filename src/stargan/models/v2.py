@@ -98,7 +98,7 @@ class ResBlock(nn.Module):
         )
 
     def _shortcut(self, x: torch.Tensor) -> torch.Tensor:
-        # a 1x1 conv (no bias) commutes with average pooling: run it on the 4x smaller map
+        # a 1x1 conv commutes with average pooling: run it on the 4x smaller map
         if self.downsample:
             x = F.avg_pool2d(x, 2)
         return self.conv1x1(x) if self.conv1x1 is not None else x
@@ -136,7 +136,9 @@ class AdaIN(nn.Module):
 
 class AdaINResBlock(nn.Module):
     """Decoder block of G: AdaIN - LReLU - [upsample x2] - conv3x3 - AdaIN - LReLU - conv3x3,
-    plus a shortcut ([upsample], then 1x1 conv if the width changes), summed / sqrt(2).
+    plus a shortcut ([upsample], then 1x1 conv if the width changes), summed / sqrt(2). The
+    official order of operations, computed cheaper: the up-sampling and conv1 in the
+    sub-pixel form (:func:`upsample_conv3x3`), the shortcut's 1x1 conv before its up-sampling.
 
     With ``w_hpf > 0`` the official block returns the residual branch alone (the high-pass
     skips of G carry the source's detail instead); it still builds ``conv1x1``, so that conv
@@ -164,7 +166,7 @@ class AdaINResBlock(nn.Module):
         )
 
     def _shortcut(self, x: torch.Tensor) -> torch.Tensor:
-        # a 1x1 conv (no bias) commutes with nearest x2: run it on the 4x smaller map
+        # a 1x1 conv commutes with nearest x2: run it on the 4x smaller map
         x = self.conv1x1(x) if self.conv1x1 is not None else x
         return upsample_nearest2x(x) if self.upsample else x
 
