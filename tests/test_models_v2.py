@@ -228,6 +228,22 @@ def test_he_init_zeroes_biases_and_scales_weights_by_fan_in() -> None:
     assert all(torch.count_nonzero(m.bias) == 0 for m in F.modules() if isinstance(m, nn.Linear))
 
 
+def _assert_same_values_and_gradients(
+    ours: torch.Tensor, ref: torch.Tensor, params: list[torch.Tensor], allow_unused: bool
+) -> None:
+    """ours == ref (float64, to 1e-12), and so are their gradients for every tensor of
+    params; with allow_unused, a tensor that one does not use (w_hpf > 0: conv1x1) the
+    other must not use either (without it, an unused tensor is an error)."""
+    torch.testing.assert_close(ours, ref, rtol=0, atol=1e-12)
+    g = torch.randn_like(ref)
+    grads_ours = torch.autograd.grad(ours, params, g, allow_unused=allow_unused)
+    grads_ref = torch.autograd.grad(ref, params, g, allow_unused=allow_unused)
+    for a, b in zip(grads_ours, grads_ref, strict=True):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize("w_hpf", [0.0, 1.0])
 def test_up_sampling_block_computes_the_official_order_of_operations(w_hpf: float) -> None:
     """The decoder's up-block runs nearest x2 + conv1 in the sub-pixel form and its 1x1
@@ -245,17 +261,10 @@ def test_up_sampling_block_computes_the_official_order_of_operations(w_hpf: floa
             return h
         return (h + block.conv1x1(up(x))) / math.sqrt(2)
 
-    ref, ours = official(x), block(x, s)
+    ours = block(x, s)
     assert ours.shape == (2, 4, 10, 14)
-    torch.testing.assert_close(ours, ref, rtol=0, atol=1e-12)
-    g = torch.randn_like(ref)
     params = [x, *block.parameters()]
-    grads_ref = torch.autograd.grad(ref, params, g, allow_unused=True)
-    grads_ours = torch.autograd.grad(ours, params, g, allow_unused=True)
-    for a, b in zip(grads_ours, grads_ref, strict=True):
-        assert (a is None) == (b is None)
-        if a is not None:
-            torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    _assert_same_values_and_gradients(ours, official(x), params, allow_unused=True)
 
 
 @pytest.mark.parametrize("normalize", [False, True])
@@ -273,12 +282,7 @@ def test_down_sampling_block_computes_the_official_order_of_operations(normalize
         h = block.conv2(F.leaky_relu(h, 0.2))
         return (F.avg_pool2d(block.conv1x1(x), 2) + h) / math.sqrt(2)
 
-    ref, ours = official(x), block(x)
+    ours = block(x)
     assert ours.shape == (2, 6, 4, 3)
-    torch.testing.assert_close(ours, ref, rtol=0, atol=1e-12)
-    g = torch.randn_like(ref)
     params = [x, *block.parameters()]
-    for a, b in zip(
-        torch.autograd.grad(ours, params, g), torch.autograd.grad(ref, params, g), strict=True
-    ):
-        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    _assert_same_values_and_gradients(ours, official(x), params, allow_unused=False)
